@@ -1,0 +1,182 @@
+//! The wire contract between pintrace's kernel programs and its user side.
+//!
+//! Every record the kernel writes to the ring buffer starts with a [`Header`]
+//! whose `kind` is one of the `KIND_*` constants below. Kinds are never
+//! reused: a new record shape gets a new number. All structs are `#[repr(C)]`
+//! with explicit padding, made of fixed-width integers and byte arrays only,
+//! and their sizes are checked at compile time.
+#![no_std]
+
+/// Bytes of a task's `comm` (TASK_COMM_LEN).
+pub const COMM_LEN: usize = 16;
+
+/// `sched_switch`: a target thread left or took a CPU.
+pub const KIND_SWITCH: u32 = 1;
+/// `sched_migrate_task` with `orig_cpu != dest_cpu` for a target thread.
+pub const KIND_MIGRATE: u32 = 2;
+/// `sched_wakeup` / `sched_wakeup_new` of a target thread.
+pub const KIND_WAKEUP: u32 = 3;
+/// `signal_generate` to or from a target thread.
+pub const KIND_SIGNAL: u32 = 4;
+/// `task_newtask` in a target thread: a thread or a child process was created.
+pub const KIND_NEW_TASK: u32 = 5;
+/// `sched_process_exit` of a target thread.
+pub const KIND_EXIT: u32 = 6;
+/// `task_rename` of a target thread (prctl(PR_SET_NAME), pthread_setname_np).
+pub const KIND_RENAME: u32 = 7;
+/// `sys_enter_tgkill` from a target thread (opt-in: syscall tracepoints cost every process).
+pub const KIND_TGKILL: u32 = 8;
+/// `sys_exit_clone` / `sys_exit_clone3` in a target thread (opt-in, as above).
+pub const KIND_CLONE_EXIT: u32 = 9;
+
+/// `WakeupRecord::flags`: the wake-up of a newly created task (`sched_wakeup_new`).
+pub const WAKEUP_NEW: u32 = 1;
+/// `CloneExitRecord::flags`: the syscall was clone3.
+pub const CLONE_IS_CLONE3: u32 = 1;
+
+/// `sched_switch` prev_state bits that mean "this task is gone": EXIT_DEAD, EXIT_ZOMBIE.
+pub const STATE_DEAD_MASK: u32 = 0x10 | 0x20;
+/// `sched_switch` prev_state bits that describe a sleep; none set means the
+/// task was still runnable (an involuntary switch, matching the kernel's nivcsw).
+pub const STATE_SLEEP_MASK: u32 = 0xff;
+/// `clone` flag that makes the new task a thread of the caller's process.
+pub const CLONE_THREAD: u64 = 0x0001_0000;
+/// SIGURG: the Go runtime's asynchronous preemption signal.
+pub const SIGURG: i32 = 23;
+
+/// Index 0 of the per-CPU `LOST` array counts failed ring-buffer reserves.
+pub const LOST_INDEX: u32 = 0;
+/// The `TIDS` bitmap covers every possible TID (PID_MAX_LIMIT on 64-bit is 2^22).
+pub const TID_BITMAP_WORDS: u32 = (1 << 22) / 64;
+
+/// Common prefix of every record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Header {
+    pub kind: u32,
+    pub cpu: u32,
+    /// `bpf_ktime_get_ns()`: CLOCK_MONOTONIC.
+    pub ts_ns: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SwitchRecord {
+    pub hdr: Header,
+    /// 0 when the previous task is not a target thread.
+    pub prev_tid: u32,
+    /// 0 when the next task is not a target thread.
+    pub next_tid: u32,
+    pub prev_state: u32,
+    pub _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MigrateRecord {
+    pub hdr: Header,
+    pub tid: u32,
+    pub orig_cpu: u32,
+    pub dest_cpu: u32,
+    pub _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WakeupRecord {
+    pub hdr: Header,
+    pub tid: u32,
+    pub target_cpu: u32,
+    /// The task that did the waking (current), 0 in interrupt context.
+    pub waker_tid: u32,
+    pub flags: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SignalRecord {
+    pub hdr: Header,
+    /// The task that generated the signal (current).
+    pub sender_tid: u32,
+    pub sender_tgid: u32,
+    pub target_tid: u32,
+    pub sig: i32,
+    /// si_code (SI_TKILL = -6 for tgkill).
+    pub code: i32,
+    /// TRACE_SIGNAL_DELIVERED = 0, IGNORED = 1, ALREADY_PENDING = 2, ...
+    pub result: i32,
+    /// Non-zero for a process-wide signal.
+    pub group: u32,
+    pub _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NewTaskRecord {
+    pub hdr: Header,
+    pub parent_tid: u32,
+    pub parent_tgid: u32,
+    pub child_tid: u32,
+    pub _pad: u32,
+    pub clone_flags: u64,
+    pub comm: [u8; COMM_LEN],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExitRecord {
+    pub hdr: Header,
+    pub tid: u32,
+    pub tgid: u32,
+    /// Non-zero when this was the last thread of its process.
+    pub group_dead: u32,
+    pub _pad: u32,
+    pub comm: [u8; COMM_LEN],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RenameRecord {
+    pub hdr: Header,
+    pub tid: u32,
+    pub _pad: u32,
+    pub comm: [u8; COMM_LEN],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TgkillRecord {
+    pub hdr: Header,
+    pub sender_tid: u32,
+    pub tgid: u32,
+    pub tid: u32,
+    pub sig: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CloneExitRecord {
+    pub hdr: Header,
+    pub parent_tid: u32,
+    /// The syscall's return value: the child's TID, or a negative errno.
+    pub ret: i32,
+    pub flags: u32,
+    pub _pad: u32,
+}
+
+macro_rules! assert_size {
+    ($t:ty, $n:expr) => {
+        const _: () = assert!(core::mem::size_of::<$t>() == $n);
+        const _: () = assert!(core::mem::align_of::<$t>() <= 8);
+    };
+}
+assert_size!(Header, 16);
+assert_size!(SwitchRecord, 32);
+assert_size!(MigrateRecord, 32);
+assert_size!(WakeupRecord, 32);
+assert_size!(SignalRecord, 48);
+assert_size!(NewTaskRecord, 56);
+assert_size!(ExitRecord, 48);
+assert_size!(RenameRecord, 40);
+assert_size!(TgkillRecord, 32);
+assert_size!(CloneExitRecord, 32);

@@ -1,0 +1,364 @@
+//! pintrace's kernel programs.
+//!
+//! Every program starts with the cheapest possible "is this a target thread?"
+//! test: tracepoint fields are read with direct loads from the record (no
+//! helper call) and looked up in `TIDS`, a bitmap over all TIDs held in an
+//! array map, which the JIT inlines. Only then are helpers called and a
+//! ring-buffer record reserved. Tracepoint fields carry TIDs and most of these
+//! tracepoints fire in another task's context (the waker, the migration
+//! stopper), so the filter is on the TID in the record, never on current.
+//!
+//! Field offsets are compile-time constants (the verifier forbids a computed
+//! context offset); user space checks each against tracefs's `format` file
+//! and does not attach a program whose layout differs.
+#![cfg_attr(target_arch = "bpf", no_std)]
+#![cfg_attr(target_arch = "bpf", no_main)]
+#![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
+
+#[cfg(not(target_arch = "bpf"))]
+fn main() {}
+
+#[cfg(target_arch = "bpf")]
+mod programs {
+    use aya_ebpf::{
+        bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
+        helpers::{
+            bpf_get_current_pid_tgid,
+            generated::{bpf_get_smp_processor_id, bpf_ktime_get_ns},
+        },
+        macros::{map, tracepoint},
+        maps::{Array, PerCpuArray, RingBuf},
+        programs::TracePointContext,
+        EbpfContext,
+    };
+    use pintrace_common::*;
+
+    /// Events to user space. Its size is set at load time by user space.
+    #[map]
+    static EVENTS: RingBuf = RingBuf::with_byte_size(16 << 20, 0);
+
+    /// One bit per TID of the traced processes: filled by user space from
+    /// /proc at attach, set here on thread creation, cleared here at a
+    /// thread's final switch-out.
+    #[map]
+    static TIDS: Array<u64> = Array::with_max_entries(TID_BITMAP_WORDS, 0);
+
+    /// Per-CPU count of records that did not fit in the ring buffer.
+    #[map]
+    static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+    /// Fill level (bytes) of `EVENTS` above which a submit wakes the reader.
+    /// Below it submits do not wake anyone: the reader polls on a timer, so
+    /// its own wake-ups do not add context switches per event.
+    #[no_mangle]
+    static WAKEUP_BYTES: u64 = 1 << 20;
+
+    #[inline(always)]
+    fn field<T: Copy>(ctx: &TracePointContext, offset: usize) -> T {
+        // SAFETY: `offset` is a constant inside the tracepoint's record, which
+        // the verifier bounds-checks against the record size at attach;
+        // offsets are aligned to the field size, as the verifier requires.
+        unsafe { core::ptr::read_volatile(ctx.as_ptr().cast::<u8>().add(offset).cast::<T>()) }
+    }
+
+    /// The 16-byte comm at a 4-byte aligned `offset`, read as four u32 loads.
+    #[inline(always)]
+    fn comm_at(ctx: &TracePointContext, offset: usize) -> [u8; COMM_LEN] {
+        let words: [u32; 4] = [
+            field(ctx, offset),
+            field(ctx, offset + 4),
+            field(ctx, offset + 8),
+            field(ctx, offset + 12),
+        ];
+        // SAFETY: [u32; 4] and [u8; 16] have the same size and any bits are valid u8s.
+        unsafe { core::mem::transmute(words) }
+    }
+
+    #[inline(always)]
+    fn is_target(tid: u32) -> bool {
+        if tid == 0 {
+            return false; // the idle task
+        }
+        match TIDS.get(tid >> 6) {
+            Some(word) => (*word >> (tid & 63)) & 1 != 0,
+            None => false,
+        }
+    }
+
+    #[inline(always)]
+    fn set_target(tid: u32, on: bool) {
+        if let Some(ptr) = TIDS.get_ptr_mut(tid >> 6) {
+            let bit = 1u64 << (tid & 63);
+            // Atomic read-modify-write (BPF_ATOMIC OR/AND): threads next to
+            // each other in TID space are created and exit on other CPUs at
+            // the same time. `core` has no fetch_or for the BPF target.
+            // SAFETY: `ptr` points into the array map's value storage, which
+            // lives as long as the map and is 8-byte aligned.
+            unsafe {
+                if on {
+                    core::arch::asm!("lock *(u64 *)({0} + 0) |= {1}", in(reg) ptr, in(reg) bit);
+                } else {
+                    core::arch::asm!("lock *(u64 *)({0} + 0) &= {1}", in(reg) ptr, in(reg) !bit);
+                }
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn current_tid() -> u32 {
+        bpf_get_current_pid_tgid() as u32
+    }
+
+    #[inline(always)]
+    fn header(kind: u32) -> Header {
+        // SAFETY: plain helper calls without arguments.
+        unsafe {
+            Header {
+                kind,
+                cpu: bpf_get_smp_processor_id(),
+                ts_ns: bpf_ktime_get_ns(),
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn submit<T: 'static>(record: T) {
+        match EVENTS.reserve::<T>(0) {
+            Some(mut entry) => {
+                entry.write(record);
+                // SAFETY: reading a global that user space sets at load time.
+                let threshold = unsafe { core::ptr::read_volatile(&WAKEUP_BYTES) };
+                let flags = if EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= threshold {
+                    BPF_RB_FORCE_WAKEUP
+                } else {
+                    BPF_RB_NO_WAKEUP
+                };
+                entry.submit(flags as u64);
+            }
+            None => {
+                if let Some(lost) = LOST.get_ptr_mut(LOST_INDEX) {
+                    // SAFETY: a per-CPU slot; BPF programs do not migrate while running.
+                    unsafe { *lost += 1 };
+                }
+            }
+        }
+    }
+
+    // sched:sched_switch  prev_pid@24 prev_state@32 next_pid@56
+    #[tracepoint(category = "sched", name = "sched_switch")]
+    pub fn sched_switch(ctx: TracePointContext) -> u32 {
+        let prev = field::<i32>(&ctx, 24) as u32;
+        let next = field::<i32>(&ctx, 56) as u32;
+        let prev_is = is_target(prev);
+        let next_is = is_target(next);
+        if !prev_is && !next_is {
+            return 0;
+        }
+        let prev_state = field::<i64>(&ctx, 32) as u32;
+        if prev_is && prev_state & STATE_DEAD_MASK != 0 {
+            // A thread's final switch-out: only now can it no longer block or migrate.
+            set_target(prev, false);
+        }
+        submit(SwitchRecord {
+            hdr: header(KIND_SWITCH),
+            prev_tid: if prev_is { prev } else { 0 },
+            next_tid: if next_is { next } else { 0 },
+            prev_state,
+            _pad: 0,
+        });
+        0
+    }
+
+    // sched:sched_migrate_task  pid@12 orig_cpu@20 dest_cpu@24
+    #[tracepoint(category = "sched", name = "sched_migrate_task")]
+    pub fn sched_migrate_task(ctx: TracePointContext) -> u32 {
+        let tid = field::<i32>(&ctx, 12) as u32;
+        if !is_target(tid) {
+            return 0;
+        }
+        let orig_cpu = field::<i32>(&ctx, 20) as u32;
+        let dest_cpu = field::<i32>(&ctx, 24) as u32;
+        if orig_cpu == dest_cpu {
+            return 0;
+        }
+        submit(MigrateRecord {
+            hdr: header(KIND_MIGRATE),
+            tid,
+            orig_cpu,
+            dest_cpu,
+            _pad: 0,
+        });
+        0
+    }
+
+    // sched:sched_wakeup and sched_wakeup_new  pid@24 target_cpu@32
+    #[inline(always)]
+    fn wakeup(ctx: &TracePointContext, flags: u32) -> u32 {
+        let tid = field::<i32>(ctx, 24) as u32;
+        if !is_target(tid) {
+            return 0;
+        }
+        submit(WakeupRecord {
+            hdr: header(KIND_WAKEUP),
+            tid,
+            target_cpu: field::<i32>(ctx, 32) as u32,
+            waker_tid: current_tid(),
+            flags,
+        });
+        0
+    }
+
+    #[tracepoint(category = "sched", name = "sched_wakeup")]
+    pub fn sched_wakeup(ctx: TracePointContext) -> u32 {
+        wakeup(&ctx, 0)
+    }
+
+    #[tracepoint(category = "sched", name = "sched_wakeup_new")]
+    pub fn sched_wakeup_new(ctx: TracePointContext) -> u32 {
+        wakeup(&ctx, WAKEUP_NEW)
+    }
+
+    // signal:signal_generate  sig@8 code@16 pid@36 group@40 result@44
+    #[tracepoint(category = "signal", name = "signal_generate")]
+    pub fn signal_generate(ctx: TracePointContext) -> u32 {
+        let target_tid = field::<i32>(&ctx, 36) as u32;
+        let pid_tgid = if is_target(target_tid) {
+            bpf_get_current_pid_tgid()
+        } else {
+            let pid_tgid = bpf_get_current_pid_tgid();
+            if !is_target(pid_tgid as u32) {
+                return 0;
+            }
+            pid_tgid
+        };
+        submit(SignalRecord {
+            hdr: header(KIND_SIGNAL),
+            sender_tid: pid_tgid as u32,
+            sender_tgid: (pid_tgid >> 32) as u32,
+            target_tid,
+            sig: field::<i32>(&ctx, 8),
+            code: field::<i32>(&ctx, 16),
+            result: field::<i32>(&ctx, 44),
+            group: field::<i32>(&ctx, 40) as u32,
+            _pad: 0,
+        });
+        0
+    }
+
+    // task:task_newtask  pid@8 comm@12 clone_flags@32; runs in the parent.
+    #[tracepoint(category = "task", name = "task_newtask")]
+    pub fn task_newtask(ctx: TracePointContext) -> u32 {
+        let pid_tgid = bpf_get_current_pid_tgid();
+        let parent_tid = pid_tgid as u32;
+        if !is_target(parent_tid) {
+            return 0;
+        }
+        let child_tid = field::<i32>(&ctx, 8) as u32;
+        let clone_flags = field::<u64>(&ctx, 32);
+        if clone_flags & CLONE_THREAD != 0 {
+            set_target(child_tid, true);
+        }
+        submit(NewTaskRecord {
+            hdr: header(KIND_NEW_TASK),
+            parent_tid,
+            parent_tgid: (pid_tgid >> 32) as u32,
+            child_tid,
+            _pad: 0,
+            clone_flags,
+            comm: comm_at(&ctx, 12),
+        });
+        0
+    }
+
+    // sched:sched_process_exit  comm@8 pid@24 group_dead@32; runs in the exiting task.
+    #[tracepoint(category = "sched", name = "sched_process_exit")]
+    pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
+        let tid = field::<i32>(&ctx, 24) as u32;
+        if !is_target(tid) {
+            return 0;
+        }
+        submit(ExitRecord {
+            hdr: header(KIND_EXIT),
+            tid,
+            tgid: (bpf_get_current_pid_tgid() >> 32) as u32,
+            group_dead: field::<u8>(&ctx, 32) as u32,
+            _pad: 0,
+            comm: comm_at(&ctx, 8),
+        });
+        0
+    }
+
+    // task:task_rename  pid@8 newcomm@28
+    #[tracepoint(category = "task", name = "task_rename")]
+    pub fn task_rename(ctx: TracePointContext) -> u32 {
+        let tid = field::<i32>(&ctx, 8) as u32;
+        if !is_target(tid) {
+            return 0;
+        }
+        submit(RenameRecord {
+            hdr: header(KIND_RENAME),
+            tid,
+            _pad: 0,
+            comm: comm_at(&ctx, 28),
+        });
+        0
+    }
+
+    // syscalls:sys_enter_tgkill  tgid@16 pid@24 sig@32 (opt-in)
+    #[tracepoint(category = "syscalls", name = "sys_enter_tgkill")]
+    pub fn sys_enter_tgkill(ctx: TracePointContext) -> u32 {
+        let tid = field::<u64>(&ctx, 24) as u32;
+        let sender_tid = current_tid();
+        if !is_target(tid) && !is_target(sender_tid) {
+            return 0;
+        }
+        submit(TgkillRecord {
+            hdr: header(KIND_TGKILL),
+            sender_tid,
+            tgid: field::<u64>(&ctx, 16) as u32,
+            tid,
+            sig: field::<u64>(&ctx, 32) as i32,
+        });
+        0
+    }
+
+    // syscalls:sys_exit_clone / sys_exit_clone3  ret@16 (opt-in)
+    #[inline(always)]
+    fn clone_exit(ctx: &TracePointContext, flags: u32) -> u32 {
+        let parent_tid = current_tid();
+        if !is_target(parent_tid) {
+            return 0;
+        }
+        let ret = field::<i64>(ctx, 16);
+        if ret == 0 {
+            return 0; // the child's return
+        }
+        submit(CloneExitRecord {
+            hdr: header(KIND_CLONE_EXIT),
+            parent_tid,
+            ret: ret as i32,
+            flags,
+            _pad: 0,
+        });
+        0
+    }
+
+    #[tracepoint(category = "syscalls", name = "sys_exit_clone")]
+    pub fn sys_exit_clone(ctx: TracePointContext) -> u32 {
+        clone_exit(&ctx, 0)
+    }
+
+    #[tracepoint(category = "syscalls", name = "sys_exit_clone3")]
+    pub fn sys_exit_clone3(ctx: TracePointContext) -> u32 {
+        clone_exit(&ctx, CLONE_IS_CLONE3)
+    }
+
+    #[panic_handler]
+    fn panic(_info: &core::panic::PanicInfo) -> ! {
+        loop {}
+    }
+
+    #[link_section = "license"]
+    #[no_mangle]
+    static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
+}

@@ -1,0 +1,395 @@
+//! Typed events, decoded once at the ring-buffer edge.
+use std::fmt;
+
+use pintrace_common as wire;
+
+/// A task name as the kernel keeps it: up to 16 bytes, NUL-padded.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Comm(pub [u8; wire::COMM_LEN]);
+
+impl Comm {
+    pub fn new(name: &str) -> Self {
+        let mut bytes = [0u8; wire::COMM_LEN];
+        let src = name.as_bytes();
+        let n = src.len().min(wire::COMM_LEN - 1);
+        bytes[..n].copy_from_slice(&src[..n]);
+        Comm(bytes)
+    }
+
+    /// The bytes before the first NUL.
+    pub fn as_bytes(&self) -> &[u8] {
+        let end = self.0.iter().position(|&b| b == 0).unwrap_or(self.0.len());
+        &self.0[..end]
+    }
+}
+
+impl fmt::Display for Comm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&String::from_utf8_lossy(self.as_bytes()))
+    }
+}
+
+impl fmt::Debug for Comm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.to_string())
+    }
+}
+
+/// One thing that happened to the target, at a CLOCK_MONOTONIC time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub ts_ns: u64,
+    /// The CPU the event was observed on; [`NO_CPU`] for events made in user space.
+    pub cpu: u32,
+    pub kind: EventKind,
+}
+
+/// `Event::cpu` of events that user space synthesised.
+pub const NO_CPU: u32 = u32::MAX;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// A CPU switched from `prev_tid` to `next_tid`; either is 0 when it is not a target thread.
+    Switch {
+        prev_tid: u32,
+        next_tid: u32,
+        prev_state: u32,
+    },
+    Migrate {
+        tid: u32,
+        from_cpu: u32,
+        to_cpu: u32,
+    },
+    Wakeup {
+        tid: u32,
+        target_cpu: u32,
+        waker_tid: u32,
+        new_task: bool,
+    },
+    /// `signal_generate` to or from a target thread.
+    Signal {
+        sender_tid: u32,
+        sender_tgid: u32,
+        target_tid: u32,
+        sig: i32,
+        code: i32,
+        result: i32,
+        group: bool,
+    },
+    /// A target thread created a task: a thread when `clone_flags` has CLONE_THREAD.
+    NewTask {
+        parent_tid: u32,
+        parent_tgid: u32,
+        child_tid: u32,
+        clone_flags: u64,
+        comm: Comm,
+    },
+    Exit {
+        tid: u32,
+        tgid: u32,
+        group_dead: bool,
+        comm: Comm,
+    },
+    Rename {
+        tid: u32,
+        comm: Comm,
+    },
+    Tgkill {
+        sender_tid: u32,
+        tgid: u32,
+        tid: u32,
+        sig: i32,
+    },
+    CloneExit {
+        parent_tid: u32,
+        ret: i32,
+        clone3: bool,
+    },
+    /// Synthesised: a thread that already existed when tracing started.
+    ThreadSeen {
+        tid: u32,
+        tgid: u32,
+        comm: Comm,
+    },
+    /// Synthesised: the kernel's running total of records lost (ring buffer full).
+    Lost {
+        total: u64,
+    },
+}
+
+impl EventKind {
+    /// True when the thread is leaving for good (EXIT_DEAD or EXIT_ZOMBIE).
+    pub fn is_final_switch(prev_state: u32) -> bool {
+        prev_state & wire::STATE_DEAD_MASK != 0
+    }
+
+    /// True for an involuntary switch: the task was still runnable.
+    pub fn is_involuntary(prev_state: u32) -> bool {
+        prev_state & wire::STATE_SLEEP_MASK == 0
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("record of {0} bytes is shorter than its 16-byte header")]
+    TooShort(usize),
+    #[error("record kind {0} is unknown to this pintrace")]
+    UnknownKind(u32),
+    #[error("record kind {kind} is {got} bytes, expected {expected}")]
+    SizeMismatch {
+        kind: u32,
+        expected: usize,
+        got: usize,
+    },
+}
+
+/// Wire records: `#[repr(C)]` structs of integers and byte arrays only.
+///
+/// # Safety
+/// Every bit pattern of the right size must be a valid value of the type.
+unsafe trait WireRecord: Copy {}
+// SAFETY: all of these are #[repr(C)] structs of integers and byte arrays (pintrace-common).
+unsafe impl WireRecord for wire::SwitchRecord {}
+// SAFETY: as above.
+unsafe impl WireRecord for wire::MigrateRecord {}
+// SAFETY: as above.
+unsafe impl WireRecord for wire::WakeupRecord {}
+// SAFETY: as above.
+unsafe impl WireRecord for wire::SignalRecord {}
+// SAFETY: as above.
+unsafe impl WireRecord for wire::NewTaskRecord {}
+// SAFETY: as above.
+unsafe impl WireRecord for wire::ExitRecord {}
+// SAFETY: as above.
+unsafe impl WireRecord for wire::RenameRecord {}
+// SAFETY: as above.
+unsafe impl WireRecord for wire::TgkillRecord {}
+// SAFETY: as above.
+unsafe impl WireRecord for wire::CloneExitRecord {}
+
+fn read<T: WireRecord>(kind: u32, bytes: &[u8]) -> Result<T, DecodeError> {
+    let expected = std::mem::size_of::<T>();
+    if bytes.len() != expected {
+        return Err(DecodeError::SizeMismatch {
+            kind,
+            expected,
+            got: bytes.len(),
+        });
+    }
+    // SAFETY: the length was checked above, the read is unaligned, and
+    // `WireRecord` guarantees that any bytes are a valid `T`.
+    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+}
+
+/// Decode one ring-buffer record.
+pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
+    if bytes.len() < std::mem::size_of::<wire::Header>() {
+        return Err(DecodeError::TooShort(bytes.len()));
+    }
+    let word = |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+    let kind = word(0);
+    let cpu = word(4);
+    let ts_ns = u64::from(word(8)) | (u64::from(word(12)) << 32);
+    let kind = match kind {
+        wire::KIND_SWITCH => {
+            let r: wire::SwitchRecord = read(kind, bytes)?;
+            EventKind::Switch {
+                prev_tid: r.prev_tid,
+                next_tid: r.next_tid,
+                prev_state: r.prev_state,
+            }
+        }
+        wire::KIND_MIGRATE => {
+            let r: wire::MigrateRecord = read(kind, bytes)?;
+            EventKind::Migrate {
+                tid: r.tid,
+                from_cpu: r.orig_cpu,
+                to_cpu: r.dest_cpu,
+            }
+        }
+        wire::KIND_WAKEUP => {
+            let r: wire::WakeupRecord = read(kind, bytes)?;
+            EventKind::Wakeup {
+                tid: r.tid,
+                target_cpu: r.target_cpu,
+                waker_tid: r.waker_tid,
+                new_task: r.flags & wire::WAKEUP_NEW != 0,
+            }
+        }
+        wire::KIND_SIGNAL => {
+            let r: wire::SignalRecord = read(kind, bytes)?;
+            EventKind::Signal {
+                sender_tid: r.sender_tid,
+                sender_tgid: r.sender_tgid,
+                target_tid: r.target_tid,
+                sig: r.sig,
+                code: r.code,
+                result: r.result,
+                group: r.group != 0,
+            }
+        }
+        wire::KIND_NEW_TASK => {
+            let r: wire::NewTaskRecord = read(kind, bytes)?;
+            EventKind::NewTask {
+                parent_tid: r.parent_tid,
+                parent_tgid: r.parent_tgid,
+                child_tid: r.child_tid,
+                clone_flags: r.clone_flags,
+                comm: Comm(r.comm),
+            }
+        }
+        wire::KIND_EXIT => {
+            let r: wire::ExitRecord = read(kind, bytes)?;
+            EventKind::Exit {
+                tid: r.tid,
+                tgid: r.tgid,
+                group_dead: r.group_dead != 0,
+                comm: Comm(r.comm),
+            }
+        }
+        wire::KIND_RENAME => {
+            let r: wire::RenameRecord = read(kind, bytes)?;
+            EventKind::Rename {
+                tid: r.tid,
+                comm: Comm(r.comm),
+            }
+        }
+        wire::KIND_TGKILL => {
+            let r: wire::TgkillRecord = read(kind, bytes)?;
+            EventKind::Tgkill {
+                sender_tid: r.sender_tid,
+                tgid: r.tgid,
+                tid: r.tid,
+                sig: r.sig,
+            }
+        }
+        wire::KIND_CLONE_EXIT => {
+            let r: wire::CloneExitRecord = read(kind, bytes)?;
+            EventKind::CloneExit {
+                parent_tid: r.parent_tid,
+                ret: r.ret,
+                clone3: r.flags & wire::CLONE_IS_CLONE3 != 0,
+            }
+        }
+        other => return Err(DecodeError::UnknownKind(other)),
+    };
+    Ok(Event { ts_ns, cpu, kind })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes_of<T: WireRecord>(r: &T) -> Vec<u8> {
+        // SAFETY: T is a plain-old-data wire record; we only read its bytes.
+        unsafe {
+            std::slice::from_raw_parts((r as *const T).cast::<u8>(), std::mem::size_of::<T>())
+                .to_vec()
+        }
+    }
+
+    fn switch_bytes() -> Vec<u8> {
+        bytes_of(&wire::SwitchRecord {
+            hdr: wire::Header {
+                kind: wire::KIND_SWITCH,
+                cpu: 1,
+                ts_ns: 0x1_0000_0002,
+            },
+            prev_tid: 10,
+            next_tid: 0,
+            prev_state: 0x100,
+            _pad: 0,
+        })
+    }
+
+    #[test]
+    fn decodes_a_switch() {
+        let e = decode(&switch_bytes()).expect("valid record");
+        assert_eq!(e.ts_ns, 0x1_0000_0002);
+        assert_eq!(e.cpu, 1);
+        assert_eq!(
+            e.kind,
+            EventKind::Switch {
+                prev_tid: 10,
+                next_tid: 0,
+                prev_state: 0x100
+            }
+        );
+        assert!(
+            EventKind::is_involuntary(0x100),
+            "in-kernel preemption is involuntary"
+        );
+        assert!(!EventKind::is_involuntary(1));
+        assert!(EventKind::is_final_switch(0x20));
+    }
+
+    #[test]
+    fn decodes_a_new_thread_with_its_comm() {
+        let mut comm = [0u8; 16];
+        comm[..4].copy_from_slice(b"work");
+        let b = bytes_of(&wire::NewTaskRecord {
+            hdr: wire::Header {
+                kind: wire::KIND_NEW_TASK,
+                cpu: 0,
+                ts_ns: 5,
+            },
+            parent_tid: 1,
+            parent_tgid: 1,
+            child_tid: 2,
+            _pad: 0,
+            clone_flags: wire::CLONE_THREAD,
+            comm,
+        });
+        match decode(&b).expect("valid").kind {
+            EventKind::NewTask {
+                child_tid: 2, comm, ..
+            } => assert_eq!(comm.to_string(), "work"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn rejects_truncated_header() {
+        assert_eq!(decode(&[1, 0, 0]), Err(DecodeError::TooShort(3)));
+        assert_eq!(decode(&[]), Err(DecodeError::TooShort(0)));
+    }
+
+    #[test]
+    fn rejects_truncated_and_oversized_bodies() {
+        let b = switch_bytes();
+        assert_eq!(
+            decode(&b[..20]),
+            Err(DecodeError::SizeMismatch {
+                kind: wire::KIND_SWITCH,
+                expected: 32,
+                got: 20
+            })
+        );
+        let mut long = b.clone();
+        long.extend_from_slice(&[0; 8]);
+        assert_eq!(
+            decode(&long),
+            Err(DecodeError::SizeMismatch {
+                kind: wire::KIND_SWITCH,
+                expected: 32,
+                got: 40
+            })
+        );
+    }
+
+    #[test]
+    fn rejects_unknown_kind() {
+        let mut b = switch_bytes();
+        b[0] = 200;
+        assert_eq!(decode(&b), Err(DecodeError::UnknownKind(200)));
+    }
+
+    #[test]
+    fn comm_is_cut_at_nul_and_truncated_to_fit() {
+        assert_eq!(
+            Comm::new("a-very-long-thread-name").to_string(),
+            "a-very-long-thr"
+        );
+        assert_eq!(Comm::new("x").as_bytes(), b"x");
+    }
+}

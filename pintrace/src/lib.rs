@@ -1,0 +1,15 @@
+//! pintrace: per-thread scheduler tracing for Go services.
+//!
+//! The pipeline is source → decode → sink: `probe` loads and attaches the
+//! kernel programs, `source` reads their ring buffer and decodes each record
+//! once into an `event::Event`, and a sink either writes them to a `record`
+//! file or folds them into the pure aggregation `model`.
+pub mod cli;
+pub mod event;
+pub mod fmt;
+pub mod hist;
+pub mod model;
+pub mod probe;
+pub mod record;
+pub mod source;
+pub mod target;

@@ -1,0 +1,375 @@
+//! Loading and attaching the kernel programs: the only module that touches `aya::Ebpf`.
+use std::{
+    fmt, fs,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{bail, Context as _, Result};
+use aya::{
+    maps::{Array, MapData, PerCpuArray, RingBuf},
+    programs::TracePoint,
+    Ebpf, EbpfLoader,
+};
+
+/// The kernel programs, built by build.rs.
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/pintrace"));
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// Nothing works without it.
+    Required,
+    /// Attached by default; its absence is reported and tracing goes on.
+    Default,
+    /// A `syscalls:` tracepoint: slows every syscall of every process, so only with `--syscalls`.
+    Syscall,
+}
+
+/// One tracepoint program and the record layout it was written against.
+pub struct ProbeSpec {
+    pub program: &'static str,
+    pub category: &'static str,
+    pub name: &'static str,
+    /// (field, offset, size) as the kernel program reads them.
+    pub fields: &'static [(&'static str, usize, usize)],
+    pub need: Need,
+    /// What the user does not get without it.
+    pub without: &'static str,
+}
+
+pub const PROBES: &[ProbeSpec] = &[
+    ProbeSpec {
+        program: "sched_switch",
+        category: "sched",
+        name: "sched_switch",
+        fields: &[("prev_pid", 24, 4), ("prev_state", 32, 8), ("next_pid", 56, 4)],
+        need: Need::Required,
+        without: "nothing: on-CPU time, switches and run-queue latency all come from it",
+    },
+    ProbeSpec {
+        program: "sched_migrate_task",
+        category: "sched",
+        name: "sched_migrate_task",
+        fields: &[("pid", 12, 4), ("orig_cpu", 20, 4), ("dest_cpu", 24, 4)],
+        need: Need::Default,
+        without: "no CPU migration counts",
+    },
+    ProbeSpec {
+        program: "sched_wakeup",
+        category: "sched",
+        name: "sched_wakeup",
+        fields: &[("pid", 24, 4), ("target_cpu", 32, 4)],
+        need: Need::Default,
+        without: "run-queue latency only after preemptions, not after wake-ups",
+    },
+    ProbeSpec {
+        program: "sched_wakeup_new",
+        category: "sched",
+        name: "sched_wakeup_new",
+        fields: &[("pid", 24, 4), ("target_cpu", 32, 4)],
+        need: Need::Default,
+        without: "no run-queue latency for a new thread's first run",
+    },
+    ProbeSpec {
+        program: "signal_generate",
+        category: "signal",
+        name: "signal_generate",
+        fields: &[("sig", 8, 4), ("code", 16, 4), ("pid", 36, 4), ("group", 40, 4), ("result", 44, 4)],
+        need: Need::Default,
+        without: "no SIGURG (Go preemption) or other signal counts",
+    },
+    ProbeSpec {
+        program: "task_newtask",
+        category: "task",
+        name: "task_newtask",
+        fields: &[("pid", 8, 4), ("comm", 12, 16), ("clone_flags", 32, 8)],
+        need: Need::Default,
+        without: "thread creations are not counted and threads created during tracing are not traced",
+    },
+    ProbeSpec {
+        program: "sched_process_exit",
+        category: "sched",
+        name: "sched_process_exit",
+        fields: &[("comm", 8, 16), ("pid", 24, 4), ("group_dead", 32, 1)],
+        need: Need::Default,
+        without: "thread exits and lifetimes are not counted; the target's exit is noticed by polling /proc",
+    },
+    ProbeSpec {
+        program: "task_rename",
+        category: "task",
+        name: "task_rename",
+        fields: &[("pid", 8, 4), ("newcomm", 28, 16)],
+        need: Need::Default,
+        without: "threads keep the names they had when they were first seen",
+    },
+    ProbeSpec {
+        program: "sys_enter_tgkill",
+        category: "syscalls",
+        name: "sys_enter_tgkill",
+        fields: &[("tgid", 16, 8), ("pid", 24, 8), ("sig", 32, 8)],
+        need: Need::Syscall,
+        without: "no count of tgkill calls (signals are still counted by signal_generate)",
+    },
+    ProbeSpec {
+        program: "sys_exit_clone",
+        category: "syscalls",
+        name: "sys_exit_clone",
+        fields: &[("ret", 16, 8)],
+        need: Need::Syscall,
+        without: "no count of clone calls (threads are still counted by task_newtask)",
+    },
+    ProbeSpec {
+        program: "sys_exit_clone3",
+        category: "syscalls",
+        name: "sys_exit_clone3",
+        fields: &[("ret", 16, 8)],
+        need: Need::Syscall,
+        without: "no count of clone3 calls (threads are still counted by task_newtask)",
+    },
+];
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProbeStatus {
+    Attached,
+    /// A syscall probe left off (no `--syscalls`).
+    Off,
+    /// The tracepoint does not exist on this kernel.
+    Missing,
+    /// The tracepoint's record differs from what the program reads.
+    Layout(String),
+    Failed(String),
+}
+
+impl fmt::Display for ProbeStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProbeStatus::Attached => f.write_str("attached"),
+            ProbeStatus::Off => f.write_str("off (enable with --syscalls)"),
+            ProbeStatus::Missing => f.write_str("missing: no such tracepoint on this kernel"),
+            ProbeStatus::Layout(why) => write!(f, "not attached: record layout differs ({why})"),
+            ProbeStatus::Failed(why) => write!(f, "failed: {why}"),
+        }
+    }
+}
+
+/// Where tracefs is mounted, or a one-line remedy.
+pub fn tracefs() -> Result<PathBuf> {
+    for root in ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"] {
+        if Path::new(root).join("events").is_dir() {
+            return Ok(PathBuf::from(root));
+        }
+    }
+    bail!("tracefs is not mounted: run `mount -t tracefs tracefs /sys/kernel/tracing` as root")
+}
+
+/// Checks the tracepoint's `format` file against the offsets the program reads.
+fn check_layout(tracefs: &Path, spec: &ProbeSpec) -> Result<(), ProbeStatus> {
+    let path = tracefs
+        .join("events")
+        .join(spec.category)
+        .join(spec.name)
+        .join("format");
+    let Ok(format) = fs::read_to_string(&path) else {
+        return Err(ProbeStatus::Missing);
+    };
+    for &(field, offset, size) in spec.fields {
+        let found = format.lines().find_map(|line| {
+            let decl = line.trim().strip_prefix("field:")?.split(';').next()?;
+            let name = decl.split_whitespace().last()?.split('[').next()?;
+            if name != field {
+                return None;
+            }
+            let num = |key: &str| -> Option<usize> {
+                line.split(';')
+                    .find_map(|p| p.trim().strip_prefix(key)?.trim().parse().ok())
+            };
+            Some((num("offset:")?, num("size:")?))
+        });
+        match found {
+            Some((o, s)) if o == offset && s == size => {}
+            Some((o, s)) => {
+                return Err(ProbeStatus::Layout(format!(
+                    "{field} at {o} size {s}, expected {offset} size {size}"
+                )))
+            }
+            None => return Err(ProbeStatus::Layout(format!("no field {field}"))),
+        }
+    }
+    Ok(())
+}
+
+pub struct Options {
+    /// Ring-buffer size in bytes (a power of two, at least a page).
+    pub ring_bytes: u32,
+    /// Fill level at which the kernel wakes the reader.
+    pub wakeup_bytes: u64,
+    pub syscalls: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            ring_bytes: 16 << 20,
+            wakeup_bytes: 4 << 20,
+            syscalls: false,
+        }
+    }
+}
+
+/// The loaded object with its programs attached (they detach when this is dropped).
+pub struct Probes {
+    ebpf: Ebpf,
+    pub statuses: Vec<(&'static ProbeSpec, ProbeStatus)>,
+    syscalls: bool,
+}
+
+/// Says whether this process may load BPF programs, with a remedy if not.
+pub fn check_privileges() -> Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return Ok(());
+    }
+    // CAP_PERFMON (38) and CAP_BPF (39), or CAP_SYS_ADMIN (21).
+    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let caps = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0);
+    let has = |bit: u32| caps & (1u64 << bit) != 0;
+    if has(21) || (has(38) && has(39)) {
+        return Ok(());
+    }
+    bail!("tracing needs root (or CAP_BPF and CAP_PERFMON): run it with sudo")
+}
+
+impl Probes {
+    /// Loads the object; nothing runs until `attach_all`.
+    pub fn load(opts: &Options) -> Result<Probes> {
+        check_privileges()?;
+        tracefs()?;
+        if OBJECT.is_empty() {
+            bail!("this pintrace was built with AYA_BUILD_SKIP=1 and has no kernel programs: rebuild it without it");
+        }
+        let ebpf = EbpfLoader::new()
+            .map_max_entries("EVENTS", opts.ring_bytes)
+            .override_global("WAKEUP_BYTES", &opts.wakeup_bytes, true)
+            .load(OBJECT)
+            .context("loading pintrace's kernel programs (needs root and a kernel with BPF ring buffers, 5.8+)")?;
+        Ok(Probes {
+            ebpf,
+            statuses: Vec::new(),
+            syscalls: opts.syscalls,
+        })
+    }
+
+    /// Attaches every probe it can; fails only if the required one cannot.
+    pub fn attach_all(&mut self) -> Result<()> {
+        let tracefs = tracefs()?;
+        for spec in PROBES {
+            let status = if spec.need == Need::Syscall && !self.syscalls {
+                ProbeStatus::Off
+            } else {
+                match check_layout(&tracefs, spec) {
+                    Ok(()) => self.attach(spec),
+                    Err(status) => status,
+                }
+            };
+            if spec.need == Need::Required && status != ProbeStatus::Attached {
+                bail!(
+                    "tracepoint {}:{} is required and {status}",
+                    spec.category,
+                    spec.name
+                );
+            }
+            self.statuses.push((spec, status));
+        }
+        Ok(())
+    }
+
+    fn attach(&mut self, spec: &ProbeSpec) -> ProbeStatus {
+        let result = (|| -> Result<()> {
+            let program: &mut TracePoint = self
+                .ebpf
+                .program_mut(spec.program)
+                .with_context(|| format!("program {} is not in the object", spec.program))?
+                .try_into()?;
+            program.load()?;
+            program.attach(spec.category, spec.name)?;
+            Ok(())
+        })();
+        match result {
+            Ok(()) => ProbeStatus::Attached,
+            Err(e) => ProbeStatus::Failed(format!("{e:#}")),
+        }
+    }
+
+    pub fn is_attached(&self, program: &str) -> bool {
+        self.statuses
+            .iter()
+            .any(|(s, st)| s.program == program && *st == ProbeStatus::Attached)
+    }
+
+    pub fn take_ring(&mut self) -> Result<RingBuf<MapData>> {
+        let map = self
+            .ebpf
+            .take_map("EVENTS")
+            .context("ring buffer EVENTS is not in the object")?;
+        Ok(RingBuf::try_from(map)?)
+    }
+
+    pub fn take_lost(&mut self) -> Result<LostCounter> {
+        let map = self
+            .ebpf
+            .take_map("LOST")
+            .context("map LOST is not in the object")?;
+        Ok(LostCounter(PerCpuArray::try_from(map)?))
+    }
+
+    pub fn take_tids(&mut self) -> Result<TidSet> {
+        let map = self
+            .ebpf
+            .take_map("TIDS")
+            .context("map TIDS is not in the object")?;
+        Ok(TidSet(Array::try_from(map)?))
+    }
+}
+
+/// The kernel's per-CPU count of records that did not fit in the ring buffer.
+pub struct LostCounter(PerCpuArray<MapData, u64>);
+
+impl LostCounter {
+    pub fn total(&self) -> Result<u64> {
+        let values = self
+            .0
+            .get(&pintrace_common::LOST_INDEX, 0)
+            .context("reading the lost-events counter")?;
+        Ok(values.iter().sum())
+    }
+}
+
+/// The set of TIDs the kernel programs trace (a bitmap over all TIDs).
+pub struct TidSet(Array<MapData, u64>);
+
+impl TidSet {
+    pub fn contains(&self, tid: u32) -> Result<bool> {
+        let word = self
+            .0
+            .get(&(tid >> 6), 0)
+            .with_context(|| format!("reading TID bitmap for {tid}"))?;
+        Ok(word & (1 << (tid & 63)) != 0)
+    }
+
+    /// Adds `tid`. The kernel sets bits of new threads concurrently, so
+    /// callers re-check with `contains` (see `target::fill`).
+    pub fn insert(&mut self, tid: u32) -> Result<()> {
+        let idx = tid >> 6;
+        let word = self
+            .0
+            .get(&idx, 0)
+            .with_context(|| format!("reading TID bitmap for {tid}"))?;
+        self.0
+            .set(idx, word | (1 << (tid & 63)), 0)
+            .with_context(|| format!("adding TID {tid}"))?;
+        Ok(())
+    }
+}

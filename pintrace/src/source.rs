@@ -1,0 +1,113 @@
+//! The ring-buffer edge: kernel records in, decoded events out, in batches.
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use aya::maps::{MapData, RingBuf};
+use tokio::{
+    io::unix::AsyncFd,
+    sync::{mpsc, watch},
+};
+
+use crate::{
+    event::{decode, Event, EventKind, NO_CPU},
+    probe::LostCounter,
+    target::monotonic_ns,
+};
+
+/// Events are handed on in batches of at most this many.
+pub const BATCH: usize = 4096;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SourceStats {
+    pub events: u64,
+    pub lost: u64,
+    pub decode_errors: u64,
+}
+
+pub struct Source {
+    ring: AsyncFd<RingBuf<MapData>>,
+    lost: LostCounter,
+    stats: SourceStats,
+}
+
+impl Source {
+    /// Must be called inside the tokio runtime.
+    pub fn new(ring: RingBuf<MapData>, lost: LostCounter) -> Result<Self> {
+        // SAFETY: the ring buffer owns its map fd, which stays open and the
+        // same for as long as the RingBuf lives, and the AsyncFd owns the RingBuf.
+        let ring = unsafe { AsyncFd::register(ring) }
+            .map_err(|e| e.into_parts().1)
+            .context("registering the ring buffer with the event loop")?;
+        Ok(Source {
+            ring,
+            lost,
+            stats: SourceStats::default(),
+        })
+    }
+
+    /// Reads until `stop` turns true, then drains what is left and returns.
+    /// The reader wakes when the kernel says the buffer is filling up or
+    /// every `poll`, whichever comes first: never once per event.
+    pub async fn run(
+        mut self,
+        tx: mpsc::Sender<Vec<Event>>,
+        mut stop: watch::Receiver<bool>,
+        poll: Duration,
+    ) -> Result<SourceStats> {
+        loop {
+            let stopping = *stop.borrow_and_update();
+            self.drain(&tx).await?;
+            if stopping {
+                return Ok(self.stats);
+            }
+            tokio::select! {
+                guard = self.ring.readable() => {
+                    if let Ok(mut guard) = guard {
+                        guard.clear_ready();
+                    }
+                }
+                _ = tokio::time::sleep(poll) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+
+    async fn drain(&mut self, tx: &mpsc::Sender<Vec<Event>>) -> Result<()> {
+        let mut batch = Vec::with_capacity(BATCH);
+        loop {
+            {
+                let ring = self.ring.get_mut();
+                while batch.len() < BATCH {
+                    let Some(item) = ring.next() else { break };
+                    match decode(&item) {
+                        Ok(e) => batch.push(e),
+                        Err(_) => self.stats.decode_errors += 1,
+                    }
+                }
+            }
+            let full = batch.len() == BATCH;
+            if !full {
+                let lost = self.lost.total()?;
+                if lost != self.stats.lost {
+                    self.stats.lost = lost;
+                    batch.push(Event {
+                        ts_ns: monotonic_ns(),
+                        cpu: NO_CPU,
+                        kind: EventKind::Lost { total: lost },
+                    });
+                }
+            }
+            if !batch.is_empty() {
+                self.stats.events += batch.iter().filter(|e| e.cpu != NO_CPU).count() as u64;
+                let next = Vec::with_capacity(BATCH);
+                // A closed receiver means the consumer is gone: nothing left to do.
+                if tx.send(std::mem::replace(&mut batch, next)).await.is_err() {
+                    return Ok(());
+                }
+            }
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+}
