@@ -1,1 +1,398 @@
+//! Harness for pintrace's privileged integration tests, and the handshake
+//! its workload programs (`src/bin`) share.
+//!
+//! A test starts a workload, which prints `ready PID` and waits for a line
+//! on stdin; starts `pintrace record` on it and waits for its "recording"
+//! line (every probe attached); then tells the workload to go. The
+//! workload does exactly what the test asked, the recording ends when the
+//! workload exits, and the test reads `pintrace report --json`.
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    path::{Path, PathBuf},
+    process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio},
+    sync::{mpsc, Mutex},
+    thread,
+    time::{Duration, Instant},
+};
 
+// ---- the workload side ----
+
+/// Prints `ready PID` (plus `extra`) and blocks until the test sends a line.
+pub fn ready_and_wait(extra: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "ready {} {extra}", std::process::id());
+    let _ = out.flush();
+    drop(out);
+    wait_line();
+}
+
+/// Blocks until a line (or end of input) arrives on stdin.
+pub fn wait_line() -> String {
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+    line
+}
+
+pub fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+pub fn gettid() -> u32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::gettid() as u32 }
+}
+
+/// Restricts the calling thread to one CPU.
+pub fn pin_to_cpu(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET and
+    // sched_setaffinity(0, ...) act on the calling thread only.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        assert_eq!(
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set),
+            0,
+            "sched_setaffinity"
+        );
+    }
+}
+
+/// Burns CPU for `d` without sleeping.
+pub fn spin(d: Duration) {
+    let end = Instant::now() + d;
+    let mut x = 0u64;
+    while Instant::now() < end {
+        x = std::hint::black_box(x.wrapping_add(1));
+    }
+}
+
+pub fn arg(n: usize) -> u64 {
+    std::env::args()
+        .nth(n)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("argument {n} must be a number"))
+}
+
+// ---- the test side ----
+
+/// The pintrace binary under test (set by `cargo xtask test`).
+pub fn pintrace_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("PINTRACE_BIN") {
+        return PathBuf::from(p);
+    }
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/pintrace");
+    assert!(
+        p.exists(),
+        "pintrace is not built: run these tests with `cargo xtask test`"
+    );
+    p
+}
+
+/// Builds the Go program tests/go/NAME once and returns its path.
+pub fn go_program(name: &str) -> PathBuf {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let go = std::env::var("PINTRACE_GO").unwrap_or_else(|_| "/usr/lib/go-1.19/bin/go".into());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = root.join("../target/go-tests").join(name);
+    let status = Command::new(&go)
+        .args(["build", "-o"])
+        .arg(&out)
+        .arg(root.join("go").join(name).join("main.go"))
+        .env("GO111MODULE", "off")
+        .status()
+        .unwrap_or_else(|e| panic!("running {go}: {e} (cargo xtask setup installs Go 1.19)"));
+    assert!(status.success(), "building tests/go/{name} failed");
+    out
+}
+
+/// A fresh path in a per-test-binary scratch directory under target/, kept for inspection.
+pub fn scratch(name: &str) -> PathBuf {
+    let exe = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.file_stem().map(|s| s.to_string_lossy().into_owned()));
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/test-scratch")
+        .join(exe.unwrap_or_default());
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let p = dir.join(name);
+    let _ = std::fs::remove_file(&p);
+    p
+}
+
+pub fn monotonic_ns() -> u64 {
+    pintrace::target::monotonic_ns()
+}
+
+/// Starts one of this crate's workload binaries: `workload!("threads", "10")`.
+/// (A macro because `CARGO_BIN_EXE_*` exists only while integration tests compile.)
+#[macro_export]
+macro_rules! workload {
+    ($name:literal $(, $arg:expr)* $(,)?) => {
+        $crate::Workload::spawn(std::path::Path::new(env!(concat!("CARGO_BIN_EXE_", $name))), &[$($arg),*])
+    };
+}
+
+/// A running workload that printed `ready PID ...`.
+pub struct Workload {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+    pub pid: u32,
+    /// The words after `ready PID`.
+    pub ready: Vec<String>,
+}
+
+impl Workload {
+    pub fn spawn(program: &Path, args: &[&str]) -> Workload {
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", program.display()));
+        let stdin = child.stdin.take();
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut line = String::new();
+        stdout
+            .read_line(&mut line)
+            .expect("reading the workload's ready line");
+        let mut words = line.split_whitespace().map(str::to_string);
+        assert_eq!(
+            words.next().as_deref(),
+            Some("ready"),
+            "workload said {line:?}"
+        );
+        let pid = words
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("ready PID");
+        Workload {
+            child,
+            stdin,
+            stdout,
+            pid,
+            ready: words.collect(),
+        }
+    }
+
+    pub fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{line}").expect("writing to the workload");
+        stdin.flush().expect("flushing the workload's stdin");
+    }
+
+    pub fn read_line(&mut self) -> String {
+        let mut line = String::new();
+        self.stdout
+            .read_line(&mut line)
+            .expect("reading the workload");
+        line.trim_end().to_string()
+    }
+
+    /// Waits for the workload to exit (it must, within 60 s).
+    pub fn wait(mut self) -> ExitStatus {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(s) = self.child.try_wait().expect("waiting for the workload") {
+                return s;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("workload {} did not exit within 60 s", self.pid);
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Workload {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running `pintrace record` whose probes are all attached.
+pub struct Recording {
+    child: Child,
+    pub path: PathBuf,
+    stderr: mpsc::Receiver<String>,
+    lines: Vec<String>,
+}
+
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stderr: String,
+    pub path: PathBuf,
+}
+
+impl Recording {
+    pub fn start(pid: u32, name: &str, extra: &[&str]) -> Recording {
+        Recording::start_to(pid, &scratch(&format!("{name}.ptr")), extra)
+    }
+
+    /// Records to `path` (which may be unusual, like /dev/full).
+    pub fn start_to(pid: u32, path: &Path, extra: &[&str]) -> Recording {
+        let path = path.to_path_buf();
+        let mut child = Command::new(pintrace_bin())
+            .args(["record", "--pid", &pid.to_string(), "-o"])
+            .arg(&path)
+            .args(extra)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting pintrace record");
+        let mut stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut line = String::new();
+            while stderr.read_line(&mut line).unwrap_or(0) > 0 {
+                if tx.send(std::mem::take(&mut line)).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut rec = Recording {
+            child,
+            path,
+            stderr: rx,
+            lines: Vec::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match rec.stderr.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) => {
+                    let started = line.starts_with("pintrace: recording");
+                    rec.lines.push(line);
+                    if started {
+                        return rec;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = rec.child.wait().expect("pintrace status");
+                    panic!(
+                        "pintrace record exited ({status}) before attaching:\n{}",
+                        rec.lines.concat()
+                    );
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() > deadline => {
+                    let _ = rec.child.kill();
+                    panic!(
+                        "pintrace record did not attach within 30 s:\n{}",
+                        rec.lines.concat()
+                    );
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal to pintrace.
+    pub fn signal(&self, sig: libc::c_int) {
+        // SAFETY: kill on our own child's PID, which we have not reaped yet.
+        assert_eq!(
+            unsafe { libc::kill(self.child.id() as libc::pid_t, sig) },
+            0
+        );
+    }
+
+    /// Waits (at most 60 s) for pintrace to end by itself.
+    pub fn finish(mut self) -> Finished {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().expect("waiting for pintrace") {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "pintrace record did not end within 60 s:\n{}",
+                    self.lines.concat()
+                );
+            }
+            thread::sleep(Duration::from_millis(10));
+        };
+        while let Ok(line) = self.stderr.recv_timeout(Duration::from_secs(5)) {
+            self.lines.push(line);
+        }
+        Finished {
+            status,
+            stderr: self.lines.concat(),
+            path: self.path.clone(),
+        }
+    }
+}
+
+impl Finished {
+    /// Asserts a clean end and returns the JSON report.
+    pub fn report(&self) -> serde_json::Value {
+        assert!(
+            self.status.success(),
+            "pintrace record failed ({}):\n{}",
+            self.status,
+            self.stderr
+        );
+        let (code, json, stderr) = report_json(&self.path);
+        assert_eq!(code, Some(0), "pintrace report failed:\n{stderr}");
+        assert_eq!(json["lost_events"], 0, "events were lost:\n{}", self.stderr);
+        assert_eq!(json["complete"], true);
+        json
+    }
+}
+
+/// Runs `pintrace report --json FILE`: (exit code, JSON or Null, stderr).
+pub fn report_json(path: &Path) -> (Option<i32>, serde_json::Value, String) {
+    let out = Command::new(pintrace_bin())
+        .args(["report", "--json"])
+        .arg(path)
+        .output()
+        .expect("running pintrace report");
+    let json = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (
+        out.status.code(),
+        json,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The thread with `tid` in a JSON report.
+pub fn thread(report: &serde_json::Value, tid: u32) -> &serde_json::Value {
+    report["threads"]
+        .as_array()
+        .expect("threads array")
+        .iter()
+        .find(|t| t["tid"] == tid)
+        .unwrap_or_else(|| panic!("thread {tid} is not in the report"))
+}
+
+pub fn u64_of(v: &serde_json::Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("{v} is not a count"))
+}
+
+/// Reads the kernel's own counters for one thread from /proc/PID/task/TID/sched.
+pub fn kernel_sched(pid: u32, tid: u32) -> (u64, u64, u64) {
+    let mut text = String::new();
+    std::fs::File::open(format!("/proc/{pid}/task/{tid}/sched"))
+        .and_then(|mut f| f.read_to_string(&mut text))
+        .unwrap_or_else(|e| panic!("reading /proc/{pid}/task/{tid}/sched: {e}"));
+    let get = |key: &str| -> u64 {
+        text.lines()
+            .find(|l| l.split(':').next().map(str::trim) == Some(key))
+            .and_then(|l| l.split(':').nth(1))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("{key} missing from /proc/{pid}/task/{tid}/sched"))
+            as u64
+    };
+    (
+        get("se.nr_migrations"),
+        get("nr_voluntary_switches"),
+        get("nr_involuntary_switches"),
+    )
+}

@@ -47,6 +47,9 @@ pub struct RecordArgs {
     /// syscall of every process on the machine (measured +8.7% on a syscall-heavy program)
     #[arg(long)]
     pub syscalls: bool,
+    /// Kernel ring-buffer size: a power of two from 4KiB (e.g. 64MiB). Raise it if events are lost
+    #[arg(long, value_parser = parse_size, default_value = "16MiB")]
+    pub buffer_size: u32,
 }
 
 #[derive(clap::Args, Debug)]
@@ -71,6 +74,32 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (try 10s, 500ms or 2m)"))
 }
 
+/// A ring-buffer size: a power of two of at least 4 KiB, with an optional KiB/MiB suffix.
+pub fn parse_size(s: &str) -> Result<u32, String> {
+    let lower = s.trim().to_ascii_lowercase();
+    let (digits, unit) = match lower.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => lower.split_at(i),
+        None => (lower.as_str(), ""),
+    };
+    let mult: u64 = match unit.trim() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => return Err(format!("unknown size unit {other:?} (use KiB or MiB)")),
+    };
+    let n: u64 = digits.parse().map_err(|_| format!("not a size: {s}"))?;
+    let bytes = n
+        .checked_mul(mult)
+        .ok_or_else(|| format!("size too large: {s}"))?;
+    if bytes < 4096 || !bytes.is_power_of_two() || bytes > 1 << 30 {
+        return Err(format!(
+            "the buffer size must be a power of two from 4KiB to 1GiB, not {s}"
+        ));
+    }
+    Ok(bytes as u32)
+}
+
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Check => check::run(),
@@ -91,5 +120,16 @@ mod tests {
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert!(parse_duration("0").is_err());
         assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("16MiB"), Ok(16 << 20));
+        assert_eq!(parse_size("8k"), Ok(8192));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("3000").is_err(), "below a page");
+        assert!(parse_size("12KiB").is_err(), "not a power of two");
+        assert!(parse_size("2GiB").is_err());
+        assert!(parse_size("lots").is_err());
     }
 }

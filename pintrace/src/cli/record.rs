@@ -33,10 +33,13 @@ const ALIVE_CHECK: Duration = Duration::from_millis(200);
 
 pub fn run(args: RecordArgs) -> Result<ExitCode> {
     let target = target::resolve(args.pid)?;
-    let mut probes = Probes::load(&Options {
+    let opts = Options {
+        ring_bytes: args.buffer_size,
+        // Wake the reader when a quarter is used; otherwise it polls every POLL.
+        wakeup_bytes: u64::from(args.buffer_size / 4),
         syscalls: args.syscalls,
-        ..Options::default()
-    })?;
+    };
+    let mut probes = Probes::load(&opts)?;
     // Open the output before attaching anything: an unwritable path fails fast.
     let file = File::create(&args.output)
         .with_context(|| format!("cannot create the record file {}", args.output.display()))?;
@@ -141,8 +144,10 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     );
     if outcome.lost > 0 {
         eprintln!(
-            "pintrace: warning: {} events did not fit in the ring buffer and were lost; counts are low by that much",
-            outcome.lost
+            "pintrace: warning: {} events did not fit in the ring buffer and were lost; counts are low by that much \
+             (a larger --buffer-size helps; it is {} KiB)",
+            outcome.lost,
+            args.buffer_size >> 10
         );
     }
     if outcome.decode_errors > 0 {

@@ -1,0 +1,243 @@
+//! Bad input and bad luck: clear one-line errors, clean endings, nothing lost silently.
+use std::{
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use pintrace_tests::{pintrace_bin, report_json, scratch, u64_of, workload, Recording};
+
+fn pintrace(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(pintrace_bin())
+        .args(args)
+        .output()
+        .expect("running pintrace");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_target_that_exits_mid_trace_ends_the_recording_cleanly() {
+    let mut w = workload!("spin_pair", "300");
+    let started = Instant::now();
+    let rec = Recording::start(w.pid, "exits-early", &["--duration", "60s"]);
+    w.send("go");
+    let _ = w.read_line();
+    assert!(w.wait().success());
+    let done = rec.finish();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "pintrace noticed the exit"
+    );
+    assert!(
+        done.stderr.contains("pintrace: target exited; recorded"),
+        "{}",
+        done.stderr
+    );
+    let r = done.report();
+    assert_eq!(r["end_reason"], "target exited");
+    assert!(u64_of(&r["duration_ns"]) < 5_000_000_000);
+}
+
+#[test]
+fn a_killed_target_ends_the_recording_too() {
+    let w = workload!("spin_pair", "300");
+    let rec = Recording::start(w.pid, "killed", &[]);
+    // SAFETY: kill on the workload's PID, which is our unreaped child.
+    assert_eq!(
+        unsafe { libc::kill(w.pid as libc::pid_t, libc::SIGKILL) },
+        0
+    );
+    let r = rec.finish().report();
+    assert_eq!(r["end_reason"], "target exited");
+    drop(w);
+}
+
+#[test]
+fn sigterm_and_sigint_end_the_recording_with_a_whole_file() {
+    for (sig, reason) in [(libc::SIGTERM, "terminated"), (libc::SIGINT, "interrupted")] {
+        let w = workload!("spin_pair", "100");
+        let rec = Recording::start(w.pid, reason, &[]);
+        std::thread::sleep(Duration::from_millis(200));
+        rec.signal(sig);
+        let r = rec.finish().report();
+        assert_eq!(r["end_reason"], reason);
+        assert_eq!(r["target"]["pid"], w.pid);
+    }
+}
+
+#[test]
+fn the_duration_option_ends_the_recording() {
+    let w = workload!("spin_pair", "100");
+    let rec = Recording::start(w.pid, "duration", &["--duration", "300ms"]);
+    let r = rec.finish().report();
+    assert_eq!(r["end_reason"], "duration reached");
+    let d = u64_of(&r["duration_ns"]);
+    assert!((300_000_000..2_000_000_000).contains(&d), "{d}");
+    drop(w);
+}
+
+#[test]
+fn no_such_pid() {
+    let out = scratch("never.ptr");
+    let (code, err) = pintrace(&[
+        "record",
+        "--pid",
+        "4194305",
+        "-o",
+        out.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(
+        (code, err.as_str()),
+        (Some(1), "pintrace: no process with PID 4194305\n")
+    );
+    assert!(!out.exists(), "no file is left behind");
+}
+
+#[test]
+fn not_root_is_told_to_use_sudo() {
+    let w = workload!("spin_pair", "100");
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+        ])
+        .arg(pintrace_bin())
+        .args([
+            "record",
+            "--pid",
+            &w.pid.to_string(),
+            "-o",
+            "/tmp/pintrace-not-root.ptr",
+        ])
+        .output()
+        .expect("setpriv (util-linux)");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(
+        err,
+        "pintrace: tracing needs root (or CAP_BPF and CAP_PERFMON): run it with sudo\n"
+    );
+}
+
+#[test]
+fn missing_tracefs_names_the_mount_command() {
+    let w = workload!("spin_pair", "100");
+    // In a private mount namespace, so the machine keeps its tracefs.
+    let script = format!(
+        "umount /sys/kernel/tracing 2>/dev/null; umount /sys/kernel/debug/tracing 2>/dev/null; umount /sys/kernel/debug 2>/dev/null; \
+         exec {} record --pid {} -o /tmp/pintrace-no-tracefs.ptr",
+        pintrace_bin().display(),
+        w.pid
+    );
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .expect("unshare");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err, "pintrace: tracefs is not mounted: run `mount -t tracefs tracefs /sys/kernel/tracing` as root\n");
+}
+
+#[test]
+fn an_unwritable_output_path_fails_before_tracing() {
+    let w = workload!("spin_pair", "100");
+    let (code, err) = pintrace(&[
+        "record",
+        "--pid",
+        &w.pid.to_string(),
+        "-o",
+        "/proc/no/such/dir.ptr",
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.starts_with("pintrace: cannot create the record file /proc/no/such/dir.ptr: "),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn a_full_disk_is_an_error_not_a_silent_loss() {
+    let mut w = workload!("pingpong", "200000");
+    let rec = Recording::start_to(w.pid, std::path::Path::new("/dev/full"), &[]);
+    w.send("go");
+    let done = rec.finish();
+    assert_eq!(done.status.code(), Some(1), "{}", done.stderr);
+    let last = done.stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("pintrace: writing /dev/full") && last.contains("No space left on device"),
+        "{}",
+        done.stderr
+    );
+}
+
+#[test]
+fn a_damaged_recording_reports_what_it_can_and_says_so() {
+    let mut w = workload!("threads", "200");
+    let rec = Recording::start(w.pid, "whole", &[]);
+    w.send("go");
+    let _ = w.read_line();
+    assert!(w.wait().success());
+    let done = rec.finish();
+    let whole = done.report();
+    let bytes = std::fs::read(&done.path).expect("record file");
+
+    let cut = scratch("cut.ptr");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).expect("write");
+    let (code, r, err) = report_json(&cut);
+    assert_eq!(code, Some(3), "{err}");
+    assert_eq!(r["complete"], false);
+    assert!(
+        err.contains("cut short") || err.contains("no trailer"),
+        "{err}"
+    );
+    assert!(u64_of(&r["events"]) < u64_of(&whole["events"]));
+
+    let flipped = scratch("flipped.ptr");
+    let mut bad = bytes.clone();
+    let at = bytes.len() - 200;
+    bad[at] ^= 0x5a;
+    std::fs::write(&flipped, &bad).expect("write");
+    let (code, r, err) = report_json(&flipped);
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("corrupt chunk"), "{err}");
+    assert_eq!(r["complete"], false);
+}
+
+#[test]
+fn lost_events_are_counted_and_shown() {
+    // The reader keeps up with a ping-pong even through a 4 KiB ring buffer,
+    // so starve it as a busy machine would: stop pintrace for 300 ms.
+    let mut w = workload!("pingpong", "400000");
+    let rec = Recording::start(w.pid, "lossy", &["--buffer-size", "4KiB"]);
+    w.send("go");
+    std::thread::sleep(Duration::from_millis(100));
+    rec.signal(libc::SIGSTOP);
+    std::thread::sleep(Duration::from_millis(300));
+    rec.signal(libc::SIGCONT);
+    assert_eq!(w.read_line(), "done");
+    assert!(w.wait().success());
+    let done = rec.finish();
+    assert!(done.status.success(), "{}", done.stderr);
+    assert!(
+        done.stderr
+            .contains("events did not fit in the ring buffer and were lost"),
+        "{}",
+        done.stderr
+    );
+    let (code, r, _) = report_json(&done.path);
+    assert_eq!(code, Some(0));
+    let lost = u64_of(&r["lost_events"]);
+    assert!(lost > 0, "lost events are reported");
+    let out = Command::new(pintrace_bin())
+        .arg("report")
+        .arg(&done.path)
+        .output()
+        .expect("report");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("WARNING: events were lost"));
+}
