@@ -28,6 +28,8 @@ struct Thread {
     waiting_since: Option<u64>,
     /// Seen switching in at least once (so on-CPU time before it is not assumed).
     seen_running: bool,
+    /// Counted in the process's live threads.
+    alive: bool,
     voluntary: u64,
     involuntary: u64,
     migrations: u64,
@@ -263,13 +265,19 @@ impl Model {
                 ..
             } => {
                 if clone_flags & pintrace_common::CLONE_THREAD != 0 {
-                    self.created += 1;
-                    self.alive += 1;
-                    self.peak = self.peak.max(self.alive);
                     let t = self.thread(child_tid);
+                    let was_alive = std::mem::replace(&mut t.alive, true);
                     t.tgid = parent_tgid;
                     t.comm = comm;
                     t.born_ns = Some(ts);
+                    self.created += 1;
+                    if was_alive {
+                        // Also listed at attach (a race with /proc): created, not there at start.
+                        self.at_start = self.at_start.saturating_sub(1);
+                    } else {
+                        self.alive += 1;
+                        self.peak = self.peak.max(self.alive);
+                    }
                 } else {
                     self.forks += 1;
                 }
@@ -285,7 +293,9 @@ impl Model {
                 t.tgid = tgid;
                 t.comm = comm;
                 let lifetime = t.born_ns.map(|b| ts.saturating_sub(b));
-                self.alive = self.alive.saturating_sub(1);
+                if std::mem::replace(&mut t.alive, false) {
+                    self.alive = self.alive.saturating_sub(1);
+                }
                 if tid != tgid {
                     self.exited += 1;
                 }
@@ -298,9 +308,11 @@ impl Model {
                 let t = self.thread(tid);
                 t.tgid = tgid;
                 t.comm = comm;
-                self.at_start += 1;
-                self.alive += 1;
-                self.peak = self.peak.max(self.alive);
+                if !std::mem::replace(&mut t.alive, true) {
+                    self.at_start += 1;
+                    self.alive += 1;
+                    self.peak = self.peak.max(self.alive);
+                }
             }
             EventKind::Tgkill { .. } => self.tgkill_calls += 1,
             EventKind::CloneExit { ret, .. } => {
@@ -550,6 +562,35 @@ mod tests {
         assert_eq!(p.thread_lifetime_ns.max, 2 * MS);
         assert_eq!(thread(&s, 205).comm, "w");
         assert_eq!(thread(&s, 205).born_ns, Some(500 * MS));
+    }
+
+    #[test]
+    fn a_thread_both_listed_at_attach_and_created_counts_once() {
+        let mut m = Model::new(0);
+        m.apply(&seen(100));
+        m.apply(&seen(101));
+        m.apply(&seen(101));
+        m.apply(&ev(
+            MS,
+            0,
+            EventKind::NewTask {
+                parent_tid: 100,
+                parent_tgid: 100,
+                child_tid: 101,
+                clone_flags: pintrace_common::CLONE_THREAD,
+                comm: Comm::new("a"),
+            },
+        ));
+        let p = m.snapshot(2 * MS).process;
+        assert_eq!(
+            (
+                p.threads_at_start,
+                p.threads_created,
+                p.threads_now,
+                p.threads_peak
+            ),
+            (1, 1, 2, 2)
+        );
     }
 
     #[test]

@@ -102,6 +102,7 @@ pub fn go_program(name: &str) -> PathBuf {
         .arg(&out)
         .arg(root.join("go").join(name).join("main.go"))
         .env("GO111MODULE", "off")
+        .env("GOCACHE", root.join("../target/go-cache"))
         .status()
         .unwrap_or_else(|e| panic!("running {go}: {e} (cargo xtask setup installs Go 1.19)"));
     assert!(status.success(), "building tests/go/{name} failed");

@@ -52,7 +52,8 @@ fn main() -> Result<()> {
 
 /// The workspace root.
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    root.canonicalize().unwrap_or(root)
 }
 
 pub fn run(cmd: &mut Command) -> Result<()> {
@@ -77,14 +78,22 @@ pub fn build_pintrace(release: bool) -> Result<PathBuf> {
         c.arg("--release");
     }
     run(&mut c)?;
-    Ok(root().join("target").join(if release { "release" } else { "debug" }).join("pintrace"))
+    Ok(root()
+        .join("target")
+        .join(if release { "release" } else { "debug" })
+        .join("pintrace"))
 }
 
 /// Builds a Go program from tests/go/NAME into target/go/NAME.
 pub fn build_go(name: &str) -> Result<PathBuf> {
     let out = root().join("target/go").join(name);
     let src = root().join("tests/go").join(name).join("main.go");
-    run(Command::new(setup::GO).args(["build", "-o"]).arg(&out).arg(&src).env("GO111MODULE", "off"))?;
+    run(Command::new(setup::GO)
+        .args(["build", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .env("GO111MODULE", "off")
+        .env("GOCACHE", root().join("target/go-cache")))?;
     Ok(out)
 }
 
@@ -100,9 +109,20 @@ fn demo(seconds: u32) -> Result<()> {
         .stdout(std::process::Stdio::null())
         .spawn()
         .context("starting the demo workload")?;
-    println!("xtask: recording it for {seconds} s: pintrace record --pid {} -o {}", workload.id(), file.display());
+    println!(
+        "xtask: recording it for {seconds} s: pintrace record --pid {} -o {}",
+        workload.id(),
+        file.display()
+    );
     let recorded = Command::new(&pintrace)
-        .args(["record", "--pid", &workload.id().to_string(), "--duration", &format!("{seconds}s"), "-o"])
+        .args([
+            "record",
+            "--pid",
+            &workload.id().to_string(),
+            "--duration",
+            &format!("{seconds}s"),
+            "-o",
+        ])
         .arg(&file)
         .status();
     let _ = workload.kill();
@@ -121,7 +141,9 @@ fn test(args: &[String]) -> Result<()> {
     // Unit tests, render and CLI tests of the default members, then the
     // privileged integration tests one at a time: they measure scheduling,
     // so they must not compete with each other for the two CPUs.
-    run(cargo().args(["test", "--workspace", "--exclude", "pintrace-tests"]).args(args))?;
+    run(cargo()
+        .args(["test", "--workspace", "--exclude", "pintrace-tests"])
+        .args(args))?;
     run(cargo()
         .args(["test", "--package", "pintrace-tests"])
         .args(args)

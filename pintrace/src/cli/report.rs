@@ -146,7 +146,6 @@ fn lat(l: &Latency) -> String {
 pub fn render(r: &Report, rows: usize) -> String {
     let mut o = String::new();
     let p = &r.process;
-    let secs = r.duration_ns as f64 / 1e9;
     let _ = writeln!(
         o,
         "target    {} ({})  {}",
@@ -307,6 +306,5 @@ pub fn render(r: &Report, rows: usize) -> String {
     if r.threads.iter().any(|t| t.died_ns.is_some()) {
         let _ = writeln!(o, "  † exited during the recording");
     }
-    let _ = secs;
     o
 }

@@ -1,0 +1,358 @@
+//! `cargo xtask bench`: what tracing costs, measured side by side in one run.
+//!
+//! Each round runs every workload untraced, under `pintrace record`, under
+//! a bpftrace script that counts the same tracepoints in kernel maps, and
+//! under `perf record` of the same tracepoints, in an order that rotates
+//! from round to round. Wall times are compared as medians. pintrace's own
+//! CPU time and peak memory come from wait4(2); events, losses and bytes
+//! per event from its record file.
+use std::{
+    fmt::Write as _,
+    io::{BufRead, BufReader, Write},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context as _, Result};
+
+use crate::{build_pintrace, root, setup};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Rounds (each runs every workload under every tracer once)
+    #[arg(long, default_value_t = 7)]
+    rounds: usize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Tracer {
+    None,
+    Pintrace,
+    Bpftrace,
+    Perf,
+}
+
+const TRACERS: [Tracer; 4] = [
+    Tracer::None,
+    Tracer::Pintrace,
+    Tracer::Bpftrace,
+    Tracer::Perf,
+];
+
+impl Tracer {
+    fn name(self) -> &'static str {
+        match self {
+            Tracer::None => "untraced",
+            Tracer::Pintrace => "pintrace record",
+            Tracer::Bpftrace => "bpftrace (counting in maps)",
+            Tracer::Perf => "perf record -p",
+        }
+    }
+}
+
+struct Workload {
+    name: &'static str,
+    /// A command that prints nothing it needs and waits for a line on stdin before working.
+    argv: Vec<String>,
+}
+
+/// What one traced run measured.
+#[derive(Default, Clone, Copy)]
+struct Sample {
+    wall: f64,
+    events: u64,
+    lost: u64,
+    bytes: u64,
+    cpu: f64,
+    rss_kib: u64,
+}
+
+const TRACEPOINTS: &[&str] = &[
+    "sched:sched_switch",
+    "sched:sched_migrate_task",
+    "sched:sched_wakeup",
+    "sched:sched_wakeup_new",
+    "signal:signal_generate",
+    "task:task_newtask",
+    "sched:sched_process_exit",
+    "task:task_rename",
+];
+
+/// Counts what pintrace records, per thread, in kernel maps: bpftrace's
+/// cheapest way to see the same events for one process.
+fn bpftrace_script(pid: u32) -> String {
+    format!(
+        r#"BEGIN {{ @tids[{pid}] = 1; printf("attached\n"); }}
+tracepoint:sched:sched_switch /@tids[args->prev_pid] || @tids[args->next_pid]/ {{ @switch[args->prev_pid, args->prev_state] = count(); }}
+tracepoint:sched:sched_migrate_task /@tids[args->pid]/ {{ @migrate[args->pid] = count(); }}
+tracepoint:sched:sched_wakeup,tracepoint:sched:sched_wakeup_new /@tids[args->pid]/ {{ @wakeup[args->pid] = count(); }}
+tracepoint:signal:signal_generate /@tids[args->pid] || @tids[tid]/ {{ @signal[tid, args->pid, args->sig] = count(); }}
+tracepoint:task:task_newtask /@tids[tid]/ {{ @tids[args->pid] = 1; @new[tid] = count(); }}
+tracepoint:sched:sched_process_exit /@tids[args->pid]/ {{ @exit[args->pid] = count(); }}
+tracepoint:task:task_rename /@tids[args->pid]/ {{ @rename[args->pid] = count(); }}
+"#
+    )
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Waits for a child and returns (user + system CPU seconds, peak RSS KiB).
+fn wait_rusage(child: &mut Child) -> Result<(f64, u64)> {
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is valid for wait4 to fill.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child; both pointers are valid.
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut ru) };
+    if pid < 0 {
+        bail!("wait4: {}", std::io::Error::last_os_error());
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        bail!("the tracer exited with status {status:#x}");
+    }
+    Ok((secs(ru.ru_utime) + secs(ru.ru_stime), ru.ru_maxrss as u64))
+}
+
+fn read_until(reader: &mut impl BufRead, prefix: &str, what: &str) -> Result<()> {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line)? == 0 {
+            bail!("{what} ended before saying {prefix:?}");
+        }
+        if line.starts_with(prefix) {
+            return Ok(());
+        }
+    }
+}
+
+fn signal(child: &Child, sig: libc::c_int) {
+    // SAFETY: kill on our own unreaped child.
+    unsafe { libc::kill(child.id() as libc::pid_t, sig) };
+}
+
+fn one_run(w: &Workload, tracer: Tracer, pintrace: &Path, scratch: &Path) -> Result<Sample> {
+    let mut work = Command::new(&w.argv[0])
+        .args(&w.argv[1..])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {}", w.argv[0]))?;
+    let pid = work.id();
+    let file = scratch.join(format!("{}.out", w.name));
+    let _ = std::fs::remove_file(&file);
+    let mut tracer_child = match tracer {
+        Tracer::None => None,
+        Tracer::Pintrace => {
+            let mut c = Command::new(pintrace)
+                .args(["record", "--pid", &pid.to_string(), "-o"])
+                .arg(&file)
+                .stderr(Stdio::piped())
+                .spawn()?;
+            let mut err = BufReader::new(c.stderr.take().context("stderr")?);
+            read_until(&mut err, "pintrace: recording", "pintrace")?;
+            thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+            Some(c)
+        }
+        Tracer::Bpftrace => {
+            let script = scratch.join("count.bt");
+            std::fs::write(&script, bpftrace_script(pid))?;
+            let mut c = Command::new("bpftrace")
+                .arg(&script)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()?;
+            // BEGIN's line arrives once every probe is attached.
+            let mut out = BufReader::new(c.stdout.take().context("stdout")?);
+            read_until(&mut out, "attached", "bpftrace")?;
+            let mut sink = std::fs::File::create(&file)?;
+            thread::spawn(move || std::io::copy(&mut out, &mut sink));
+            Some(c)
+        }
+        Tracer::Perf => {
+            let c = Command::new("perf")
+                .args(["record", "-q", "-o"])
+                .arg(&file)
+                .args(TRACEPOINTS.iter().flat_map(|t| ["-e", t]))
+                .args(["-p", &pid.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()?;
+            // perf record says nothing once attached: give it time.
+            thread::sleep(Duration::from_secs(2));
+            Some(c)
+        }
+    };
+    let started = Instant::now();
+    writeln!(work.stdin.as_mut().context("stdin")?, "go")?;
+    let status = work.wait()?;
+    let wall = started.elapsed().as_secs_f64();
+    if !status.success() {
+        bail!("{} failed: {status}", w.name);
+    }
+    let mut sample = Sample {
+        wall,
+        ..Sample::default()
+    };
+    if let Some(mut c) = tracer_child.take() {
+        if tracer == Tracer::Bpftrace {
+            signal(&c, libc::SIGINT);
+        }
+        let (cpu, rss) = wait_rusage(&mut c)?;
+        sample.cpu = cpu;
+        sample.rss_kib = rss;
+        sample.bytes = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+        if tracer == Tracer::Pintrace {
+            let out = Command::new(pintrace)
+                .args(["report", "--json"])
+                .arg(&file)
+                .output()?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            let num = |key: &str| -> u64 {
+                text.lines()
+                    .find_map(|l| l.trim().strip_prefix(&format!("\"{key}\": ")))
+                    .and_then(|v| v.trim_end_matches(',').parse().ok())
+                    .unwrap_or(0)
+            };
+            sample.events = num("events");
+            sample.lost = num("lost_events");
+        }
+        if tracer == Tracer::Perf {
+            let out = Command::new("perf")
+                .args(["script", "-F", "event", "-i"])
+                .arg(&file)
+                .output()?;
+            sample.events = out.stdout.iter().filter(|&&b| b == b'\n').count() as u64;
+        }
+    }
+    Ok(sample)
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    setup::apt(&["linux-perf", "bpftrace"])?;
+    let pintrace = build_pintrace(true)?;
+    crate::run(
+        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(root())
+            .args([
+                "build",
+                "--release",
+                "--package",
+                "pintrace-tests",
+                "--bin",
+                "pingpong",
+            ]),
+    )?;
+    let scratch: PathBuf = root().join("target/bench");
+    std::fs::create_dir_all(&scratch)?;
+    let pingpong = root().join("target/release/pingpong").display().to_string();
+    let workloads = [
+        Workload {
+            name:
+                "perf bench sched messaging -t -p (10 groups x 40 threads over pipes, 1000 loops)",
+            argv: [
+                "sh",
+                "-c",
+                "read go && exec perf bench sched messaging -t -p -g 10 -l 1000",
+            ]
+            .map(String::from)
+            .to_vec(),
+        },
+        Workload {
+            name: "pipe ping-pong, 2 threads on 1 CPU (400k round trips)",
+            argv: vec![pingpong, "400000".into()],
+        },
+    ];
+    let mut results: Vec<Vec<Vec<Sample>>> = vec![vec![Vec::new(); TRACERS.len()]; workloads.len()];
+    for round in 0..args.rounds {
+        for (wi, w) in workloads.iter().enumerate() {
+            for k in 0..TRACERS.len() {
+                let ti = (k + round) % TRACERS.len();
+                let s = one_run(w, TRACERS[ti], &pintrace, &scratch)
+                    .with_context(|| format!("{} under {}", w.name, TRACERS[ti].name()))?;
+                eprintln!(
+                    "bench: round {} {} {}: {:.3} s",
+                    round + 1,
+                    w.name,
+                    TRACERS[ti].name(),
+                    s.wall
+                );
+                results[wi][ti].push(s);
+            }
+        }
+    }
+    let report = summarise(&workloads, &results, args.rounds);
+    print!("{report}");
+    let out = root().join("target/bench.md");
+    std::fs::write(&out, &report)?;
+    eprintln!("bench: written to {}", out.display());
+    Ok(())
+}
+
+fn summarise(workloads: &[Workload], results: &[Vec<Vec<Sample>>], rounds: usize) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "# pintrace benchmark ({rounds} rounds, tracers in rotating order, medians)\n"
+    );
+    for (wi, w) in workloads.iter().enumerate() {
+        let base = median(results[wi][0].iter().map(|s| s.wall).collect());
+        let _ = writeln!(o, "## {}\n", w.name);
+        let _ = writeln!(o, "| tracer | median wall (s) | slowdown vs untraced | events | lost | bytes/event | tracer CPU (s) | tracer peak RSS (MiB) |");
+        let _ = writeln!(o, "|---|---|---|---|---|---|---|---|");
+        for (ti, t) in TRACERS.iter().enumerate() {
+            let s = &results[wi][ti];
+            let med = |f: fn(&Sample) -> f64| median(s.iter().map(f).collect());
+            let wall = med(|s| s.wall);
+            let events = med(|s| s.events as f64);
+            let bytes = med(|s| s.bytes as f64);
+            let per_event = if events > 0.0 {
+                format!("{:.1}", bytes / events)
+            } else {
+                "-".into()
+            };
+            let lost = s.iter().map(|s| s.lost).max().unwrap_or(0);
+            let (cpu, rss) = if *t == Tracer::None {
+                ("-".to_string(), "-".to_string())
+            } else {
+                (
+                    format!("{:.3}", med(|s| s.cpu)),
+                    format!("{:.1}", med(|s| s.rss_kib as f64) / 1024.0),
+                )
+            };
+            let events = if events > 0.0 {
+                format!("{events:.0}")
+            } else {
+                "-".into()
+            };
+            let _ = writeln!(
+                o,
+                "| {} | {wall:.3} | {:.3} | {events} | {lost} | {per_event} | {cpu} | {rss} |",
+                t.name(),
+                wall / base
+            );
+        }
+        let pin = &results[wi][1];
+        let rate = median(pin.iter().map(|s| s.events as f64 / s.wall).collect());
+        let _ = writeln!(
+            o,
+            "\npintrace sustained {rate:.0} events/s (median), max lost in any run: {}\n",
+            pin.iter().map(|s| s.lost).max().unwrap_or(0)
+        );
+    }
+    o
+}
