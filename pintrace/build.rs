@@ -22,11 +22,7 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     aya_build::build_ebpf(
-        [Package {
-            name: "pintrace-ebpf",
-            root_dir: "../pintrace-ebpf",
-            ..Default::default()
-        }],
+        [Package { name: "pintrace-ebpf", root_dir: "../pintrace-ebpf", ..Default::default() }],
         Toolchain::default(),
     )
     .context("building the kernel programs; run `cargo xtask setup` to install nightly's rust-src and bpf-linker")

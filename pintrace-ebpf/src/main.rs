@@ -26,9 +26,9 @@ mod programs {
             bpf_get_current_pid_tgid,
             generated::{bpf_get_smp_processor_id, bpf_ktime_get_ns},
         },
-        macros::{map, tracepoint},
+        macros::{map, tracepoint, uprobe},
         maps::{Array, PerCpuArray, RingBuf},
-        programs::TracePointContext,
+        programs::{ProbeContext, TracePointContext},
         EbpfContext,
     };
     use pintrace_common::*;
@@ -64,12 +64,8 @@ mod programs {
     /// The 16-byte comm at a 4-byte aligned `offset`, read as four u32 loads.
     #[inline(always)]
     fn comm_at(ctx: &TracePointContext, offset: usize) -> [u8; COMM_LEN] {
-        let words: [u32; 4] = [
-            field(ctx, offset),
-            field(ctx, offset + 4),
-            field(ctx, offset + 8),
-            field(ctx, offset + 12),
-        ];
+        let words: [u32; 4] =
+            [field(ctx, offset), field(ctx, offset + 4), field(ctx, offset + 8), field(ctx, offset + 12)];
         // SAFETY: [u32; 4] and [u8; 16] have the same size and any bits are valid u8s.
         unsafe { core::mem::transmute(words) }
     }
@@ -112,13 +108,7 @@ mod programs {
     #[inline(always)]
     fn header(kind: u32) -> Header {
         // SAFETY: plain helper calls without arguments.
-        unsafe {
-            Header {
-                kind,
-                cpu: bpf_get_smp_processor_id(),
-                ts_ns: bpf_ktime_get_ns(),
-            }
-        }
+        unsafe { Header { kind, cpu: bpf_get_smp_processor_id(), ts_ns: bpf_ktime_get_ns() } }
     }
 
     #[inline(always)]
@@ -181,13 +171,7 @@ mod programs {
         if orig_cpu == dest_cpu {
             return 0;
         }
-        submit(MigrateRecord {
-            hdr: header(KIND_MIGRATE),
-            tid,
-            orig_cpu,
-            dest_cpu,
-            _pad: 0,
-        });
+        submit(MigrateRecord { hdr: header(KIND_MIGRATE), tid, orig_cpu, dest_cpu, _pad: 0 });
         0
     }
 
@@ -295,12 +279,7 @@ mod programs {
         if !is_target(tid) {
             return 0;
         }
-        submit(RenameRecord {
-            hdr: header(KIND_RENAME),
-            tid,
-            _pad: 0,
-            comm: comm_at(&ctx, 28),
-        });
+        submit(RenameRecord { hdr: header(KIND_RENAME), tid, _pad: 0, comm: comm_at(&ctx, 28) });
         0
     }
 
@@ -333,13 +312,7 @@ mod programs {
         if ret == 0 {
             return 0; // the child's return
         }
-        submit(CloneExitRecord {
-            hdr: header(KIND_CLONE_EXIT),
-            parent_tid,
-            ret: ret as i32,
-            flags,
-            _pad: 0,
-        });
+        submit(CloneExitRecord { hdr: header(KIND_CLONE_EXIT), parent_tid, ret: ret as i32, flags, _pad: 0 });
         0
     }
 
@@ -351,6 +324,21 @@ mod programs {
     #[tracepoint(category = "syscalls", name = "sys_exit_clone3")]
     pub fn sys_exit_clone3(ctx: TracePointContext) -> u32 {
         clone_exit(&ctx, CLONE_IS_CLONE3)
+    }
+
+    /// Calls seen by the uprobe self-test of `pintrace check`.
+    #[map]
+    static UPROBE_HITS: Array<u64> = Array::with_max_entries(1, 0);
+
+    /// `pintrace check` attaches this to a function of its own and calls it,
+    /// to show that uprobes load, attach and fire on this kernel.
+    #[uprobe]
+    pub fn uprobe_selftest(_ctx: ProbeContext) -> u32 {
+        if let Some(hits) = UPROBE_HITS.get_ptr_mut(0) {
+            // SAFETY: points into the array map's storage; only `check`'s one thread calls the probed function.
+            unsafe { *hits += 1 };
+        }
+        0
     }
 
     #[panic_handler]

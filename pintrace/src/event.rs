@@ -136,11 +136,7 @@ pub enum DecodeError {
     #[error("record kind {0} is unknown to this pintrace")]
     UnknownKind(u32),
     #[error("record kind {kind} is {got} bytes, expected {expected}")]
-    SizeMismatch {
-        kind: u32,
-        expected: usize,
-        got: usize,
-    },
+    SizeMismatch { kind: u32, expected: usize, got: usize },
 }
 
 /// Wire records: `#[repr(C)]` structs of integers and byte arrays only.
@@ -170,11 +166,7 @@ unsafe impl WireRecord for wire::CloneExitRecord {}
 fn read<T: WireRecord>(kind: u32, bytes: &[u8]) -> Result<T, DecodeError> {
     let expected = std::mem::size_of::<T>();
     if bytes.len() != expected {
-        return Err(DecodeError::SizeMismatch {
-            kind,
-            expected,
-            got: bytes.len(),
-        });
+        return Err(DecodeError::SizeMismatch { kind, expected, got: bytes.len() });
     }
     // SAFETY: the length was checked above, the read is unaligned, and
     // `WireRecord` guarantees that any bytes are a valid `T`.
@@ -193,19 +185,11 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
     let kind = match kind {
         wire::KIND_SWITCH => {
             let r: wire::SwitchRecord = read(kind, bytes)?;
-            EventKind::Switch {
-                prev_tid: r.prev_tid,
-                next_tid: r.next_tid,
-                prev_state: r.prev_state,
-            }
+            EventKind::Switch { prev_tid: r.prev_tid, next_tid: r.next_tid, prev_state: r.prev_state }
         }
         wire::KIND_MIGRATE => {
             let r: wire::MigrateRecord = read(kind, bytes)?;
-            EventKind::Migrate {
-                tid: r.tid,
-                from_cpu: r.orig_cpu,
-                to_cpu: r.dest_cpu,
-            }
+            EventKind::Migrate { tid: r.tid, from_cpu: r.orig_cpu, to_cpu: r.dest_cpu }
         }
         wire::KIND_WAKEUP => {
             let r: wire::WakeupRecord = read(kind, bytes)?;
@@ -240,36 +224,19 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         }
         wire::KIND_EXIT => {
             let r: wire::ExitRecord = read(kind, bytes)?;
-            EventKind::Exit {
-                tid: r.tid,
-                tgid: r.tgid,
-                group_dead: r.group_dead != 0,
-                comm: Comm(r.comm),
-            }
+            EventKind::Exit { tid: r.tid, tgid: r.tgid, group_dead: r.group_dead != 0, comm: Comm(r.comm) }
         }
         wire::KIND_RENAME => {
             let r: wire::RenameRecord = read(kind, bytes)?;
-            EventKind::Rename {
-                tid: r.tid,
-                comm: Comm(r.comm),
-            }
+            EventKind::Rename { tid: r.tid, comm: Comm(r.comm) }
         }
         wire::KIND_TGKILL => {
             let r: wire::TgkillRecord = read(kind, bytes)?;
-            EventKind::Tgkill {
-                sender_tid: r.sender_tid,
-                tgid: r.tgid,
-                tid: r.tid,
-                sig: r.sig,
-            }
+            EventKind::Tgkill { sender_tid: r.sender_tid, tgid: r.tgid, tid: r.tid, sig: r.sig }
         }
         wire::KIND_CLONE_EXIT => {
             let r: wire::CloneExitRecord = read(kind, bytes)?;
-            EventKind::CloneExit {
-                parent_tid: r.parent_tid,
-                ret: r.ret,
-                clone3: r.flags & wire::CLONE_IS_CLONE3 != 0,
-            }
+            EventKind::CloneExit { parent_tid: r.parent_tid, ret: r.ret, clone3: r.flags & wire::CLONE_IS_CLONE3 != 0 }
         }
         other => return Err(DecodeError::UnknownKind(other)),
     };
@@ -282,19 +249,12 @@ mod tests {
 
     fn bytes_of<T: WireRecord>(r: &T) -> Vec<u8> {
         // SAFETY: T is a plain-old-data wire record; we only read its bytes.
-        unsafe {
-            std::slice::from_raw_parts((r as *const T).cast::<u8>(), std::mem::size_of::<T>())
-                .to_vec()
-        }
+        unsafe { std::slice::from_raw_parts((r as *const T).cast::<u8>(), std::mem::size_of::<T>()).to_vec() }
     }
 
     fn switch_bytes() -> Vec<u8> {
         bytes_of(&wire::SwitchRecord {
-            hdr: wire::Header {
-                kind: wire::KIND_SWITCH,
-                cpu: 1,
-                ts_ns: 0x1_0000_0002,
-            },
+            hdr: wire::Header { kind: wire::KIND_SWITCH, cpu: 1, ts_ns: 0x1_0000_0002 },
             prev_tid: 10,
             next_tid: 0,
             prev_state: 0x100,
@@ -307,18 +267,8 @@ mod tests {
         let e = decode(&switch_bytes()).expect("valid record");
         assert_eq!(e.ts_ns, 0x1_0000_0002);
         assert_eq!(e.cpu, 1);
-        assert_eq!(
-            e.kind,
-            EventKind::Switch {
-                prev_tid: 10,
-                next_tid: 0,
-                prev_state: 0x100
-            }
-        );
-        assert!(
-            EventKind::is_involuntary(0x100),
-            "in-kernel preemption is involuntary"
-        );
+        assert_eq!(e.kind, EventKind::Switch { prev_tid: 10, next_tid: 0, prev_state: 0x100 });
+        assert!(EventKind::is_involuntary(0x100), "in-kernel preemption is involuntary");
         assert!(!EventKind::is_involuntary(1));
         assert!(EventKind::is_final_switch(0x20));
     }
@@ -328,11 +278,7 @@ mod tests {
         let mut comm = [0u8; 16];
         comm[..4].copy_from_slice(b"work");
         let b = bytes_of(&wire::NewTaskRecord {
-            hdr: wire::Header {
-                kind: wire::KIND_NEW_TASK,
-                cpu: 0,
-                ts_ns: 5,
-            },
+            hdr: wire::Header { kind: wire::KIND_NEW_TASK, cpu: 0, ts_ns: 5 },
             parent_tid: 1,
             parent_tgid: 1,
             child_tid: 2,
@@ -341,9 +287,7 @@ mod tests {
             comm,
         });
         match decode(&b).expect("valid").kind {
-            EventKind::NewTask {
-                child_tid: 2, comm, ..
-            } => assert_eq!(comm.to_string(), "work"),
+            EventKind::NewTask { child_tid: 2, comm, .. } => assert_eq!(comm.to_string(), "work"),
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -357,24 +301,10 @@ mod tests {
     #[test]
     fn rejects_truncated_and_oversized_bodies() {
         let b = switch_bytes();
-        assert_eq!(
-            decode(&b[..20]),
-            Err(DecodeError::SizeMismatch {
-                kind: wire::KIND_SWITCH,
-                expected: 32,
-                got: 20
-            })
-        );
+        assert_eq!(decode(&b[..20]), Err(DecodeError::SizeMismatch { kind: wire::KIND_SWITCH, expected: 32, got: 20 }));
         let mut long = b.clone();
         long.extend_from_slice(&[0; 8]);
-        assert_eq!(
-            decode(&long),
-            Err(DecodeError::SizeMismatch {
-                kind: wire::KIND_SWITCH,
-                expected: 32,
-                got: 40
-            })
-        );
+        assert_eq!(decode(&long), Err(DecodeError::SizeMismatch { kind: wire::KIND_SWITCH, expected: 32, got: 40 }));
     }
 
     #[test]
@@ -386,10 +316,7 @@ mod tests {
 
     #[test]
     fn comm_is_cut_at_nul_and_truncated_to_fit() {
-        assert_eq!(
-            Comm::new("a-very-long-thread-name").to_string(),
-            "a-very-long-thr"
-        );
+        assert_eq!(Comm::new("a-very-long-thread-name").to_string(), "a-very-long-thr");
         assert_eq!(Comm::new("x").as_bytes(), b"x");
     }
 }

@@ -105,10 +105,7 @@ mod tests {
     #[test]
     fn empty_histogram_reports_zero() {
         let h = Histogram::default();
-        assert_eq!(
-            (h.quantile(0.5), h.quantile(0.99), h.max(), h.mean()),
-            (0, 0, 0, 0)
-        );
+        assert_eq!((h.quantile(0.5), h.quantile(0.99), h.max(), h.mean()), (0, 0, 0, 0));
     }
 
     #[test]
@@ -123,23 +120,10 @@ mod tests {
 
     #[test]
     fn buckets_bound_every_value_within_a_sixteenth() {
-        for v in [
-            16u64,
-            17,
-            31,
-            32,
-            1000,
-            123_456,
-            9_999_999,
-            u64::MAX / 3,
-            u64::MAX,
-        ] {
+        for v in [16u64, 17, 31, 32, 1000, 123_456, 9_999_999, u64::MAX / 3, u64::MAX] {
             let ub = upper_bound(bucket_of(v));
             assert!(ub >= v, "{v}: bound {ub}");
-            assert!(
-                (ub - v) as f64 <= v as f64 / 16.0,
-                "{v}: bound {ub} too loose"
-            );
+            assert!((ub - v) as f64 <= v as f64 / 16.0, "{v}: bound {ub} too loose");
         }
     }
 
@@ -151,10 +135,7 @@ mod tests {
         }
         let p50 = h.quantile(0.5);
         let p99 = h.quantile(0.99);
-        assert!(
-            (500_000..=500_000 + 500_000 / 16).contains(&p50),
-            "p50 {p50}"
-        );
+        assert!((500_000..=500_000 + 500_000 / 16).contains(&p50), "p50 {p50}");
         assert!((990_000..=1_000_000).contains(&p99), "p99 {p99}");
         assert_eq!(h.max(), 1_000_000);
         assert_eq!(h.count(), 1000);

@@ -71,13 +71,7 @@ pub struct Latency {
 
 impl From<&Histogram> for Latency {
     fn from(h: &Histogram) -> Self {
-        Latency {
-            count: h.count(),
-            p50: h.quantile(0.5),
-            p99: h.quantile(0.99),
-            max: h.max(),
-            mean: h.mean(),
-        }
+        Latency { count: h.count(), p50: h.quantile(0.5), p99: h.quantile(0.99), max: h.max(), mean: h.mean() }
     }
 }
 
@@ -188,11 +182,7 @@ impl Model {
         }
         self.last_ts = self.last_ts.max(ts);
         match e.kind {
-            EventKind::Switch {
-                prev_tid,
-                next_tid,
-                prev_state,
-            } => {
+            EventKind::Switch { prev_tid, next_tid, prev_state } => {
                 if prev_tid != 0 {
                     let start = self.start_ns;
                     let t = self.thread(prev_tid);
@@ -235,12 +225,7 @@ impl Model {
                 }
             }
             EventKind::Migrate { tid, .. } => self.thread(tid).migrations += 1,
-            EventKind::Signal {
-                sender_tid,
-                target_tid,
-                sig,
-                ..
-            } => {
+            EventKind::Signal { sender_tid, target_tid, sig, .. } => {
                 let urg = sig == SIGURG;
                 if let Some(t) = self.threads.get_mut(&target_tid) {
                     if urg {
@@ -257,13 +242,7 @@ impl Model {
                     }
                 }
             }
-            EventKind::NewTask {
-                parent_tgid,
-                child_tid,
-                clone_flags,
-                comm,
-                ..
-            } => {
+            EventKind::NewTask { parent_tgid, child_tid, clone_flags, comm, .. } => {
                 if clone_flags & pintrace_common::CLONE_THREAD != 0 {
                     let t = self.thread(child_tid);
                     let was_alive = std::mem::replace(&mut t.alive, true);
@@ -282,9 +261,7 @@ impl Model {
                     self.forks += 1;
                 }
             }
-            EventKind::Exit {
-                tid, tgid, comm, ..
-            } => {
+            EventKind::Exit { tid, tgid, comm, .. } => {
                 let t = self.thread(tid);
                 if t.died_ns.is_some() {
                     return;
@@ -380,13 +357,7 @@ impl Model {
         process.sigurg_per_sec = per_sec(process.sigurg, duration_ns);
         process.runq_latency_ns = Latency::from(&runq);
         threads.sort_by(|a, b| b.on_cpu_ns.cmp(&a.on_cpu_ns).then(a.tid.cmp(&b.tid)));
-        Snapshot {
-            duration_ns,
-            events: self.events,
-            lost_events: self.lost,
-            process,
-            threads,
-        }
+        Snapshot { duration_ns, events: self.events, lost_events: self.lost, process, threads }
     }
 }
 
@@ -402,34 +373,15 @@ mod tests {
     }
 
     fn seen(tid: u32) -> Event {
-        ev(
-            0,
-            NO_CPU,
-            EventKind::ThreadSeen {
-                tid,
-                tgid: 100,
-                comm: Comm::new("app"),
-            },
-        )
+        ev(0, NO_CPU, EventKind::ThreadSeen { tid, tgid: 100, comm: Comm::new("app") })
     }
 
     fn switch(ts: u64, cpu: u32, prev_tid: u32, next_tid: u32, prev_state: u32) -> Event {
-        ev(
-            ts,
-            cpu,
-            EventKind::Switch {
-                prev_tid,
-                next_tid,
-                prev_state,
-            },
-        )
+        ev(ts, cpu, EventKind::Switch { prev_tid, next_tid, prev_state })
     }
 
     fn thread(s: &Snapshot, tid: u32) -> &ThreadStats {
-        s.threads
-            .iter()
-            .find(|t| t.tid == tid)
-            .expect("thread in snapshot")
+        s.threads.iter().find(|t| t.tid == tid).expect("thread in snapshot")
     }
 
     #[test]
@@ -466,39 +418,12 @@ mod tests {
         let mut m = Model::new(0);
         m.apply(&seen(5));
         m.apply(&switch(MS, 0, 5, 0, 1)); // sleeps
-        m.apply(&ev(
-            2 * MS,
-            1,
-            EventKind::Wakeup {
-                tid: 5,
-                target_cpu: 0,
-                waker_tid: 9,
-                new_task: false,
-            },
-        ));
+        m.apply(&ev(2 * MS, 1, EventKind::Wakeup { tid: 5, target_cpu: 0, waker_tid: 9, new_task: false }));
         // A second wake-up while already waiting does not restart the wait.
-        m.apply(&ev(
-            3 * MS,
-            1,
-            EventKind::Wakeup {
-                tid: 5,
-                target_cpu: 0,
-                waker_tid: 9,
-                new_task: false,
-            },
-        ));
+        m.apply(&ev(3 * MS, 1, EventKind::Wakeup { tid: 5, target_cpu: 0, waker_tid: 9, new_task: false }));
         m.apply(&switch(6 * MS, 0, 0, 5, 0));
         // A wake-up while on the CPU is not a wait.
-        m.apply(&ev(
-            7 * MS,
-            1,
-            EventKind::Wakeup {
-                tid: 5,
-                target_cpu: 0,
-                waker_tid: 9,
-                new_task: false,
-            },
-        ));
+        m.apply(&ev(7 * MS, 1, EventKind::Wakeup { tid: 5, target_cpu: 0, waker_tid: 9, new_task: false }));
         m.apply(&switch(8 * MS, 0, 5, 0, 1));
         let s = m.snapshot(10 * MS);
         let l = &thread(&s, 5).runq_latency_ns;
@@ -524,16 +449,7 @@ mod tests {
                     comm: Comm::new("app"),
                 },
             ));
-            m.apply(&ev(
-                born + 2 * MS,
-                0,
-                EventKind::Exit {
-                    tid,
-                    tgid: 100,
-                    group_dead: false,
-                    comm: Comm::new("w"),
-                },
-            ));
+            m.apply(&ev(born + 2 * MS, 0, EventKind::Exit { tid, tgid: 100, group_dead: false, comm: Comm::new("w") }));
         }
         // A child process is not a thread.
         m.apply(&ev(
@@ -549,14 +465,8 @@ mod tests {
         ));
         let s = m.snapshot(1000 * MS);
         let p = &s.process;
-        assert_eq!(
-            (p.threads_created, p.threads_exited, p.child_processes),
-            (10, 10, 1)
-        );
-        assert_eq!(
-            (p.threads_at_start, p.threads_now, p.threads_peak),
-            (1, 1, 2)
-        );
+        assert_eq!((p.threads_created, p.threads_exited, p.child_processes), (10, 10, 1));
+        assert_eq!((p.threads_at_start, p.threads_now, p.threads_peak), (1, 1, 2));
         assert!((p.threads_created_per_sec - 10.0).abs() < 1e-9);
         assert_eq!(p.thread_lifetime_ns.count, 10);
         assert_eq!(p.thread_lifetime_ns.max, 2 * MS);
@@ -582,15 +492,7 @@ mod tests {
             },
         ));
         let p = m.snapshot(2 * MS).process;
-        assert_eq!(
-            (
-                p.threads_at_start,
-                p.threads_created,
-                p.threads_now,
-                p.threads_peak
-            ),
-            (1, 1, 2, 2)
-        );
+        assert_eq!((p.threads_at_start, p.threads_created, p.threads_now, p.threads_peak), (1, 1, 2, 2));
     }
 
     #[test]
@@ -598,18 +500,7 @@ mod tests {
         let mut m = Model::new(0);
         m.apply(&seen(100));
         m.apply(&seen(101));
-        let exit = |tid| {
-            ev(
-                MS,
-                0,
-                EventKind::Exit {
-                    tid,
-                    tgid: 100,
-                    group_dead: false,
-                    comm: Comm::new("a"),
-                },
-            )
-        };
+        let exit = |tid| ev(MS, 0, EventKind::Exit { tid, tgid: 100, group_dead: false, comm: Comm::new("a") });
         m.apply(&exit(101));
         m.apply(&exit(101));
         m.apply(&exit(100));
@@ -628,15 +519,7 @@ mod tests {
             ev(
                 MS,
                 0,
-                EventKind::Signal {
-                    sender_tid,
-                    sender_tgid: 100,
-                    target_tid,
-                    sig,
-                    code: -6,
-                    result: 0,
-                    group: false,
-                },
+                EventKind::Signal { sender_tid, sender_tgid: 100, target_tid, sig, code: -6, result: 0, group: false },
             )
         };
         for _ in 0..3 {
@@ -657,15 +540,7 @@ mod tests {
     fn migrations_and_lost_events() {
         let mut m = Model::new(0);
         m.apply(&seen(1));
-        m.apply(&ev(
-            1,
-            0,
-            EventKind::Migrate {
-                tid: 1,
-                from_cpu: 0,
-                to_cpu: 1,
-            },
-        ));
+        m.apply(&ev(1, 0, EventKind::Migrate { tid: 1, from_cpu: 0, to_cpu: 1 }));
         m.apply(&ev(2, NO_CPU, EventKind::Lost { total: 7 }));
         m.apply(&ev(3, NO_CPU, EventKind::Lost { total: 5 }));
         let s = m.snapshot(10);

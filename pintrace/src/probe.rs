@@ -7,8 +7,8 @@ use std::{
 use anyhow::{bail, Context as _, Result};
 use aya::{
     maps::{Array, MapData, PerCpuArray, RingBuf},
-    programs::TracePoint,
-    Ebpf, EbpfLoader,
+    programs::{uprobe::UProbeScope, TracePoint, UProbe},
+    Btf, Ebpf, EbpfLoader,
 };
 
 /// The kernel programs, built by build.rs.
@@ -163,11 +163,7 @@ pub fn tracefs() -> Result<PathBuf> {
 
 /// Checks the tracepoint's `format` file against the offsets the program reads.
 fn check_layout(tracefs: &Path, spec: &ProbeSpec) -> Result<(), ProbeStatus> {
-    let path = tracefs
-        .join("events")
-        .join(spec.category)
-        .join(spec.name)
-        .join("format");
+    let path = tracefs.join("events").join(spec.category).join(spec.name).join("format");
     let Ok(format) = fs::read_to_string(&path) else {
         return Err(ProbeStatus::Missing);
     };
@@ -179,17 +175,14 @@ fn check_layout(tracefs: &Path, spec: &ProbeSpec) -> Result<(), ProbeStatus> {
                 return None;
             }
             let num = |key: &str| -> Option<usize> {
-                line.split(';')
-                    .find_map(|p| p.trim().strip_prefix(key)?.trim().parse().ok())
+                line.split(';').find_map(|p| p.trim().strip_prefix(key)?.trim().parse().ok())
             };
             Some((num("offset:")?, num("size:")?))
         });
         match found {
             Some((o, s)) if o == offset && s == size => {}
             Some((o, s)) => {
-                return Err(ProbeStatus::Layout(format!(
-                    "{field} at {o} size {s}, expected {offset} size {size}"
-                )))
+                return Err(ProbeStatus::Layout(format!("{field} at {o} size {s}, expected {offset} size {size}")))
             }
             None => return Err(ProbeStatus::Layout(format!("no field {field}"))),
         }
@@ -207,11 +200,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options {
-            ring_bytes: 16 << 20,
-            wakeup_bytes: 4 << 20,
-            syscalls: false,
-        }
+        Options { ring_bytes: 16 << 20, wakeup_bytes: 4 << 20, syscalls: false }
     }
 }
 
@@ -255,11 +244,7 @@ impl Probes {
             .override_global("WAKEUP_BYTES", &opts.wakeup_bytes, true)
             .load(OBJECT)
             .context("loading pintrace's kernel programs (needs root and a kernel with BPF ring buffers, 5.8+)")?;
-        Ok(Probes {
-            ebpf,
-            statuses: Vec::new(),
-            syscalls: opts.syscalls,
-        })
+        Ok(Probes { ebpf, statuses: Vec::new(), syscalls: opts.syscalls })
     }
 
     /// Attaches every probe it can; fails only if the required one cannot.
@@ -275,11 +260,7 @@ impl Probes {
                 }
             };
             if spec.need == Need::Required && status != ProbeStatus::Attached {
-                bail!(
-                    "tracepoint {}:{} is required and {status}",
-                    spec.category,
-                    spec.name
-                );
+                bail!("tracepoint {}:{} is required and {status}", spec.category, spec.name);
             }
             self.statuses.push((spec, status));
         }
@@ -303,34 +284,59 @@ impl Probes {
         }
     }
 
+    /// Attaches the self-test uprobe to a function of this binary, calls it
+    /// `calls` times, and returns how many calls the kernel program saw.
+    pub fn uprobe_selftest(&mut self, calls: u64) -> Result<u64> {
+        let exe = fs::read_link("/proc/self/exe").context("finding this program's executable")?;
+        let program: &mut UProbe = self
+            .ebpf
+            .program_mut("uprobe_selftest")
+            .context("program uprobe_selftest is not in the object")?
+            .try_into()?;
+        program.load().context("loading a uprobe program")?;
+        program
+            .attach("pintrace_uprobe_selftest", &exe, UProbeScope::CallingProcess)
+            .context("attaching a uprobe to pintrace_uprobe_selftest")?;
+        for i in 0..calls {
+            std::hint::black_box(pintrace_uprobe_selftest(std::hint::black_box(i)));
+        }
+        let hits: Array<&MapData, u64> =
+            Array::try_from(self.ebpf.map("UPROBE_HITS").context("map UPROBE_HITS is not in the object")?)?;
+        Ok(hits.get(&0, 0)?)
+    }
+
     pub fn is_attached(&self, program: &str) -> bool {
-        self.statuses
-            .iter()
-            .any(|(s, st)| s.program == program && *st == ProbeStatus::Attached)
+        self.statuses.iter().any(|(s, st)| s.program == program && *st == ProbeStatus::Attached)
     }
 
     pub fn take_ring(&mut self) -> Result<RingBuf<MapData>> {
-        let map = self
-            .ebpf
-            .take_map("EVENTS")
-            .context("ring buffer EVENTS is not in the object")?;
+        let map = self.ebpf.take_map("EVENTS").context("ring buffer EVENTS is not in the object")?;
         Ok(RingBuf::try_from(map)?)
     }
 
     pub fn take_lost(&mut self) -> Result<LostCounter> {
-        let map = self
-            .ebpf
-            .take_map("LOST")
-            .context("map LOST is not in the object")?;
+        let map = self.ebpf.take_map("LOST").context("map LOST is not in the object")?;
         Ok(LostCounter(PerCpuArray::try_from(map)?))
     }
 
     pub fn take_tids(&mut self) -> Result<TidSet> {
-        let map = self
-            .ebpf
-            .take_map("TIDS")
-            .context("map TIDS is not in the object")?;
+        let map = self.ebpf.take_map("TIDS").context("map TIDS is not in the object")?;
         Ok(TidSet(Array::try_from(map)?))
+    }
+}
+
+/// The function `pintrace check` puts a uprobe on.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn pintrace_uprobe_selftest(x: u64) -> u64 {
+    std::hint::black_box(x).wrapping_add(1)
+}
+
+/// Whether the kernel's BTF can be read and parsed (pintrace does not need it).
+pub fn btf_status() -> String {
+    match Btf::from_sys_fs() {
+        Ok(_) => "present and parses (/sys/kernel/btf/vmlinux)".into(),
+        Err(e) => format!("unavailable ({e})"),
     }
 }
 
@@ -339,10 +345,7 @@ pub struct LostCounter(PerCpuArray<MapData, u64>);
 
 impl LostCounter {
     pub fn total(&self) -> Result<u64> {
-        let values = self
-            .0
-            .get(&pintrace_common::LOST_INDEX, 0)
-            .context("reading the lost-events counter")?;
+        let values = self.0.get(&pintrace_common::LOST_INDEX, 0).context("reading the lost-events counter")?;
         Ok(values.iter().sum())
     }
 }
@@ -352,10 +355,7 @@ pub struct TidSet(Array<MapData, u64>);
 
 impl TidSet {
     pub fn contains(&self, tid: u32) -> Result<bool> {
-        let word = self
-            .0
-            .get(&(tid >> 6), 0)
-            .with_context(|| format!("reading TID bitmap for {tid}"))?;
+        let word = self.0.get(&(tid >> 6), 0).with_context(|| format!("reading TID bitmap for {tid}"))?;
         Ok(word & (1 << (tid & 63)) != 0)
     }
 
@@ -363,13 +363,8 @@ impl TidSet {
     /// callers re-check with `contains` (see `target::fill`).
     pub fn insert(&mut self, tid: u32) -> Result<()> {
         let idx = tid >> 6;
-        let word = self
-            .0
-            .get(&idx, 0)
-            .with_context(|| format!("reading TID bitmap for {tid}"))?;
-        self.0
-            .set(idx, word | (1 << (tid & 63)), 0)
-            .with_context(|| format!("adding TID {tid}"))?;
+        let word = self.0.get(&idx, 0).with_context(|| format!("reading TID bitmap for {tid}"))?;
+        self.0.set(idx, word | (1 << (tid & 63)), 0).with_context(|| format!("adding TID {tid}"))?;
         Ok(())
     }
 }

@@ -51,8 +51,7 @@ pub struct ClockMapping {
 impl ClockMapping {
     /// Wall-clock nanoseconds since the Unix epoch for a CLOCK_MONOTONIC time.
     pub fn to_realtime(&self, monotonic_ns: u64) -> u64 {
-        (i128::from(self.realtime_ns) + i128::from(monotonic_ns) - i128::from(self.monotonic_ns))
-            .max(0) as u64
+        (i128::from(self.realtime_ns) + i128::from(monotonic_ns) - i128::from(self.monotonic_ns)).max(0) as u64
     }
 }
 
@@ -191,44 +190,23 @@ fn encode(buf: &mut BytesMut, prev_ts: u64, e: &Event) {
     let v = |buf: &mut BytesMut, x: u32| put_varint(buf, u64::from(x));
     let z = |buf: &mut BytesMut, x: i32| put_zigzag(buf, i64::from(x));
     match e.kind {
-        EventKind::Switch {
-            prev_tid,
-            next_tid,
-            prev_state,
-        } => {
+        EventKind::Switch { prev_tid, next_tid, prev_state } => {
             v(buf, prev_tid);
             v(buf, next_tid);
             v(buf, prev_state);
         }
-        EventKind::Migrate {
-            tid,
-            from_cpu,
-            to_cpu,
-        } => {
+        EventKind::Migrate { tid, from_cpu, to_cpu } => {
             v(buf, tid);
             v(buf, from_cpu);
             v(buf, to_cpu);
         }
-        EventKind::Wakeup {
-            tid,
-            target_cpu,
-            waker_tid,
-            new_task,
-        } => {
+        EventKind::Wakeup { tid, target_cpu, waker_tid, new_task } => {
             v(buf, tid);
             v(buf, target_cpu);
             v(buf, waker_tid);
             v(buf, u32::from(new_task));
         }
-        EventKind::Signal {
-            sender_tid,
-            sender_tgid,
-            target_tid,
-            sig,
-            code,
-            result,
-            group,
-        } => {
+        EventKind::Signal { sender_tid, sender_tgid, target_tid, sig, code, result, group } => {
             v(buf, sender_tid);
             v(buf, sender_tgid);
             v(buf, target_tid);
@@ -237,25 +215,14 @@ fn encode(buf: &mut BytesMut, prev_ts: u64, e: &Event) {
             z(buf, result);
             v(buf, u32::from(group));
         }
-        EventKind::NewTask {
-            parent_tid,
-            parent_tgid,
-            child_tid,
-            clone_flags,
-            comm,
-        } => {
+        EventKind::NewTask { parent_tid, parent_tgid, child_tid, clone_flags, comm } => {
             v(buf, parent_tid);
             v(buf, parent_tgid);
             v(buf, child_tid);
             put_varint(buf, clone_flags);
             put_comm(buf, &comm);
         }
-        EventKind::Exit {
-            tid,
-            tgid,
-            group_dead,
-            comm,
-        } => {
+        EventKind::Exit { tid, tgid, group_dead, comm } => {
             v(buf, tid);
             v(buf, tgid);
             v(buf, u32::from(group_dead));
@@ -265,22 +232,13 @@ fn encode(buf: &mut BytesMut, prev_ts: u64, e: &Event) {
             v(buf, tid);
             put_comm(buf, &comm);
         }
-        EventKind::Tgkill {
-            sender_tid,
-            tgid,
-            tid,
-            sig,
-        } => {
+        EventKind::Tgkill { sender_tid, tgid, tid, sig } => {
             v(buf, sender_tid);
             v(buf, tgid);
             v(buf, tid);
             z(buf, sig);
         }
-        EventKind::CloneExit {
-            parent_tid,
-            ret,
-            clone3,
-        } => {
+        EventKind::CloneExit { parent_tid, ret, clone3 } => {
             v(buf, parent_tid);
             z(buf, ret);
             v(buf, u32::from(clone3));
@@ -303,16 +261,10 @@ fn decode_one(buf: &mut &[u8], prev_ts: u64) -> Result<Event, String> {
     let ts_ns = prev_ts.wrapping_add(get_zigzag(buf)? as u64);
     let cpu = get_u32(buf)?.wrapping_sub(1);
     let kind = match u32::from(code) {
-        w::KIND_SWITCH => EventKind::Switch {
-            prev_tid: get_u32(buf)?,
-            next_tid: get_u32(buf)?,
-            prev_state: get_u32(buf)?,
-        },
-        w::KIND_MIGRATE => EventKind::Migrate {
-            tid: get_u32(buf)?,
-            from_cpu: get_u32(buf)?,
-            to_cpu: get_u32(buf)?,
-        },
+        w::KIND_SWITCH => {
+            EventKind::Switch { prev_tid: get_u32(buf)?, next_tid: get_u32(buf)?, prev_state: get_u32(buf)? }
+        }
+        w::KIND_MIGRATE => EventKind::Migrate { tid: get_u32(buf)?, from_cpu: get_u32(buf)?, to_cpu: get_u32(buf)? },
         w::KIND_WAKEUP => EventKind::Wakeup {
             tid: get_u32(buf)?,
             target_cpu: get_u32(buf)?,
@@ -341,29 +293,17 @@ fn decode_one(buf: &mut &[u8], prev_ts: u64) -> Result<Event, String> {
             group_dead: get_u32(buf)? != 0,
             comm: get_comm(buf)?,
         },
-        w::KIND_RENAME => EventKind::Rename {
-            tid: get_u32(buf)?,
-            comm: get_comm(buf)?,
-        },
-        w::KIND_TGKILL => EventKind::Tgkill {
-            sender_tid: get_u32(buf)?,
-            tgid: get_u32(buf)?,
-            tid: get_u32(buf)?,
-            sig: get_i32(buf)?,
-        },
-        w::KIND_CLONE_EXIT => EventKind::CloneExit {
-            parent_tid: get_u32(buf)?,
-            ret: get_i32(buf)?,
-            clone3: get_u32(buf)? != 0,
-        },
-        c if c == u32::from(CODE_THREAD_SEEN) => EventKind::ThreadSeen {
-            tid: get_u32(buf)?,
-            tgid: get_u32(buf)?,
-            comm: get_comm(buf)?,
-        },
-        c if c == u32::from(CODE_LOST) => EventKind::Lost {
-            total: get_varint(buf)?,
-        },
+        w::KIND_RENAME => EventKind::Rename { tid: get_u32(buf)?, comm: get_comm(buf)? },
+        w::KIND_TGKILL => {
+            EventKind::Tgkill { sender_tid: get_u32(buf)?, tgid: get_u32(buf)?, tid: get_u32(buf)?, sig: get_i32(buf)? }
+        }
+        w::KIND_CLONE_EXIT => {
+            EventKind::CloneExit { parent_tid: get_u32(buf)?, ret: get_i32(buf)?, clone3: get_u32(buf)? != 0 }
+        }
+        c if c == u32::from(CODE_THREAD_SEEN) => {
+            EventKind::ThreadSeen { tid: get_u32(buf)?, tgid: get_u32(buf)?, comm: get_comm(buf)? }
+        }
+        c if c == u32::from(CODE_LOST) => EventKind::Lost { total: get_varint(buf)? },
         other => return Err(format!("unknown event code {other}")),
     };
     Ok(Event { ts_ns, cpu, kind })
@@ -507,9 +447,7 @@ impl<R: Read> Reader<R> {
         match read_full(&mut input, &mut pre, 0) {
             Ok(true) => {}
             Ok(false) => return Err(ReadError::NotARecord),
-            Err(ReadError::Truncated { .. }) if !pre.starts_with(MAGIC) => {
-                return Err(ReadError::NotARecord)
-            }
+            Err(ReadError::Truncated { .. }) if !pre.starts_with(MAGIC) => return Err(ReadError::NotARecord),
             Err(e) => return Err(e),
         }
         if &pre[..8] != MAGIC {
@@ -524,9 +462,7 @@ impl<R: Read> Reader<R> {
         let len = p.get_u32_le();
         let crc = p.get_u32_le();
         if len > MAX_CHUNK {
-            return Err(ReadError::BadHeader(format!(
-                "header length {len} is implausible"
-            )));
+            return Err(ReadError::BadHeader(format!("header length {len} is implausible")));
         }
         let mut json = vec![0u8; len as usize];
         if !read_full(&mut input, &mut json, 20)? {
@@ -535,14 +471,8 @@ impl<R: Read> Reader<R> {
         if crc32fast::hash(&json) != crc {
             return Err(ReadError::BadHeader("checksum mismatch".into()));
         }
-        let header =
-            serde_json::from_slice(&json).map_err(|e| ReadError::BadHeader(e.to_string()))?;
-        Ok(Reader {
-            input,
-            header,
-            offset: 20 + u64::from(len),
-            finished: false,
-        })
+        let header = serde_json::from_slice(&json).map_err(|e| ReadError::BadHeader(e.to_string()))?;
+        Ok(Reader { input, header, offset: 20 + u64::from(len), finished: false })
     }
 
     pub fn header(&self) -> &RecordHeader {
@@ -586,8 +516,7 @@ impl<R: Read> Reader<R> {
         }
         if tag == TAG_TRAILER {
             self.finished = true;
-            let t = serde_json::from_slice(&payload)
-                .map_err(|e| corrupt(format!("bad trailer: {e}")))?;
+            let t = serde_json::from_slice(&payload).map_err(|e| corrupt(format!("bad trailer: {e}")))?;
             return Ok(Some(Chunk::Trailer(t)));
         }
         let mut p = &payload[..];
@@ -603,10 +532,7 @@ impl<R: Read> Reader<R> {
             events.push(e);
         }
         if p.has_remaining() {
-            return Err(corrupt(format!(
-                "{} bytes after the last event",
-                p.remaining()
-            )));
+            return Err(corrupt(format!("{} bytes after the last event", p.remaining())));
         }
         Ok(Some(Chunk::Events(events)))
     }
@@ -623,20 +549,10 @@ mod tests {
             host: "h".into(),
             kernel: "6.18".into(),
             nr_cpus: 2,
-            target: Target {
-                pid: 42,
-                comm: "app".into(),
-                cmdline: "app -x".into(),
-            },
-            clock: ClockMapping {
-                monotonic_ns: 1_000,
-                realtime_ns: 1_700_000_000_000_000_000,
-            },
+            target: Target { pid: 42, comm: "app".into(), cmdline: "app -x".into() },
+            clock: ClockMapping { monotonic_ns: 1_000, realtime_ns: 1_700_000_000_000_000_000 },
             start_ns: 1_000,
-            probes: vec![ProbeRecord {
-                name: "sched_switch".into(),
-                status: "attached".into(),
-            }],
+            probes: vec![ProbeRecord { name: "sched_switch".into(), status: "attached".into() }],
             syscalls: false,
         }
     }
@@ -644,27 +560,10 @@ mod tests {
     fn every_kind() -> Vec<Event> {
         let c = Comm::new("worker-1");
         let k = [
-            EventKind::ThreadSeen {
-                tid: 42,
-                tgid: 42,
-                comm: c,
-            },
-            EventKind::Switch {
-                prev_tid: 42,
-                next_tid: 0,
-                prev_state: 0x100,
-            },
-            EventKind::Migrate {
-                tid: 43,
-                from_cpu: 0,
-                to_cpu: 1,
-            },
-            EventKind::Wakeup {
-                tid: 43,
-                target_cpu: 1,
-                waker_tid: 42,
-                new_task: true,
-            },
+            EventKind::ThreadSeen { tid: 42, tgid: 42, comm: c },
+            EventKind::Switch { prev_tid: 42, next_tid: 0, prev_state: 0x100 },
+            EventKind::Migrate { tid: 43, from_cpu: 0, to_cpu: 1 },
+            EventKind::Wakeup { tid: 43, target_cpu: 1, waker_tid: 42, new_task: true },
             EventKind::Signal {
                 sender_tid: 44,
                 sender_tgid: 42,
@@ -674,34 +573,11 @@ mod tests {
                 result: 0,
                 group: false,
             },
-            EventKind::NewTask {
-                parent_tid: 42,
-                parent_tgid: 42,
-                child_tid: 45,
-                clone_flags: 0x3d0f00,
-                comm: c,
-            },
-            EventKind::Exit {
-                tid: 45,
-                tgid: 42,
-                group_dead: true,
-                comm: c,
-            },
-            EventKind::Rename {
-                tid: 43,
-                comm: Comm::new(""),
-            },
-            EventKind::Tgkill {
-                sender_tid: 44,
-                tgid: 42,
-                tid: 43,
-                sig: 23,
-            },
-            EventKind::CloneExit {
-                parent_tid: 42,
-                ret: -11,
-                clone3: true,
-            },
+            EventKind::NewTask { parent_tid: 42, parent_tgid: 42, child_tid: 45, clone_flags: 0x3d0f00, comm: c },
+            EventKind::Exit { tid: 45, tgid: 42, group_dead: true, comm: c },
+            EventKind::Rename { tid: 43, comm: Comm::new("") },
+            EventKind::Tgkill { sender_tid: 44, tgid: 42, tid: 43, sig: 23 },
+            EventKind::CloneExit { parent_tid: 42, ret: -11, clone3: true },
             EventKind::Lost { total: u64::MAX },
         ];
         // Times go slightly backwards too: ring-buffer order is not time order across CPUs.
@@ -721,13 +597,7 @@ mod tests {
             w.push(e).expect("push");
         }
         if trailer {
-            let t = Trailer {
-                end_ns: 99,
-                end_reason: "duration".into(),
-                events: 11,
-                lost_events: 0,
-                decode_errors: 0,
-            };
+            let t = Trailer { end_ns: 99, end_reason: "duration".into(), events: 11, lost_events: 0, decode_errors: 0 };
             w.finish(&t).expect("finish").1
         } else {
             w.flush_chunk().expect("flush");
@@ -767,11 +637,7 @@ mod tests {
             .map(|i| Event {
                 ts_ns: 5_000_000_000 + i * 1_700,
                 cpu: (i % 2) as u32,
-                kind: EventKind::Switch {
-                    prev_tid: 31_000 + (i % 7) as u32,
-                    next_tid: 0,
-                    prev_state: 1,
-                },
+                kind: EventKind::Switch { prev_tid: 31_000 + (i % 7) as u32, next_tid: 0, prev_state: 1 },
             })
             .collect();
         let bytes = write(&events, true);
@@ -786,25 +652,14 @@ mod tests {
     #[test]
     fn a_file_cut_anywhere_reads_up_to_its_last_whole_chunk() {
         let events: Vec<Event> = (0..60_000u64)
-            .map(|i| Event {
-                ts_ns: i,
-                cpu: 0,
-                kind: EventKind::Migrate {
-                    tid: 7,
-                    from_cpu: 0,
-                    to_cpu: 1,
-                },
-            })
+            .map(|i| Event { ts_ns: i, cpu: 0, kind: EventKind::Migrate { tid: 7, from_cpu: 0, to_cpu: 1 } })
             .collect();
         let bytes = write(&events, true);
         let mut whole_chunks_seen = 0;
         for cut in [bytes.len() - 1, bytes.len() - 30, bytes.len() / 2, 300, 25] {
             let (back, trailer, err) = read_all(&bytes[..cut]);
             assert!(trailer.is_none());
-            assert!(
-                matches!(err, Some(ReadError::Truncated { .. })),
-                "cut at {cut}: {err:?}"
-            );
+            assert!(matches!(err, Some(ReadError::Truncated { .. })), "cut at {cut}: {err:?}");
             assert_eq!(back[..], events[..back.len()], "a prefix, in order");
             if !back.is_empty() {
                 whole_chunks_seen += 1;
@@ -823,10 +678,7 @@ mod tests {
         assert!(matches!(err, Some(ReadError::Corrupt { .. })), "{err:?}");
         let mut bad_header = bytes.clone();
         bad_header[30] ^= 0x01;
-        assert!(matches!(
-            Reader::new(&bad_header[..]),
-            Err(ReadError::BadHeader(_))
-        ));
+        assert!(matches!(Reader::new(&bad_header[..]), Err(ReadError::BadHeader(_))));
     }
 
     #[test]
@@ -835,17 +687,11 @@ mod tests {
             Reader::new(&b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\0\0\0\0"[..]),
             Err(ReadError::NotARecord)
         ));
-        assert!(matches!(
-            Reader::new(&b"hello"[..]),
-            Err(ReadError::NotARecord)
-        ));
+        assert!(matches!(Reader::new(&b"hello"[..]), Err(ReadError::NotARecord)));
         assert!(matches!(Reader::new(&b""[..]), Err(ReadError::NotARecord)));
         let mut future = write(&[], true);
         future[8] = 9;
-        assert!(matches!(
-            Reader::new(&future[..]),
-            Err(ReadError::UnsupportedVersion(9))
-        ));
+        assert!(matches!(Reader::new(&future[..]), Err(ReadError::UnsupportedVersion(9))));
     }
 
     #[test]
@@ -859,10 +705,7 @@ mod tests {
 
     #[test]
     fn clock_mapping() {
-        let c = ClockMapping {
-            monotonic_ns: 100,
-            realtime_ns: 1_000,
-        };
+        let c = ClockMapping { monotonic_ns: 100, realtime_ns: 1_000 };
         assert_eq!(c.to_realtime(150), 1_050);
         assert_eq!(c.to_realtime(50), 950);
     }

@@ -38,11 +38,7 @@ impl Source {
         let ring = unsafe { AsyncFd::register(ring) }
             .map_err(|e| e.into_parts().1)
             .context("registering the ring buffer with the event loop")?;
-        Ok(Source {
-            ring,
-            lost,
-            stats: SourceStats::default(),
-        })
+        Ok(Source { ring, lost, stats: SourceStats::default() })
     }
 
     /// Reads until `stop` turns true, then drains what is left and returns.
@@ -90,11 +86,7 @@ impl Source {
                 let lost = self.lost.total()?;
                 if lost != self.stats.lost {
                     self.stats.lost = lost;
-                    batch.push(Event {
-                        ts_ns: monotonic_ns(),
-                        cpu: NO_CPU,
-                        kind: EventKind::Lost { total: lost },
-                    });
+                    batch.push(Event { ts_ns: monotonic_ns(), cpu: NO_CPU, kind: EventKind::Lost { total: lost } });
                 }
             }
             if !batch.is_empty() {

@@ -19,12 +19,7 @@ pub fn resolve(pid: u32) -> Result<Target> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => bail!("no process with PID {pid}"),
         Err(e) => return Err(e).with_context(|| format!("reading /proc/{pid}/status")),
     };
-    let field = |key: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .map(str::trim)
-    };
+    let field = |key: &str| status.lines().find_map(|l| l.strip_prefix(key)).map(str::trim);
     let tgid: u32 = field("Tgid:").and_then(|v| v.parse().ok()).unwrap_or(pid);
     if field("State:").is_some_and(|s| s.starts_with('Z')) {
         bail!("process {pid} has already exited (it is a zombie)");
@@ -32,10 +27,7 @@ pub fn resolve(pid: u32) -> Result<Target> {
     if tgid == std::process::id() {
         bail!("pintrace does not trace itself: give the PID of another process");
     }
-    let comm = fs::read_to_string(format!("/proc/{tgid}/comm"))
-        .unwrap_or_default()
-        .trim_end()
-        .to_string();
+    let comm = fs::read_to_string(format!("/proc/{tgid}/comm")).unwrap_or_default().trim_end().to_string();
     let cmdline = fs::read(format!("/proc/{tgid}/cmdline"))
         .map(|b| {
             b.split(|&c| c == 0)
@@ -45,11 +37,7 @@ pub fn resolve(pid: u32) -> Result<Target> {
                 .join(" ")
         })
         .unwrap_or_default();
-    Ok(Target {
-        pid: tgid,
-        comm,
-        cmdline,
-    })
+    Ok(Target { pid: tgid, comm, cmdline })
 }
 
 /// The TIDs of process `pid` now.
@@ -64,20 +52,14 @@ pub fn threads(pid: u32) -> io::Result<BTreeSet<u32>> {
 }
 
 fn thread_comm(pid: u32, tid: u32) -> Comm {
-    Comm::new(
-        fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm"))
-            .unwrap_or_default()
-            .trim_end(),
-    )
+    Comm::new(fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")).unwrap_or_default().trim_end())
 }
 
 /// True while `pid` exists and is not a zombie.
 pub fn alive(pid: u32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
         // The state follows the last ')' (comm may contain parentheses).
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X'])),
+        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X'])),
         Err(_) => false,
     }
 }
@@ -100,12 +82,7 @@ pub fn fill_before_attach(pid: u32, tids: &mut TidSet) -> Result<BTreeSet<u32>> 
 /// `ThreadSeen` event at `start_ns` for every thread that existed before
 /// tracing began. Repeats until /proc and the set agree, because a write
 /// here can race with the kernel setting a bit in the same word.
-pub fn fill_after_attach(
-    pid: u32,
-    tids: &mut TidSet,
-    before: &BTreeSet<u32>,
-    start_ns: u64,
-) -> Result<Vec<Event>> {
+pub fn fill_after_attach(pid: u32, tids: &mut TidSet, before: &BTreeSet<u32>, start_ns: u64) -> Result<Vec<Event>> {
     let mut seen: BTreeSet<u32> = before.clone();
     for _ in 0..8 {
         let now = threads(pid).unwrap_or_default();
@@ -127,25 +104,16 @@ pub fn fill_after_attach(
         .map(|tid| Event {
             ts_ns: start_ns,
             cpu: NO_CPU,
-            kind: EventKind::ThreadSeen {
-                tid,
-                tgid: pid,
-                comm: thread_comm(pid, tid),
-            },
+            kind: EventKind::ThreadSeen { tid, tgid: pid, comm: thread_comm(pid, tid) },
         })
         .collect())
 }
 
 pub fn clock_ns(clock: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is a valid, writable timespec.
     unsafe { libc::clock_gettime(clock, &mut ts) };
-    (ts.tv_sec as u64)
-        .saturating_mul(1_000_000_000)
-        .saturating_add(ts.tv_nsec as u64)
+    (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64)
 }
 
 /// CLOCK_MONOTONIC (the kernel's `bpf_ktime_get_ns`) now.
@@ -154,24 +122,15 @@ pub fn monotonic_ns() -> u64 {
 }
 
 pub fn clock_mapping() -> ClockMapping {
-    ClockMapping {
-        monotonic_ns: monotonic_ns(),
-        realtime_ns: clock_ns(libc::CLOCK_REALTIME),
-    }
+    ClockMapping { monotonic_ns: monotonic_ns(), realtime_ns: clock_ns(libc::CLOCK_REALTIME) }
 }
 
 pub fn hostname() -> String {
-    fs::read_to_string("/proc/sys/kernel/hostname")
-        .unwrap_or_default()
-        .trim()
-        .to_string()
+    fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_string()
 }
 
 pub fn kernel_release() -> String {
-    fs::read_to_string("/proc/sys/kernel/osrelease")
-        .unwrap_or_default()
-        .trim()
-        .to_string()
+    fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string()
 }
 
 pub fn nr_cpus() -> u32 {
@@ -200,10 +159,7 @@ mod tests {
             "PID 0 is not a process: give the PID of the process to trace"
         );
         // PID_MAX_LIMIT is 2^22, so this PID cannot exist.
-        assert_eq!(
-            resolve(4_194_305).expect_err("none").to_string(),
-            "no process with PID 4194305"
-        );
+        assert_eq!(resolve(4_194_305).expect_err("none").to_string(), "no process with PID 4194305");
         assert!(!alive(4_194_305));
     }
 

@@ -7,10 +7,7 @@ use pintrace::{
 };
 
 fn pintrace(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_pintrace"))
-        .args(args)
-        .output()
-        .expect("running pintrace");
+    let out = Command::new(env!("CARGO_BIN_EXE_pintrace")).args(args).output().expect("running pintrace");
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -34,52 +31,17 @@ fn sample_file(name: &str, trailer: bool) -> (PathBuf, Vec<u8>) {
         host: "testhost".into(),
         kernel: "6.18.0".into(),
         nr_cpus: 2,
-        target: Target {
-            pid: 100,
-            comm: "goapp".into(),
-            cmdline: "./goapp -serve".into(),
-        },
-        clock: ClockMapping {
-            monotonic_ns: start,
-            realtime_ns: 1_700_000_000_000_000_000,
-        },
+        target: Target { pid: 100, comm: "goapp".into(), cmdline: "./goapp -serve".into() },
+        clock: ClockMapping { monotonic_ns: start, realtime_ns: 1_700_000_000_000_000_000 },
         start_ns: start,
         probes: vec![],
         syscalls: false,
     };
-    let ev = |t: u64, cpu: u32, kind| Event {
-        ts_ns: start + t * MS,
-        cpu,
-        kind,
-    };
+    let ev = |t: u64, cpu: u32, kind| Event { ts_ns: start + t * MS, cpu, kind };
     let mut events = vec![
-        ev(
-            0,
-            NO_CPU,
-            EventKind::ThreadSeen {
-                tid: 100,
-                tgid: 100,
-                comm: Comm::new("goapp"),
-            },
-        ),
-        ev(
-            0,
-            NO_CPU,
-            EventKind::ThreadSeen {
-                tid: 101,
-                tgid: 100,
-                comm: Comm::new("goapp"),
-            },
-        ),
-        ev(
-            1,
-            0,
-            EventKind::Switch {
-                prev_tid: 0,
-                next_tid: 100,
-                prev_state: 0,
-            },
-        ),
+        ev(0, NO_CPU, EventKind::ThreadSeen { tid: 100, tgid: 100, comm: Comm::new("goapp") }),
+        ev(0, NO_CPU, EventKind::ThreadSeen { tid: 101, tgid: 100, comm: Comm::new("goapp") }),
+        ev(1, 0, EventKind::Switch { prev_tid: 0, next_tid: 100, prev_state: 0 }),
         ev(
             2,
             1,
@@ -93,33 +55,9 @@ fn sample_file(name: &str, trailer: bool) -> (PathBuf, Vec<u8>) {
                 group: false,
             },
         ),
-        ev(
-            21,
-            0,
-            EventKind::Switch {
-                prev_tid: 100,
-                next_tid: 0,
-                prev_state: 0,
-            },
-        ),
-        ev(
-            22,
-            0,
-            EventKind::Migrate {
-                tid: 100,
-                from_cpu: 0,
-                to_cpu: 1,
-            },
-        ),
-        ev(
-            25,
-            1,
-            EventKind::Switch {
-                prev_tid: 0,
-                next_tid: 100,
-                prev_state: 0,
-            },
-        ),
+        ev(21, 0, EventKind::Switch { prev_tid: 100, next_tid: 0, prev_state: 0 }),
+        ev(22, 0, EventKind::Migrate { tid: 100, from_cpu: 0, to_cpu: 1 }),
+        ev(25, 1, EventKind::Switch { prev_tid: 0, next_tid: 100, prev_state: 0 }),
         ev(
             30,
             1,
@@ -131,16 +69,7 @@ fn sample_file(name: &str, trailer: bool) -> (PathBuf, Vec<u8>) {
                 comm: Comm::new("goapp"),
             },
         ),
-        ev(
-            35,
-            1,
-            EventKind::Exit {
-                tid: 102,
-                tgid: 100,
-                group_dead: false,
-                comm: Comm::new("goapp"),
-            },
-        ),
+        ev(35, 1, EventKind::Exit { tid: 102, tgid: 100, group_dead: false, comm: Comm::new("goapp") }),
     ];
     // Enough switches to span several chunks.
     for i in 0..60_000u64 {
@@ -148,20 +77,12 @@ fn sample_file(name: &str, trailer: bool) -> (PathBuf, Vec<u8>) {
         events.push(Event {
             ts_ns: start + 40 * MS + i * 10_000,
             cpu: 1,
-            kind: EventKind::Switch {
-                prev_tid: 101,
-                next_tid: 0,
-                prev_state: state,
-            },
+            kind: EventKind::Switch { prev_tid: 101, next_tid: 0, prev_state: state },
         });
         events.push(Event {
             ts_ns: start + 40 * MS + i * 10_000 + 5_000,
             cpu: 1,
-            kind: EventKind::Switch {
-                prev_tid: 0,
-                next_tid: 101,
-                prev_state: 0,
-            },
+            kind: EventKind::Switch { prev_tid: 0, next_tid: 101, prev_state: 0 },
         });
     }
     let mut w = Writer::new(Vec::new(), &header).expect("header");
@@ -198,13 +119,7 @@ fn help_lists_the_commands() {
     }
     let (code, out, _) = pintrace(&["record", "--help"]);
     assert_eq!(code, Some(0));
-    for opt in [
-        "--pid",
-        "--output",
-        "--duration",
-        "--syscalls",
-        "--buffer-size",
-    ] {
+    for opt in ["--pid", "--output", "--duration", "--syscalls", "--buffer-size"] {
         assert!(out.contains(opt), "{out}");
     }
 }
@@ -219,15 +134,7 @@ fn bad_arguments_exit_2_with_usage() {
     assert!(err.contains("invalid value 'abc'"), "{err}");
     let (code, _, err) = pintrace(&["record", "--pid", "1", "-o", "x.ptr", "--duration", "soon"]);
     assert_eq!(code, Some(2), "{err}");
-    let (code, _, err) = pintrace(&[
-        "record",
-        "--pid",
-        "1",
-        "-o",
-        "x.ptr",
-        "--buffer-size",
-        "12KiB",
-    ]);
+    let (code, _, err) = pintrace(&["record", "--pid", "1", "-o", "x.ptr", "--buffer-size", "12KiB"]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("power of two"), "{err}");
 }
@@ -235,10 +142,7 @@ fn bad_arguments_exit_2_with_usage() {
 #[test]
 fn record_of_a_missing_pid_is_one_clear_line() {
     let (code, _, err) = pintrace(&["record", "--pid", "4194305", "-o", "/nonexistent/x.ptr"]);
-    assert_eq!(
-        (code, err.as_str()),
-        (Some(1), "pintrace: no process with PID 4194305\n")
-    );
+    assert_eq!((code, err.as_str()), (Some(1), "pintrace: no process with PID 4194305\n"));
 }
 
 #[test]
@@ -247,37 +151,15 @@ fn report_prints_the_summary_and_thread_table() {
     let (code, out, err) = pintrace(&["report", path.to_str().expect("utf-8")]);
     assert_eq!(code, Some(0), "{err}");
     assert!(err.is_empty(), "{err}");
-    assert!(
-        out.contains("target    100 (goapp)  ./goapp -serve"),
-        "{out}"
-    );
-    assert!(
-        out.contains("window    2023-11-14T22:13:20.000Z for 1s (duration reached)"),
-        "{out}"
-    );
-    assert!(
-        out.contains("2 at start, 3 peak, 2 at end; 1 created (1.0/s), 1 exited (1.0/s)"),
-        "{out}"
-    );
-    assert!(
-        out.contains("SIGURG      1 (1.0/s, Go async preemption); sent by TID 101 (goapp) 1 times"),
-        "{out}"
-    );
-    assert!(
-        out.contains("30,000 voluntary, 30,001 involuntary (preempted); 1 migrations"),
-        "{out}"
-    );
+    assert!(out.contains("target    100 (goapp)  ./goapp -serve"), "{out}");
+    assert!(out.contains("window    2023-11-14T22:13:20.000Z for 1s (duration reached)"), "{out}");
+    assert!(out.contains("2 at start, 3 peak, 2 at end; 1 created (1.0/s), 1 exited (1.0/s)"), "{out}");
+    assert!(out.contains("SIGURG      1 (1.0/s, Go async preemption); sent by TID 101 (goapp) 1 times"), "{out}");
+    assert!(out.contains("30,000 voluntary, 30,001 involuntary (preempted); 1 migrations"), "{out}");
     // Thread 100 ran 1→21 ms and 25→1000 ms: 995 ms; 1 involuntary switch; 1 migration; waited 4 ms.
-    let row = out
-        .lines()
-        .find(|l| l.trim_start().starts_with("100 "))
-        .expect("row for TID 100");
+    let row = out.lines().find(|l| l.trim_start().starts_with("100 ")).expect("row for TID 100");
     let cols: Vec<&str> = row.split_whitespace().collect();
-    assert_eq!(
-        cols[..11],
-        ["100", "goapp", "995ms", "99.5", "0", "1", "1", "2", "1", "0", "4ms"],
-        "{row}"
-    );
+    assert_eq!(cols[..11], ["100", "goapp", "995ms", "99.5", "0", "1", "1", "2", "1", "0", "4ms"], "{row}");
     assert!(out.contains("† exited during the recording"), "{out}");
 }
 
@@ -287,16 +169,8 @@ fn report_json_has_the_documented_fields() {
     let (code, out, _) = pintrace(&["report", "--json", path.to_str().expect("utf-8")]);
     assert_eq!(code, Some(0));
     let r: serde_json::Value = serde_json::from_str(&out).expect("JSON");
-    for key in [
-        "pintrace_version",
-        "target",
-        "duration_ns",
-        "lost_events",
-        "process",
-        "threads",
-        "complete",
-        "events",
-    ] {
+    for key in ["pintrace_version", "target", "duration_ns", "lost_events", "process", "threads", "complete", "events"]
+    {
         assert!(!r[key].is_null(), "missing {key}");
     }
     assert_eq!(r["target"]["pid"], 100);
@@ -316,19 +190,10 @@ fn report_json_has_the_documented_fields() {
         assert!(p[key].is_u64(), "process.{key}: {p}");
     }
     assert_eq!(
-        (
-            p["threads_created"].as_u64(),
-            p["threads_exited"].as_u64(),
-            p["threads_peak"].as_u64()
-        ),
+        (p["threads_created"].as_u64(), p["threads_exited"].as_u64(), p["threads_peak"].as_u64()),
         (Some(1), Some(1), Some(3))
     );
-    let t = r["threads"]
-        .as_array()
-        .expect("threads")
-        .iter()
-        .find(|t| t["tid"] == 100)
-        .expect("thread 100");
+    let t = r["threads"].as_array().expect("threads").iter().find(|t| t["tid"] == 100).expect("thread 100");
     for key in [
         "tid",
         "comm",
@@ -355,19 +220,10 @@ fn a_cut_file_reports_its_whole_chunks_and_exits_3() {
     std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).expect("write");
     let (code, out, err) = pintrace(&["report", "--json", cut.to_str().expect("utf-8")]);
     assert_eq!(code, Some(3), "{err}");
-    assert!(
-        err.starts_with("pintrace: ")
-            && err.contains("is cut short at byte")
-            && err.lines().count() == 1,
-        "{err}"
-    );
+    assert!(err.starts_with("pintrace: ") && err.contains("is cut short at byte") && err.lines().count() == 1, "{err}");
     let r: serde_json::Value = serde_json::from_str(&out).expect("JSON of the readable part");
     assert_eq!(r["complete"], false);
-    assert!(
-        r["events"].as_u64().is_some_and(|n| n > 10),
-        "whole chunks were read: {}",
-        r["events"]
-    );
+    assert!(r["events"].as_u64().is_some_and(|n| n > 10), "whole chunks were read: {}", r["events"]);
 }
 
 #[test]
@@ -376,10 +232,7 @@ fn a_file_without_trailer_is_reported_as_unfinished() {
     let (code, out, err) = pintrace(&["report", path.to_str().expect("utf-8")]);
     assert_eq!(code, Some(3));
     assert!(err.contains("did not finish (no trailer)"), "{err}");
-    assert!(
-        out.contains("WARNING: the recording did not finish"),
-        "{out}"
-    );
+    assert!(out.contains("WARNING: the recording did not finish"), "{out}");
 }
 
 #[test]
@@ -391,10 +244,7 @@ fn a_corrupt_chunk_is_named() {
     std::fs::write(&bad, &bytes).expect("write");
     let (code, _, err) = pintrace(&["report", bad.to_str().expect("utf-8")]);
     assert_eq!(code, Some(3));
-    assert!(
-        err.contains("corrupt chunk at byte") && err.contains("checksum mismatch"),
-        "{err}"
-    );
+    assert!(err.contains("corrupt chunk at byte") && err.contains("checksum mismatch"), "{err}");
 }
 
 #[test]
@@ -404,23 +254,15 @@ fn foreign_empty_and_missing_files_are_one_line_errors() {
     let empty = scratch("empty.ptr");
     std::fs::write(&empty, b"").expect("write");
     for (path, msg) in [
-        (
-            foreign.to_str().expect("utf-8"),
-            "not a pintrace record file (bad magic)",
-        ),
-        (
-            empty.to_str().expect("utf-8"),
-            "not a pintrace record file (bad magic)",
-        ),
+        (foreign.to_str().expect("utf-8"), "not a pintrace record file (bad magic)"),
+        (empty.to_str().expect("utf-8"), "not a pintrace record file (bad magic)"),
         ("/nonexistent/file.ptr", "No such file or directory"),
     ] {
         let (code, out, err) = pintrace(&["report", path]);
         assert_eq!(code, Some(1), "{path}: {err}");
         assert!(out.is_empty());
         assert!(
-            err.starts_with(&format!("pintrace: {path}: "))
-                && err.contains(msg)
-                && err.lines().count() == 1,
+            err.starts_with(&format!("pintrace: {path}: ")) && err.contains(msg) && err.lines().count() == 1,
             "{err}"
         );
     }

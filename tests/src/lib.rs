@@ -51,11 +51,7 @@ pub fn pin_to_cpu(cpu: usize) {
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_SET(cpu, &mut set);
-        assert_eq!(
-            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set),
-            0,
-            "sched_setaffinity"
-        );
+        assert_eq!(libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set), 0, "sched_setaffinity");
     }
 }
 
@@ -69,10 +65,7 @@ pub fn spin(d: Duration) {
 }
 
 pub fn arg(n: usize) -> u64 {
-    std::env::args()
-        .nth(n)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("argument {n} must be a number"))
+    std::env::args().nth(n).and_then(|a| a.parse().ok()).unwrap_or_else(|| panic!("argument {n} must be a number"))
 }
 
 // ---- the test side ----
@@ -83,10 +76,7 @@ pub fn pintrace_bin() -> PathBuf {
         return PathBuf::from(p);
     }
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/pintrace");
-    assert!(
-        p.exists(),
-        "pintrace is not built: run these tests with `cargo xtask test`"
-    );
+    assert!(p.exists(), "pintrace is not built: run these tests with `cargo xtask test`");
     p
 }
 
@@ -111,12 +101,8 @@ pub fn go_program(name: &str) -> PathBuf {
 
 /// A fresh path in a per-test-binary scratch directory under target/, kept for inspection.
 pub fn scratch(name: &str) -> PathBuf {
-    let exe = std::env::current_exe()
-        .ok()
-        .and_then(|e| e.file_stem().map(|s| s.to_string_lossy().into_owned()));
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/test-scratch")
-        .join(exe.unwrap_or_default());
+    let exe = std::env::current_exe().ok().and_then(|e| e.file_stem().map(|s| s.to_string_lossy().into_owned()));
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-scratch").join(exe.unwrap_or_default());
     std::fs::create_dir_all(&dir).expect("scratch dir");
     let p = dir.join(name);
     let _ = std::fs::remove_file(&p);
@@ -157,26 +143,11 @@ impl Workload {
         let stdin = child.stdin.take();
         let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
         let mut line = String::new();
-        stdout
-            .read_line(&mut line)
-            .expect("reading the workload's ready line");
+        stdout.read_line(&mut line).expect("reading the workload's ready line");
         let mut words = line.split_whitespace().map(str::to_string);
-        assert_eq!(
-            words.next().as_deref(),
-            Some("ready"),
-            "workload said {line:?}"
-        );
-        let pid = words
-            .next()
-            .and_then(|p| p.parse().ok())
-            .expect("ready PID");
-        Workload {
-            child,
-            stdin,
-            stdout,
-            pid,
-            ready: words.collect(),
-        }
+        assert_eq!(words.next().as_deref(), Some("ready"), "workload said {line:?}");
+        let pid = words.next().and_then(|p| p.parse().ok()).expect("ready PID");
+        Workload { child, stdin, stdout, pid, ready: words.collect() }
     }
 
     pub fn send(&mut self, line: &str) {
@@ -187,9 +158,7 @@ impl Workload {
 
     pub fn read_line(&mut self) -> String {
         let mut line = String::new();
-        self.stdout
-            .read_line(&mut line)
-            .expect("reading the workload");
+        self.stdout.read_line(&mut line).expect("reading the workload");
         line.trim_end().to_string()
     }
 
@@ -256,12 +225,7 @@ impl Recording {
                 }
             }
         });
-        let mut rec = Recording {
-            child,
-            path,
-            stderr: rx,
-            lines: Vec::new(),
-        };
+        let mut rec = Recording { child, path, stderr: rx, lines: Vec::new() };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             match rec.stderr.recv_timeout(Duration::from_millis(100)) {
@@ -274,17 +238,11 @@ impl Recording {
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     let status = rec.child.wait().expect("pintrace status");
-                    panic!(
-                        "pintrace record exited ({status}) before attaching:\n{}",
-                        rec.lines.concat()
-                    );
+                    panic!("pintrace record exited ({status}) before attaching:\n{}", rec.lines.concat());
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() > deadline => {
                     let _ = rec.child.kill();
-                    panic!(
-                        "pintrace record did not attach within 30 s:\n{}",
-                        rec.lines.concat()
-                    );
+                    panic!("pintrace record did not attach within 30 s:\n{}", rec.lines.concat());
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
@@ -298,10 +256,7 @@ impl Recording {
     /// Sends a signal to pintrace.
     pub fn signal(&self, sig: libc::c_int) {
         // SAFETY: kill on our own child's PID, which we have not reaped yet.
-        assert_eq!(
-            unsafe { libc::kill(self.child.id() as libc::pid_t, sig) },
-            0
-        );
+        assert_eq!(unsafe { libc::kill(self.child.id() as libc::pid_t, sig) }, 0);
     }
 
     /// Waits (at most 60 s) for pintrace to end by itself.
@@ -313,33 +268,21 @@ impl Recording {
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
-                panic!(
-                    "pintrace record did not end within 60 s:\n{}",
-                    self.lines.concat()
-                );
+                panic!("pintrace record did not end within 60 s:\n{}", self.lines.concat());
             }
             thread::sleep(Duration::from_millis(10));
         };
         while let Ok(line) = self.stderr.recv_timeout(Duration::from_secs(5)) {
             self.lines.push(line);
         }
-        Finished {
-            status,
-            stderr: self.lines.concat(),
-            path: self.path.clone(),
-        }
+        Finished { status, stderr: self.lines.concat(), path: self.path.clone() }
     }
 }
 
 impl Finished {
     /// Asserts a clean end and returns the JSON report.
     pub fn report(&self) -> serde_json::Value {
-        assert!(
-            self.status.success(),
-            "pintrace record failed ({}):\n{}",
-            self.status,
-            self.stderr
-        );
+        assert!(self.status.success(), "pintrace record failed ({}):\n{}", self.status, self.stderr);
         let (code, json, stderr) = report_json(&self.path);
         assert_eq!(code, Some(0), "pintrace report failed:\n{stderr}");
         assert_eq!(json["lost_events"], 0, "events were lost:\n{}", self.stderr);
@@ -350,17 +293,10 @@ impl Finished {
 
 /// Runs `pintrace report --json FILE`: (exit code, JSON or Null, stderr).
 pub fn report_json(path: &Path) -> (Option<i32>, serde_json::Value, String) {
-    let out = Command::new(pintrace_bin())
-        .args(["report", "--json"])
-        .arg(path)
-        .output()
-        .expect("running pintrace report");
+    let out =
+        Command::new(pintrace_bin()).args(["report", "--json"]).arg(path).output().expect("running pintrace report");
     let json = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
-    (
-        out.status.code(),
-        json,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    (out.status.code(), json, String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 /// The thread with `tid` in a JSON report.
@@ -388,12 +324,7 @@ pub fn kernel_sched(pid: u32, tid: u32) -> (u64, u64, u64) {
             .find(|l| l.split(':').next().map(str::trim) == Some(key))
             .and_then(|l| l.split(':').nth(1))
             .and_then(|v| v.trim().parse::<f64>().ok())
-            .unwrap_or_else(|| panic!("{key} missing from /proc/{pid}/task/{tid}/sched"))
-            as u64
+            .unwrap_or_else(|| panic!("{key} missing from /proc/{pid}/task/{tid}/sched")) as u64
     };
-    (
-        get("se.nr_migrations"),
-        get("nr_voluntary_switches"),
-        get("nr_involuntary_switches"),
-    )
+    (get("se.nr_migrations"), get("nr_voluntary_switches"), get("nr_involuntary_switches"))
 }

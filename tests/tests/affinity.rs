@@ -36,21 +36,10 @@ fn migrations_and_switches_match_proc_sched_over_the_same_window() {
         }
     }
     let snap = model.snapshot(t1);
-    let t = snap
-        .threads
-        .iter()
-        .find(|t| t.tid == worker)
-        .expect("worker in the window");
+    let t = snap.threads.iter().find(|t| t.tid == worker).expect("worker in the window");
     let kernel = (after.0 - before.0, after.1 - before.1, after.2 - before.2);
     let ours = (t.migrations, t.voluntary_switches, t.involuntary_switches);
-    assert_eq!(
-        ours, kernel,
-        "(migrations, voluntary, involuntary) of {worker}: pintrace vs /proc/PID/task/TID/sched"
-    );
-    assert!(
-        t.migrations >= K,
-        "{} migrations for {K} affinity changes",
-        t.migrations
-    );
+    assert_eq!(ours, kernel, "(migrations, voluntary, involuntary) of {worker}: pintrace vs /proc/PID/task/TID/sched");
+    assert!(t.migrations >= K, "{} migrations for {K} affinity changes", t.migrations);
     assert_eq!(t.cpus, vec![0, 1]);
 }

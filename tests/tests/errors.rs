@@ -7,14 +7,8 @@ use std::{
 use pintrace_tests::{pintrace_bin, report_json, scratch, u64_of, workload, Recording};
 
 fn pintrace(args: &[&str]) -> (Option<i32>, String) {
-    let out = Command::new(pintrace_bin())
-        .args(args)
-        .output()
-        .expect("running pintrace");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let out = Command::new(pintrace_bin()).args(args).output().expect("running pintrace");
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 #[test]
@@ -26,15 +20,8 @@ fn a_target_that_exits_mid_trace_ends_the_recording_cleanly() {
     let _ = w.read_line();
     assert!(w.wait().success());
     let done = rec.finish();
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "pintrace noticed the exit"
-    );
-    assert!(
-        done.stderr.contains("pintrace: target exited; recorded"),
-        "{}",
-        done.stderr
-    );
+    assert!(started.elapsed() < Duration::from_secs(10), "pintrace noticed the exit");
+    assert!(done.stderr.contains("pintrace: target exited; recorded"), "{}", done.stderr);
     let r = done.report();
     assert_eq!(r["end_reason"], "target exited");
     assert!(u64_of(&r["duration_ns"]) < 5_000_000_000);
@@ -45,10 +32,7 @@ fn a_killed_target_ends_the_recording_too() {
     let w = workload!("spin_pair", "300");
     let rec = Recording::start(w.pid, "killed", &[]);
     // SAFETY: kill on the workload's PID, which is our unreaped child.
-    assert_eq!(
-        unsafe { libc::kill(w.pid as libc::pid_t, libc::SIGKILL) },
-        0
-    );
+    assert_eq!(unsafe { libc::kill(w.pid as libc::pid_t, libc::SIGKILL) }, 0);
     let r = rec.finish().report();
     assert_eq!(r["end_reason"], "target exited");
     drop(w);
@@ -81,17 +65,8 @@ fn the_duration_option_ends_the_recording() {
 #[test]
 fn no_such_pid() {
     let out = scratch("never.ptr");
-    let (code, err) = pintrace(&[
-        "record",
-        "--pid",
-        "4194305",
-        "-o",
-        out.to_str().expect("utf-8"),
-    ]);
-    assert_eq!(
-        (code, err.as_str()),
-        (Some(1), "pintrace: no process with PID 4194305\n")
-    );
+    let (code, err) = pintrace(&["record", "--pid", "4194305", "-o", out.to_str().expect("utf-8")]);
+    assert_eq!((code, err.as_str()), (Some(1), "pintrace: no process with PID 4194305\n"));
     assert!(!out.exists(), "no file is left behind");
 }
 
@@ -99,29 +74,14 @@ fn no_such_pid() {
 fn not_root_is_told_to_use_sudo() {
     let w = workload!("spin_pair", "100");
     let out = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-            "--bounding-set=-all",
-        ])
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"])
         .arg(pintrace_bin())
-        .args([
-            "record",
-            "--pid",
-            &w.pid.to_string(),
-            "-o",
-            "/tmp/pintrace-not-root.ptr",
-        ])
+        .args(["record", "--pid", &w.pid.to_string(), "-o", "/tmp/pintrace-not-root.ptr"])
         .output()
         .expect("setpriv (util-linux)");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert_eq!(
-        err,
-        "pintrace: tracing needs root (or CAP_BPF and CAP_PERFMON): run it with sudo\n"
-    );
+    assert_eq!(err, "pintrace: tracing needs root (or CAP_BPF and CAP_PERFMON): run it with sudo\n");
 }
 
 #[test]
@@ -146,18 +106,9 @@ fn missing_tracefs_names_the_mount_command() {
 #[test]
 fn an_unwritable_output_path_fails_before_tracing() {
     let w = workload!("spin_pair", "100");
-    let (code, err) = pintrace(&[
-        "record",
-        "--pid",
-        &w.pid.to_string(),
-        "-o",
-        "/proc/no/such/dir.ptr",
-    ]);
+    let (code, err) = pintrace(&["record", "--pid", &w.pid.to_string(), "-o", "/proc/no/such/dir.ptr"]);
     assert_eq!(code, Some(1));
-    assert!(
-        err.starts_with("pintrace: cannot create the record file /proc/no/such/dir.ptr: "),
-        "{err}"
-    );
+    assert!(err.starts_with("pintrace: cannot create the record file /proc/no/such/dir.ptr: "), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
 }
 
@@ -192,10 +143,7 @@ fn a_damaged_recording_reports_what_it_can_and_says_so() {
     let (code, r, err) = report_json(&cut);
     assert_eq!(code, Some(3), "{err}");
     assert_eq!(r["complete"], false);
-    assert!(
-        err.contains("cut short") || err.contains("no trailer"),
-        "{err}"
-    );
+    assert!(err.contains("cut short") || err.contains("no trailer"), "{err}");
     assert!(u64_of(&r["events"]) < u64_of(&whole["events"]));
 
     let flipped = scratch("flipped.ptr");
@@ -224,20 +172,11 @@ fn lost_events_are_counted_and_shown() {
     assert!(w.wait().success());
     let done = rec.finish();
     assert!(done.status.success(), "{}", done.stderr);
-    assert!(
-        done.stderr
-            .contains("events did not fit in the ring buffer and were lost"),
-        "{}",
-        done.stderr
-    );
+    assert!(done.stderr.contains("events did not fit in the ring buffer and were lost"), "{}", done.stderr);
     let (code, r, _) = report_json(&done.path);
     assert_eq!(code, Some(0));
     let lost = u64_of(&r["lost_events"]);
     assert!(lost > 0, "lost events are reported");
-    let out = Command::new(pintrace_bin())
-        .arg("report")
-        .arg(&done.path)
-        .output()
-        .expect("report");
+    let out = Command::new(pintrace_bin()).arg("report").arg(&done.path).output().expect("report");
     assert!(String::from_utf8_lossy(&out.stdout).contains("WARNING: events were lost"));
 }

@@ -27,10 +27,7 @@ fn sysmon_sends_sigurg_to_busy_threads_every_10_to_20ms_of_running() {
 
     // Every busy thread is preempted 40–110 times per second of running
     // (a check every 10 ms at most: preempted after 10–20 ms).
-    let busy: Vec<_> = threads
-        .iter()
-        .filter(|t| u64_of(&t["on_cpu_ns"]) > 500_000_000)
-        .collect();
+    let busy: Vec<_> = threads.iter().filter(|t| u64_of(&t["on_cpu_ns"]) > 500_000_000).collect();
     assert!(!busy.is_empty());
     let mut busy_sigurg = 0;
     for t in &busy {
@@ -45,16 +42,7 @@ fn sysmon_sends_sigurg_to_busy_threads_every_10_to_20ms_of_running() {
         );
     }
     let total = u64_of(&r["process"]["sigurg"]);
-    assert!(
-        busy_sigurg as f64 >= 0.95 * total as f64,
-        "{busy_sigurg} of {total} SIGURG went to busy threads"
-    );
-    let sender_cpu = threads
-        .iter()
-        .find(|t| u64_of(&t["tid"]) == sender)
-        .map(|t| u64_of(&t["on_cpu_ns"]));
-    assert!(
-        sender_cpu.is_some_and(|ns| ns < 200_000_000),
-        "sysmon is not busy: {sender_cpu:?}"
-    );
+    assert!(busy_sigurg as f64 >= 0.95 * total as f64, "{busy_sigurg} of {total} SIGURG went to busy threads");
+    let sender_cpu = threads.iter().find(|t| u64_of(&t["tid"]) == sender).map(|t| u64_of(&t["on_cpu_ns"]));
+    assert!(sender_cpu.is_some_and(|ns| ns < 200_000_000), "sysmon is not busy: {sender_cpu:?}");
 }

@@ -11,39 +11,20 @@ fn two_spinners_on_one_cpu_wait_milliseconds_and_share_it() {
     let line = w.read_line();
     assert!(w.wait().success());
     let r = rec.finish().report();
-    let tids: Vec<u32> = line
-        .strip_prefix("tids ")
-        .expect("tids")
-        .split(' ')
-        .map(|t| t.parse().expect("tid"))
-        .collect();
+    let tids: Vec<u32> =
+        line.strip_prefix("tids ").expect("tids").split(' ').map(|t| t.parse().expect("tid")).collect();
     let mut total_cpu = 0;
     for tid in tids {
         let t = thread(&r, tid);
         let runq = &t["runq_latency_ns"];
-        assert!(
-            u64_of(&t["involuntary_switches"]) >= 50,
-            "thread {tid} was preempted: {t}"
-        );
-        assert!(
-            u64_of(&runq["p50"]) >= 1_000_000,
-            "thread {tid} waits milliseconds for CPU 0: {runq}"
-        );
-        assert!(
-            u64_of(&runq["max"]) < 200_000_000,
-            "but not forever: {runq}"
-        );
-        assert!(
-            u64_of(&t["migrations"]) <= 1,
-            "pinned: at most the move onto CPU 0"
-        );
+        assert!(u64_of(&t["involuntary_switches"]) >= 50, "thread {tid} was preempted: {t}");
+        assert!(u64_of(&runq["p50"]) >= 1_000_000, "thread {tid} waits milliseconds for CPU 0: {runq}");
+        assert!(u64_of(&runq["max"]) < 200_000_000, "but not forever: {runq}");
+        assert!(u64_of(&t["migrations"]) <= 1, "pinned: at most the move onto CPU 0");
         let on_cpu = u64_of(&t["on_cpu_ns"]);
         total_cpu += on_cpu;
         // Each gets about half of CPU 0 while both spin.
-        assert!(
-            on_cpu > SPIN_MS * 1_000_000 * 35 / 100,
-            "thread {tid} on CPU {on_cpu} ns"
-        );
+        assert!(on_cpu > SPIN_MS * 1_000_000 * 35 / 100, "thread {tid} on CPU {on_cpu} ns");
     }
     // Together they had one CPU for SPIN_MS (plus start-up).
     let one_cpu = SPIN_MS * 1_000_000;

@@ -8,12 +8,8 @@ fn record_threads(extra: &[&str]) -> (serde_json::Value, Vec<u32>) {
     let rec = Recording::start(w.pid, &format!("threads{}", extra.len()), extra);
     w.send("go");
     let line = w.read_line();
-    let tids: Vec<u32> = line
-        .strip_prefix("tids ")
-        .expect("tids line")
-        .split(' ')
-        .map(|t| t.parse().expect("tid"))
-        .collect();
+    let tids: Vec<u32> =
+        line.strip_prefix("tids ").expect("tids line").split(' ').map(|t| t.parse().expect("tid")).collect();
     assert!(w.wait().success());
     let report = rec.finish().report();
     (report, tids)
@@ -25,24 +21,15 @@ fn exactly_n_creations_and_n_exits() {
     assert_eq!(tids.len() as u64, N);
     let p = &r["process"];
     assert_eq!(r["end_reason"], "target exited");
-    assert_eq!(
-        p["threads_at_start"], 1,
-        "only the main thread existed at start"
-    );
+    assert_eq!(p["threads_at_start"], 1, "only the main thread existed at start");
     assert_eq!(u64_of(&p["threads_created"]), N);
     assert_eq!(u64_of(&p["threads_exited"]), N);
     assert_eq!(u64_of(&p["thread_lifetime_ns"]["count"]), N);
-    assert!(
-        u64_of(&p["thread_lifetime_ns"]["p50"]) >= 2_000_000,
-        "each thread sleeps 2 ms"
-    );
+    assert!(u64_of(&p["thread_lifetime_ns"]["p50"]) >= 2_000_000, "each thread sleeps 2 ms");
     assert_eq!(p["child_processes"], 0);
     for tid in tids {
         let t = thread(&r, tid);
-        assert!(
-            t["born_ns"].is_u64() && t["died_ns"].is_u64(),
-            "thread {tid} was born and died in the window: {t}"
-        );
+        assert!(t["born_ns"].is_u64() && t["died_ns"].is_u64(), "thread {tid} was born and died in the window: {t}");
         assert!(u64_of(&t["died_ns"]) > u64_of(&t["born_ns"]));
     }
 }
@@ -52,19 +39,8 @@ fn syscall_probes_add_clone_calls_without_changing_counts() {
     let (r, _) = record_threads(&["--syscalls"]);
     let p = &r["process"];
     assert_eq!(u64_of(&p["threads_created"]), N);
-    assert_eq!(
-        u64_of(&p["clone_calls"]),
-        N,
-        "one clone3 per thread, seen in the parent"
-    );
-    let statuses: Vec<String> = r["probes"]
-        .as_array()
-        .expect("probes")
-        .iter()
-        .map(|p| p["status"].to_string())
-        .collect();
-    assert!(
-        statuses.iter().all(|s| s.contains("attached")),
-        "{statuses:?}"
-    );
+    assert_eq!(u64_of(&p["clone_calls"]), N, "one clone3 per thread, seen in the parent");
+    let statuses: Vec<String> =
+        r["probes"].as_array().expect("probes").iter().map(|p| p["status"].to_string()).collect();
+    assert!(statuses.iter().all(|s| s.contains("attached")), "{statuses:?}");
 }

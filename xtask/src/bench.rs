@@ -34,12 +34,7 @@ enum Tracer {
     Perf,
 }
 
-const TRACERS: [Tracer; 4] = [
-    Tracer::None,
-    Tracer::Pintrace,
-    Tracer::Bpftrace,
-    Tracer::Perf,
-];
+const TRACERS: [Tracer; 4] = [Tracer::None, Tracer::Pintrace, Tracer::Bpftrace, Tracer::Perf];
 
 impl Tracer {
     fn name(self) -> &'static str {
@@ -171,11 +166,7 @@ fn one_run(w: &Workload, tracer: Tracer, pintrace: &Path, scratch: &Path) -> Res
         Tracer::Bpftrace => {
             let script = scratch.join("count.bt");
             std::fs::write(&script, bpftrace_script(pid))?;
-            let mut c = Command::new("bpftrace")
-                .arg(&script)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()?;
+            let mut c = Command::new("bpftrace").arg(&script).stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?;
             // BEGIN's line arrives once every probe is attached.
             let mut out = BufReader::new(c.stdout.take().context("stdout")?);
             read_until(&mut out, "attached", "bpftrace")?;
@@ -204,10 +195,7 @@ fn one_run(w: &Workload, tracer: Tracer, pintrace: &Path, scratch: &Path) -> Res
     if !status.success() {
         bail!("{} failed: {status}", w.name);
     }
-    let mut sample = Sample {
-        wall,
-        ..Sample::default()
-    };
+    let mut sample = Sample { wall, ..Sample::default() };
     if let Some(mut c) = tracer_child.take() {
         if tracer == Tracer::Bpftrace {
             signal(&c, libc::SIGINT);
@@ -217,10 +205,7 @@ fn one_run(w: &Workload, tracer: Tracer, pintrace: &Path, scratch: &Path) -> Res
         sample.rss_kib = rss;
         sample.bytes = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
         if tracer == Tracer::Pintrace {
-            let out = Command::new(pintrace)
-                .args(["report", "--json"])
-                .arg(&file)
-                .output()?;
+            let out = Command::new(pintrace).args(["report", "--json"]).arg(&file).output()?;
             let text = String::from_utf8_lossy(&out.stdout);
             let num = |key: &str| -> u64 {
                 text.lines()
@@ -232,10 +217,7 @@ fn one_run(w: &Workload, tracer: Tracer, pintrace: &Path, scratch: &Path) -> Res
             sample.lost = num("lost_events");
         }
         if tracer == Tracer::Perf {
-            let out = Command::new("perf")
-                .args(["script", "-F", "event", "-i"])
-                .arg(&file)
-                .output()?;
+            let out = Command::new("perf").args(["script", "-F", "event", "-i"]).arg(&file).output()?;
             sample.events = out.stdout.iter().filter(|&&b| b == b'\n').count() as u64;
         }
     }
@@ -245,32 +227,23 @@ fn one_run(w: &Workload, tracer: Tracer, pintrace: &Path, scratch: &Path) -> Res
 pub fn run(args: &Args) -> Result<()> {
     setup::apt(&["linux-perf", "bpftrace"])?;
     let pintrace = build_pintrace(true)?;
-    crate::run(
-        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .current_dir(root())
-            .args([
-                "build",
-                "--release",
-                "--package",
-                "pintrace-tests",
-                "--bin",
-                "pingpong",
-            ]),
-    )?;
+    crate::run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())).current_dir(root()).args([
+        "build",
+        "--release",
+        "--package",
+        "pintrace-tests",
+        "--bin",
+        "pingpong",
+    ]))?;
     let scratch: PathBuf = root().join("target/bench");
     std::fs::create_dir_all(&scratch)?;
     let pingpong = root().join("target/release/pingpong").display().to_string();
     let workloads = [
         Workload {
-            name:
-                "perf bench sched messaging -t -p (10 groups x 40 threads over pipes, 1000 loops)",
-            argv: [
-                "sh",
-                "-c",
-                "read go && exec perf bench sched messaging -t -p -g 10 -l 1000",
-            ]
-            .map(String::from)
-            .to_vec(),
+            name: "perf bench sched messaging -t -p (10 groups x 40 threads over pipes, 1000 loops)",
+            argv: ["sh", "-c", "read go && exec perf bench sched messaging -t -p -g 10 -l 1000"]
+                .map(String::from)
+                .to_vec(),
         },
         Workload {
             name: "pipe ping-pong, 2 threads on 1 CPU (400k round trips)",
@@ -284,13 +257,7 @@ pub fn run(args: &Args) -> Result<()> {
                 let ti = (k + round) % TRACERS.len();
                 let s = one_run(w, TRACERS[ti], &pintrace, &scratch)
                     .with_context(|| format!("{} under {}", w.name, TRACERS[ti].name()))?;
-                eprintln!(
-                    "bench: round {} {} {}: {:.3} s",
-                    round + 1,
-                    w.name,
-                    TRACERS[ti].name(),
-                    s.wall
-                );
+                eprintln!("bench: round {} {} {}: {:.3} s", round + 1, w.name, TRACERS[ti].name(), s.wall);
                 results[wi][ti].push(s);
             }
         }
@@ -305,10 +272,7 @@ pub fn run(args: &Args) -> Result<()> {
 
 fn summarise(workloads: &[Workload], results: &[Vec<Vec<Sample>>], rounds: usize) -> String {
     let mut o = String::new();
-    let _ = writeln!(
-        o,
-        "# pintrace benchmark ({rounds} rounds, tracers in rotating order, medians)\n"
-    );
+    let _ = writeln!(o, "# pintrace benchmark ({rounds} rounds, tracers in rotating order, medians)\n");
     for (wi, w) in workloads.iter().enumerate() {
         let base = median(results[wi][0].iter().map(|s| s.wall).collect());
         let _ = writeln!(o, "## {}\n", w.name);
@@ -320,25 +284,14 @@ fn summarise(workloads: &[Workload], results: &[Vec<Vec<Sample>>], rounds: usize
             let wall = med(|s| s.wall);
             let events = med(|s| s.events as f64);
             let bytes = med(|s| s.bytes as f64);
-            let per_event = if events > 0.0 {
-                format!("{:.1}", bytes / events)
-            } else {
-                "-".into()
-            };
+            let per_event = if events > 0.0 { format!("{:.1}", bytes / events) } else { "-".into() };
             let lost = s.iter().map(|s| s.lost).max().unwrap_or(0);
             let (cpu, rss) = if *t == Tracer::None {
                 ("-".to_string(), "-".to_string())
             } else {
-                (
-                    format!("{:.3}", med(|s| s.cpu)),
-                    format!("{:.1}", med(|s| s.rss_kib as f64) / 1024.0),
-                )
+                (format!("{:.3}", med(|s| s.cpu)), format!("{:.1}", med(|s| s.rss_kib as f64) / 1024.0))
             };
-            let events = if events > 0.0 {
-                format!("{events:.0}")
-            } else {
-                "-".into()
-            };
+            let events = if events > 0.0 { format!("{events:.0}") } else { "-".into() };
             let _ = writeln!(
                 o,
                 "| {} | {wall:.3} | {:.3} | {events} | {lost} | {per_event} | {cpu} | {rss} |",

@@ -78,10 +78,7 @@ pub fn build_pintrace(release: bool) -> Result<PathBuf> {
         c.arg("--release");
     }
     run(&mut c)?;
-    Ok(root()
-        .join("target")
-        .join(if release { "release" } else { "debug" })
-        .join("pintrace"))
+    Ok(root().join("target").join(if release { "release" } else { "debug" }).join("pintrace"))
 }
 
 /// Builds a Go program from tests/go/NAME into target/go/NAME.
@@ -109,20 +106,9 @@ fn demo(seconds: u32) -> Result<()> {
         .stdout(std::process::Stdio::null())
         .spawn()
         .context("starting the demo workload")?;
-    println!(
-        "xtask: recording it for {seconds} s: pintrace record --pid {} -o {}",
-        workload.id(),
-        file.display()
-    );
+    println!("xtask: recording it for {seconds} s: pintrace record --pid {} -o {}", workload.id(), file.display());
     let recorded = Command::new(&pintrace)
-        .args([
-            "record",
-            "--pid",
-            &workload.id().to_string(),
-            "--duration",
-            &format!("{seconds}s"),
-            "-o",
-        ])
+        .args(["record", "--pid", &workload.id().to_string(), "--duration", &format!("{seconds}s"), "-o"])
         .arg(&file)
         .status();
     let _ = workload.kill();
@@ -141,9 +127,7 @@ fn test(args: &[String]) -> Result<()> {
     // Unit tests, render and CLI tests of the default members, then the
     // privileged integration tests one at a time: they measure scheduling,
     // so they must not compete with each other for the two CPUs.
-    run(cargo()
-        .args(["test", "--workspace", "--exclude", "pintrace-tests"])
-        .args(args))?;
+    run(cargo().args(["test", "--workspace", "--exclude", "pintrace-tests"]).args(args))?;
     run(cargo()
         .args(["test", "--package", "pintrace-tests"])
         .args(args)

@@ -38,48 +38,28 @@ fn nightly_has_rust_src() -> Result<bool> {
     if !out.status.success() {
         bail!("the nightly toolchain is not installed; pintrace's kernel programs need it (with rust-src)");
     }
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .any(|l| l.starts_with("rust-src")))
+    Ok(String::from_utf8_lossy(&out.stdout).lines().any(|l| l.starts_with("rust-src")))
 }
 
 fn bpf_linker_ok() -> bool {
     Command::new("bpf-linker")
         .arg("--version")
         .output()
-        .is_ok_and(|o| {
-            o.status.success() && String::from_utf8_lossy(&o.stdout).contains(BPF_LINKER_VERSION)
-        })
+        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains(BPF_LINKER_VERSION))
 }
 
 /// Everything the build, the demo and the tests need.
 pub fn all() -> Result<()> {
     apt(&["llvm-22-dev", "golang-1.19-go"])?;
     if !nightly_has_rust_src()? {
-        println!(
-            "xtask: adding rust-src to the nightly toolchain (to build core for the BPF target)"
-        );
-        run(Command::new("rustup").args([
-            "component",
-            "add",
-            "rust-src",
-            "--toolchain",
-            "nightly",
-        ]))?;
+        println!("xtask: adding rust-src to the nightly toolchain (to build core for the BPF target)");
+        run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))?;
     }
     if !bpf_linker_ok() {
-        println!(
-            "xtask: building bpf-linker {BPF_LINKER_VERSION} against LLVM 22 (about a minute)"
-        );
+        println!("xtask: building bpf-linker {BPF_LINKER_VERSION} against LLVM 22 (about a minute)");
         let path = format!("{LLVM_BIN}:{}", std::env::var("PATH").unwrap_or_default());
         run(Command::new("cargo")
-            .args([
-                "install",
-                "bpf-linker",
-                "--locked",
-                "--version",
-                BPF_LINKER_VERSION,
-            ])
+            .args(["install", "bpf-linker", "--locked", "--version", BPF_LINKER_VERSION])
             .args(["--no-default-features", "--features", "llvm-22"])
             .env("PATH", path))?;
     }
@@ -93,11 +73,7 @@ pub fn all() -> Result<()> {
 pub fn is_root() -> bool {
     fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .map(|v| v.split_whitespace().nth(1) == Some("0"))
-        })
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Uid:")).map(|v| v.split_whitespace().nth(1) == Some("0")))
         .unwrap_or(false)
 }
 

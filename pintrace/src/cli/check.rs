@@ -1,5 +1,5 @@
 //! `pintrace check`: what works on this kernel, and what is lost without the rest.
-use std::{path::Path, process::ExitCode};
+use std::process::ExitCode;
 
 use anyhow::Result;
 
@@ -9,59 +9,43 @@ use crate::{
 };
 
 pub fn run() -> Result<ExitCode> {
-    println!(
-        "kernel    {}, {} CPUs",
-        target::kernel_release(),
-        target::nr_cpus()
-    );
+    println!("kernel    {}, {} CPUs", target::kernel_release(), target::nr_cpus());
     probe::check_privileges()?;
     println!("access    allowed to load BPF programs");
     let tracefs = probe::tracefs()?;
     println!("tracefs   {}", tracefs.display());
-    let btf = if Path::new("/sys/kernel/btf/vmlinux").exists() {
-        "present (/sys/kernel/btf/vmlinux); not needed: pintrace checks each tracepoint's layout in tracefs"
-    } else {
-        "absent; not needed: pintrace checks each tracepoint's layout in tracefs"
-    };
-    println!("BTF       {btf}");
-    let uprobes = if Path::new("/sys/bus/event_source/devices/uprobe").exists() {
-        "supported by this kernel (not used by this version of pintrace)"
-    } else {
-        "not supported by this kernel"
-    };
-    println!("uprobes   {uprobes}");
+    println!("BTF       {}; not needed: pintrace checks each tracepoint's layout in tracefs", probe::btf_status());
 
     // Load and attach everything, the syscall probes included, to see what works.
-    let opts = Options {
-        syscalls: true,
-        ..Options::default()
-    };
+    let opts = Options { syscalls: true, ..Options::default() };
     let mut probes = Probes::load(&opts)?;
-    println!(
-        "ring buf  created ({} MiB), lost-event counter created",
-        opts.ring_bytes >> 20
-    );
+    println!("ring buf  created ({} MiB), lost-event counter created", opts.ring_bytes >> 20);
+    const CALLS: u64 = 3;
+    let uprobes = match probes.uprobe_selftest(CALLS) {
+        Ok(n) if n == CALLS => {
+            format!("load, attach and fire ({n} of {CALLS} calls seen); not used by this version yet")
+        }
+        Ok(n) => format!("attach, but saw {n} of {CALLS} calls"),
+        Err(e) => format!("do not work here ({e:#})"),
+    };
+    println!("uprobes   {uprobes}");
     let attach = probes.attach_all();
     println!("\nprobes");
     for (spec, status) in &probes.statuses {
         let name = format!("{}:{}", spec.category, spec.name);
         let line = match (status, spec.need) {
-            (ProbeStatus::Attached, Need::Syscall) => {
-                "attaches; off by default: a syscalls: tracepoint slows every syscall of every process \
-                 (+8.7% measured); `record --syscalls` turns it on"
-                    .to_string()
-            }
+            (ProbeStatus::Attached, Need::Syscall) => "attaches; off by default: a syscalls: tracepoint slows every \
+                                                       syscall of every process (+8.7% measured); `record --syscalls` \
+                                                       turns it on"
+                .to_string(),
             (ProbeStatus::Attached, _) => "attaches".to_string(),
             (other, _) => format!("{other}\n{:<30}without it: {}", "", spec.without),
         };
         println!("  {name:<28}{line}");
     }
     attach?;
-    let missing = probes
-        .statuses
-        .iter()
-        .filter(|(s, st)| *st != ProbeStatus::Attached && s.need != Need::Syscall)
-        .count();
+    let missing =
+        probes.statuses.iter().filter(|(s, st)| *st != ProbeStatus::Attached && s.need != Need::Syscall).count();
     if missing == 0 {
         println!("\nall default probes work: pintrace sees everything it reports");
     } else {

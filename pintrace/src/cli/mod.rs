@@ -89,13 +89,9 @@ pub fn parse_size(s: &str) -> Result<u32, String> {
         other => return Err(format!("unknown size unit {other:?} (use KiB or MiB)")),
     };
     let n: u64 = digits.parse().map_err(|_| format!("not a size: {s}"))?;
-    let bytes = n
-        .checked_mul(mult)
-        .ok_or_else(|| format!("size too large: {s}"))?;
+    let bytes = n.checked_mul(mult).ok_or_else(|| format!("size too large: {s}"))?;
     if bytes < 4096 || !bytes.is_power_of_two() || bytes > 1 << 30 {
-        return Err(format!(
-            "the buffer size must be a power of two from 4KiB to 1GiB, not {s}"
-        ));
+        return Err(format!("the buffer size must be a power of two from 4KiB to 1GiB, not {s}"));
     }
     Ok(bytes as u32)
 }

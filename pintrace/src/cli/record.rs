@@ -62,34 +62,22 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         probes: probes
             .statuses
             .iter()
-            .map(|(s, st)| ProbeRecord {
-                name: format!("{}:{}", s.category, s.name),
-                status: st.to_string(),
-            })
+            .map(|(s, st)| ProbeRecord { name: format!("{}:{}", s.category, s.name), status: st.to_string() })
             .collect(),
         syscalls: args.syscalls,
     };
     let mut writer = Writer::new(BufWriter::with_capacity(1 << 20, file), &header)
         .with_context(|| format!("writing {}", args.output.display()))?;
     for e in &seen {
-        writer
-            .push(e)
-            .with_context(|| format!("writing {}", args.output.display()))?;
+        writer.push(e).with_context(|| format!("writing {}", args.output.display()))?;
     }
 
     for (spec, status) in &probes.statuses {
         if !matches!(status, ProbeStatus::Attached | ProbeStatus::Off) {
-            eprintln!(
-                "pintrace: warning: {}:{} {status}; so {}",
-                spec.category, spec.name, spec.without
-            );
+            eprintln!("pintrace: warning: {}:{} {status}; so {}", spec.category, spec.name, spec.without);
         }
     }
-    let attached = probes
-        .statuses
-        .iter()
-        .filter(|(_, s)| *s == ProbeStatus::Attached)
-        .count();
+    let attached = probes.statuses.iter().filter(|(_, s)| *s == ProbeStatus::Attached).count();
     eprintln!(
         "pintrace: recording process {} ({}), {} threads, {attached} probes attached, to {}; Ctrl-C to stop",
         target.pid,
@@ -99,18 +87,9 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     );
 
     let (ring, lost) = (probes.take_ring()?, probes.take_lost()?);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the event loop")?;
-    let outcome = runtime.block_on(record_loop(
-        ring,
-        lost,
-        &target,
-        &mut writer,
-        args.duration,
-        &args.output,
-    ))?;
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the event loop")?;
+    let outcome = runtime.block_on(record_loop(ring, lost, &target, &mut writer, args.duration, &args.output))?;
     drop(probes);
 
     let trailer = Trailer {
@@ -120,20 +99,14 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         lost_events: outcome.lost,
         decode_errors: outcome.decode_errors,
     };
-    let (bytes, out) = writer
-        .finish(&trailer)
-        .with_context(|| format!("writing {}", args.output.display()))?;
+    let (bytes, out) = writer.finish(&trailer).with_context(|| format!("writing {}", args.output.display()))?;
     out.into_inner()
         .map_err(|e| e.into_error())
         .and_then(|f| f.sync_all())
         .with_context(|| format!("writing {}", args.output.display()))?;
 
     let secs = outcome.end_ns.saturating_sub(start_ns) as f64 / 1e9;
-    let per_event = if outcome.events > 0 {
-        bytes as f64 / outcome.events as f64
-    } else {
-        0.0
-    };
+    let per_event = if outcome.events > 0 { bytes as f64 / outcome.events as f64 } else { 0.0 };
     eprintln!(
         "pintrace: {}; recorded {} events ({} lost) in {secs:.2} s to {}: {} bytes, {per_event:.1} bytes/event",
         outcome.reason,
@@ -151,10 +124,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         );
     }
     if outcome.decode_errors > 0 {
-        eprintln!(
-            "pintrace: warning: {} kernel records could not be decoded",
-            outcome.decode_errors
-        );
+        eprintln!("pintrace: warning: {} kernel records could not be decoded", outcome.decode_errors);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -199,9 +169,8 @@ async fn record_loop(
     let reader = tokio::spawn(Source::new(ring, lost)?.run(tx, stop_rx, POLL));
     let mut sigint = signal(SignalKind::interrupt()).context("installing the Ctrl-C handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let deadline = tokio::time::Instant::from_std(
-        Instant::now() + duration.unwrap_or(Duration::from_secs(u64::MAX / 4)),
-    );
+    let deadline =
+        tokio::time::Instant::from_std(Instant::now() + duration.unwrap_or(Duration::from_secs(u64::MAX / 4)));
     let mut flush = tokio::time::interval(FLUSH);
     let mut alive = tokio::time::interval(ALIVE_CHECK);
     let mut reason: Option<Reason> = None;
@@ -248,11 +217,5 @@ async fn record_loop(
         // The window ends with the target's last event (its threads' final switches).
         end_ns = last_ts;
     }
-    Ok(Outcome {
-        reason,
-        end_ns,
-        events: stats.events,
-        lost: stats.lost,
-        decode_errors: stats.decode_errors,
-    })
+    Ok(Outcome { reason, end_ns, events: stats.events, lost: stats.lost, decode_errors: stats.decode_errors })
 }

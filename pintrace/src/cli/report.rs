@@ -63,26 +63,18 @@ pub fn build(path: &Path) -> Result<Report> {
             Err(e) => break Some(e),
         }
     };
-    let end_ns = trailer
-        .as_ref()
-        .map_or(model.last_ts(), |t| t.end_ns.max(header.start_ns));
+    let end_ns = trailer.as_ref().map_or(model.last_ts(), |t| t.end_ns.max(header.start_ns));
     let snap: Snapshot = model.snapshot(end_ns);
     let problem = match (&problem, &trailer) {
         (Some(e), _) => Some(format!("{e}: reported the events before it")),
-        (None, None) => Some(
-            "the recording did not finish (no trailer): reported every event in the file".into(),
-        ),
+        (None, None) => Some("the recording did not finish (no trailer): reported every event in the file".into()),
         (None, Some(_)) => None,
     };
     let mut sigurg_senders: Vec<Sender> = snap
         .threads
         .iter()
         .filter(|t| t.sigurg_sent > 0)
-        .map(|t| Sender {
-            tid: t.tid,
-            comm: t.comm.clone(),
-            sigurg_sent: t.sigurg_sent,
-        })
+        .map(|t| Sender { tid: t.tid, comm: t.comm.clone(), sigurg_sent: t.sigurg_sent })
         .collect();
     sigurg_senders.sort_by(|a, b| b.sigurg_sent.cmp(&a.sigurg_sent).then(a.tid.cmp(&b.tid)));
     Ok(Report {
@@ -99,9 +91,7 @@ pub fn build(path: &Path) -> Result<Report> {
         duration_ns: snap.duration_ns,
         end_reason: trailer.as_ref().map(|t| t.end_reason.clone()),
         events: snap.events,
-        lost_events: snap
-            .lost_events
-            .max(trailer.as_ref().map_or(0, |t| t.lost_events)),
+        lost_events: snap.lost_events.max(trailer.as_ref().map_or(0, |t| t.lost_events)),
         probes: header.probes,
         process: snap.process,
         sigurg_senders,
@@ -114,10 +104,7 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!(
-            "{}",
-            render(&report, if args.all { usize::MAX } else { DEFAULT_ROWS })
-        );
+        print!("{}", render(&report, if args.all { usize::MAX } else { DEFAULT_ROWS }));
     }
     match &report.problem {
         None => Ok(ExitCode::SUCCESS),
@@ -146,37 +133,18 @@ fn lat(l: &Latency) -> String {
 pub fn render(r: &Report, rows: usize) -> String {
     let mut o = String::new();
     let p = &r.process;
-    let _ = writeln!(
-        o,
-        "target    {} ({})  {}",
-        r.target.pid, r.target.comm, r.target.cmdline
-    );
-    let _ = writeln!(
-        o,
-        "host      {}, kernel {}, {} CPUs",
-        r.host, r.kernel, r.nr_cpus
-    );
+    let _ = writeln!(o, "target    {} ({})  {}", r.target.pid, r.target.comm, r.target.cmdline);
+    let _ = writeln!(o, "host      {}, kernel {}, {} CPUs", r.host, r.kernel, r.nr_cpus);
     let _ = writeln!(
         o,
         "window    {} for {}{}",
         fmt::wall(r.start_unix_ns),
         fmt::ns(r.duration_ns),
-        r.end_reason
-            .as_ref()
-            .map(|e| format!(" ({e})"))
-            .unwrap_or_default()
+        r.end_reason.as_ref().map(|e| format!(" ({e})")).unwrap_or_default()
     );
-    let _ = writeln!(
-        o,
-        "events    {} recorded, {} lost",
-        fmt::count(r.events),
-        fmt::count(r.lost_events)
-    );
+    let _ = writeln!(o, "events    {} recorded, {} lost", fmt::count(r.events), fmt::count(r.lost_events));
     if r.lost_events > 0 {
-        let _ = writeln!(
-            o,
-            "          WARNING: events were lost (ring buffer full): counts below are low"
-        );
+        let _ = writeln!(o, "          WARNING: events were lost (ring buffer full): counts below are low");
     }
     if let Some(problem) = &r.problem {
         let _ = writeln!(o, "          WARNING: {problem}");
@@ -194,26 +162,13 @@ pub fn render(r: &Report, rows: usize) -> String {
         p.threads_exited_per_sec
     );
     if p.thread_lifetime_ns.count > 0 {
-        let _ = writeln!(
-            o,
-            "  lifetimes   {}",
-            lat(&p.thread_lifetime_ns).replace("waits", "threads")
-        );
+        let _ = writeln!(o, "  lifetimes   {}", lat(&p.thread_lifetime_ns).replace("waits", "threads"));
     }
     if p.child_processes > 0 {
         let _ = writeln!(o, "  children    {} processes started", p.child_processes);
     }
-    let cpu_share = if r.duration_ns > 0 {
-        p.on_cpu_ns as f64 / r.duration_ns as f64
-    } else {
-        0.0
-    };
-    let _ = writeln!(
-        o,
-        "  on-CPU      {} ({:.2} CPUs on average)",
-        fmt::ns(p.on_cpu_ns),
-        cpu_share
-    );
+    let cpu_share = if r.duration_ns > 0 { p.on_cpu_ns as f64 / r.duration_ns as f64 } else { 0.0 };
+    let _ = writeln!(o, "  on-CPU      {} ({:.2} CPUs on average)", fmt::ns(p.on_cpu_ns), cpu_share);
     let _ = writeln!(
         o,
         "  switches    {} voluntary, {} involuntary (preempted); {} migrations",
@@ -221,30 +176,15 @@ pub fn render(r: &Report, rows: usize) -> String {
         fmt::count(p.involuntary_switches),
         fmt::count(p.migrations)
     );
-    let _ = write!(
-        o,
-        "  SIGURG      {} ({:.1}/s, Go async preemption)",
-        fmt::count(p.sigurg),
-        p.sigurg_per_sec
-    );
+    let _ = write!(o, "  SIGURG      {} ({:.1}/s, Go async preemption)", fmt::count(p.sigurg), p.sigurg_per_sec);
     if let Some(top) = r.sigurg_senders.first() {
-        let _ = write!(
-            o,
-            "; sent by TID {} ({}) {} times",
-            top.tid,
-            top.comm,
-            fmt::count(top.sigurg_sent)
-        );
+        let _ = write!(o, "; sent by TID {} ({}) {} times", top.tid, top.comm, fmt::count(top.sigurg_sent));
     }
     let _ = writeln!(o);
     let _ = writeln!(o, "  signals     {} other", fmt::count(p.signals));
     let _ = writeln!(o, "  run queue   {}", lat(&p.runq_latency_ns));
     if p.tgkill_calls + p.clone_calls > 0 {
-        let _ = writeln!(
-            o,
-            "  syscalls    {} tgkill, {} clone",
-            p.tgkill_calls, p.clone_calls
-        );
+        let _ = writeln!(o, "  syscalls    {} tgkill, {} clone", p.tgkill_calls, p.clone_calls);
     }
     let _ = writeln!(o, "\nthreads (busiest first)");
     let _ = writeln!(
@@ -265,11 +205,7 @@ pub fn render(r: &Report, rows: usize) -> String {
         "RUNQ-MAX"
     );
     for t in r.threads.iter().take(rows) {
-        let share = if r.duration_ns > 0 {
-            100.0 * t.on_cpu_ns as f64 / r.duration_ns as f64
-        } else {
-            0.0
-        };
+        let share = if r.duration_ns > 0 { 100.0 * t.on_cpu_ns as f64 / r.duration_ns as f64 } else { 0.0 };
         let name = format!("{}{}", t.comm, if t.died_ns.is_some() { "†" } else { "" });
         let dash = |l: &Latency, v: u64| {
             if l.count == 0 {
@@ -297,11 +233,7 @@ pub fn render(r: &Report, rows: usize) -> String {
         );
     }
     if r.threads.len() > rows {
-        let _ = writeln!(
-            o,
-            "  … {} more threads (--all shows them)",
-            r.threads.len() - rows
-        );
+        let _ = writeln!(o, "  … {} more threads (--all shows them)", r.threads.len() - rows);
     }
     if r.threads.iter().any(|t| t.died_ns.is_some()) {
         let _ = writeln!(o, "  † exited during the recording");

@@ -1,5 +1,5 @@
-//! A worker thread that alternates its CPU affinity between CPU 0 and 1
-//! K times, spinning a little on each. Usage: affinity K.
+//! A worker thread, first pinned to CPU 1, that alternates its CPU
+//! affinity between CPU 0 and 1 K times, spinning a little on each. Usage: affinity K.
 //! Prints `ready PID WORKER_TID`; on "go" does the work, prints "done" once
 //! the worker is blocked again; exits on the next line.
 use std::{sync::mpsc, thread, time::Duration};
@@ -13,6 +13,8 @@ fn main() {
     let (exit_tx, exit_rx) = mpsc::channel::<()>();
     let (tid_tx, tid_rx) = mpsc::channel();
     let worker = thread::spawn(move || {
+        // Start on CPU 1, so that each of the K changes (to 0, 1, 0, ...) moves the thread.
+        pin_to_cpu(1);
         tid_tx.send(gettid()).expect("tid");
         go_rx.recv().expect("go");
         for i in 0..k {

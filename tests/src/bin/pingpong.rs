@@ -19,10 +19,7 @@ fn pipe() -> (File, File) {
 
 fn main() {
     let n = arg(1);
-    let cpu = std::env::args()
-        .nth(2)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(0usize);
+    let cpu = std::env::args().nth(2).and_then(|a| a.parse().ok()).unwrap_or(0usize);
     let (mut a_rx, mut a_tx) = pipe();
     let (mut b_rx, mut b_tx) = pipe();
     ready_and_wait("");

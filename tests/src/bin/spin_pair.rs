@@ -17,9 +17,6 @@ fn main() {
             })
         })
         .collect();
-    let tids: Vec<String> = spinners
-        .into_iter()
-        .map(|h| h.join().expect("spinner").to_string())
-        .collect();
+    let tids: Vec<String> = spinners.into_iter().map(|h| h.join().expect("spinner").to_string()).collect();
     say(&format!("tids {}", tids.join(" ")));
 }
