@@ -20,7 +20,8 @@ fn two_spinners_on_one_cpu_wait_milliseconds_and_share_it() {
         assert!(u64_of(&t["involuntary_switches"]) >= 50, "thread {tid} was preempted: {t}");
         assert!(u64_of(&runq["p50"]) >= 1_000_000, "thread {tid} waits milliseconds for CPU 0: {runq}");
         assert!(u64_of(&runq["max"]) < 200_000_000, "but not forever: {runq}");
-        assert!(u64_of(&t["migrations"]) <= 1, "pinned: at most the move onto CPU 0");
+        assert_eq!(t["migrations"], 0, "born pinned to CPU 0: {t}");
+        assert_eq!(t["cpus"], serde_json::json!([0]), "{t}");
         let on_cpu = u64_of(&t["on_cpu_ns"]);
         total_cpu += on_cpu;
         // Each gets about half of CPU 0 while both spin.
