@@ -1,0 +1,208 @@
+//! Events as bytes in a record file: varints, zigzag time deltas, task names.
+use bytes::{Buf, BufMut, BytesMut};
+
+use crate::event::{Comm, Event, EventKind};
+
+fn put_varint(buf: &mut BytesMut, mut v: u64) {
+    while v >= 0x80 {
+        buf.put_u8((v as u8) | 0x80);
+        v >>= 7;
+    }
+    buf.put_u8(v as u8);
+}
+
+fn put_zigzag(buf: &mut BytesMut, v: i64) {
+    put_varint(buf, ((v << 1) ^ (v >> 63)) as u64);
+}
+
+fn get_varint(buf: &mut &[u8]) -> Result<u64, String> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        if !buf.has_remaining() {
+            return Err("event cut short".into());
+        }
+        let b = buf.get_u8();
+        v |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Ok(v);
+        }
+    }
+    Err("varint longer than 64 bits".into())
+}
+
+fn get_zigzag(buf: &mut &[u8]) -> Result<i64, String> {
+    let v = get_varint(buf)?;
+    Ok(((v >> 1) as i64) ^ -((v & 1) as i64))
+}
+
+fn get_u32(buf: &mut &[u8]) -> Result<u32, String> {
+    u32::try_from(get_varint(buf)?).map_err(|_| "value out of range".to_string())
+}
+
+fn get_i32(buf: &mut &[u8]) -> Result<i32, String> {
+    i32::try_from(get_zigzag(buf)?).map_err(|_| "value out of range".to_string())
+}
+
+fn put_comm(buf: &mut BytesMut, comm: &Comm) {
+    let b = comm.as_bytes();
+    buf.put_u8(b.len() as u8);
+    buf.put_slice(b);
+}
+
+fn get_comm(buf: &mut &[u8]) -> Result<Comm, String> {
+    if !buf.has_remaining() {
+        return Err("event cut short".into());
+    }
+    let n = usize::from(buf.get_u8());
+    if n >= pintrace_common::COMM_LEN || buf.remaining() < n {
+        return Err("bad task name".into());
+    }
+    let mut c = [0u8; pintrace_common::COMM_LEN];
+    c[..n].copy_from_slice(&buf[..n]);
+    buf.advance(n);
+    Ok(Comm(c))
+}
+
+// Event codes in the file. The kernel kinds keep their wire numbers.
+const CODE_THREAD_SEEN: u8 = 100;
+const CODE_LOST: u8 = 101;
+
+pub(super) fn encode(buf: &mut BytesMut, prev_ts: u64, e: &Event) {
+    use pintrace_common as w;
+    let code = match e.kind {
+        EventKind::Switch { .. } => w::KIND_SWITCH as u8,
+        EventKind::Migrate { .. } => w::KIND_MIGRATE as u8,
+        EventKind::Wakeup { .. } => w::KIND_WAKEUP as u8,
+        EventKind::Signal { .. } => w::KIND_SIGNAL as u8,
+        EventKind::NewTask { .. } => w::KIND_NEW_TASK as u8,
+        EventKind::Exit { .. } => w::KIND_EXIT as u8,
+        EventKind::Rename { .. } => w::KIND_RENAME as u8,
+        EventKind::Tgkill { .. } => w::KIND_TGKILL as u8,
+        EventKind::CloneExit { .. } => w::KIND_CLONE_EXIT as u8,
+        EventKind::ThreadSeen { .. } => CODE_THREAD_SEEN,
+        EventKind::Lost { .. } => CODE_LOST,
+    };
+    buf.put_u8(code);
+    put_zigzag(buf, e.ts_ns.wrapping_sub(prev_ts) as i64);
+    put_varint(buf, u64::from(e.cpu.wrapping_add(1)));
+    let v = |buf: &mut BytesMut, x: u32| put_varint(buf, u64::from(x));
+    let z = |buf: &mut BytesMut, x: i32| put_zigzag(buf, i64::from(x));
+    match e.kind {
+        EventKind::Switch { prev_tid, next_tid, prev_state } => {
+            v(buf, prev_tid);
+            v(buf, next_tid);
+            v(buf, prev_state);
+        }
+        EventKind::Migrate { tid, from_cpu, to_cpu } => {
+            v(buf, tid);
+            v(buf, from_cpu);
+            v(buf, to_cpu);
+        }
+        EventKind::Wakeup { tid, target_cpu, waker_tid, new_task } => {
+            v(buf, tid);
+            v(buf, target_cpu);
+            v(buf, waker_tid);
+            v(buf, u32::from(new_task));
+        }
+        EventKind::Signal { sender_tid, sender_tgid, target_tid, sig, code, result, group } => {
+            v(buf, sender_tid);
+            v(buf, sender_tgid);
+            v(buf, target_tid);
+            z(buf, sig);
+            z(buf, code);
+            z(buf, result);
+            v(buf, u32::from(group));
+        }
+        EventKind::NewTask { parent_tid, parent_tgid, child_tid, clone_flags, comm } => {
+            v(buf, parent_tid);
+            v(buf, parent_tgid);
+            v(buf, child_tid);
+            put_varint(buf, clone_flags);
+            put_comm(buf, &comm);
+        }
+        EventKind::Exit { tid, tgid, group_dead, comm } => {
+            v(buf, tid);
+            v(buf, tgid);
+            v(buf, u32::from(group_dead));
+            put_comm(buf, &comm);
+        }
+        EventKind::Rename { tid, comm } => {
+            v(buf, tid);
+            put_comm(buf, &comm);
+        }
+        EventKind::Tgkill { sender_tid, tgid, tid, sig } => {
+            v(buf, sender_tid);
+            v(buf, tgid);
+            v(buf, tid);
+            z(buf, sig);
+        }
+        EventKind::CloneExit { parent_tid, ret, clone3 } => {
+            v(buf, parent_tid);
+            z(buf, ret);
+            v(buf, u32::from(clone3));
+        }
+        EventKind::ThreadSeen { tid, tgid, comm } => {
+            v(buf, tid);
+            v(buf, tgid);
+            put_comm(buf, &comm);
+        }
+        EventKind::Lost { total } => put_varint(buf, total),
+    }
+}
+
+pub(super) fn decode_one(buf: &mut &[u8], prev_ts: u64) -> Result<Event, String> {
+    use pintrace_common as w;
+    if !buf.has_remaining() {
+        return Err("event cut short".into());
+    }
+    let code = buf.get_u8();
+    let ts_ns = prev_ts.wrapping_add(get_zigzag(buf)? as u64);
+    let cpu = get_u32(buf)?.wrapping_sub(1);
+    let kind = match u32::from(code) {
+        w::KIND_SWITCH => {
+            EventKind::Switch { prev_tid: get_u32(buf)?, next_tid: get_u32(buf)?, prev_state: get_u32(buf)? }
+        }
+        w::KIND_MIGRATE => EventKind::Migrate { tid: get_u32(buf)?, from_cpu: get_u32(buf)?, to_cpu: get_u32(buf)? },
+        w::KIND_WAKEUP => EventKind::Wakeup {
+            tid: get_u32(buf)?,
+            target_cpu: get_u32(buf)?,
+            waker_tid: get_u32(buf)?,
+            new_task: get_u32(buf)? != 0,
+        },
+        w::KIND_SIGNAL => EventKind::Signal {
+            sender_tid: get_u32(buf)?,
+            sender_tgid: get_u32(buf)?,
+            target_tid: get_u32(buf)?,
+            sig: get_i32(buf)?,
+            code: get_i32(buf)?,
+            result: get_i32(buf)?,
+            group: get_u32(buf)? != 0,
+        },
+        w::KIND_NEW_TASK => EventKind::NewTask {
+            parent_tid: get_u32(buf)?,
+            parent_tgid: get_u32(buf)?,
+            child_tid: get_u32(buf)?,
+            clone_flags: get_varint(buf)?,
+            comm: get_comm(buf)?,
+        },
+        w::KIND_EXIT => EventKind::Exit {
+            tid: get_u32(buf)?,
+            tgid: get_u32(buf)?,
+            group_dead: get_u32(buf)? != 0,
+            comm: get_comm(buf)?,
+        },
+        w::KIND_RENAME => EventKind::Rename { tid: get_u32(buf)?, comm: get_comm(buf)? },
+        w::KIND_TGKILL => {
+            EventKind::Tgkill { sender_tid: get_u32(buf)?, tgid: get_u32(buf)?, tid: get_u32(buf)?, sig: get_i32(buf)? }
+        }
+        w::KIND_CLONE_EXIT => {
+            EventKind::CloneExit { parent_tid: get_u32(buf)?, ret: get_i32(buf)?, clone3: get_u32(buf)? != 0 }
+        }
+        c if c == u32::from(CODE_THREAD_SEEN) => {
+            EventKind::ThreadSeen { tid: get_u32(buf)?, tgid: get_u32(buf)?, comm: get_comm(buf)? }
+        }
+        c if c == u32::from(CODE_LOST) => EventKind::Lost { total: get_varint(buf)? },
+        other => return Err(format!("unknown event code {other}")),
+    };
+    Ok(Event { ts_ns, cpu, kind })
+}

@@ -1,0 +1,107 @@
+//! The record file format (version 1).
+//!
+//! ```text
+//! file    := preamble header chunk* trailer-chunk?
+//! preamble:= "PINTRACE" u16 version u16 0 u32 header_len u32 crc32(header)
+//! header  := JSON (RecordHeader), header_len bytes
+//! chunk   := u8 tag ('E' events | 'T' trailer) [u8; 3] 0 u32 len u32 crc32(payload) payload
+//! 'E'     := u32 count u64 base_ts event*          (at most CHUNK_BYTES of events)
+//! event   := u8 kind, zigzag varint (ts - previous ts), varint (cpu + 1), fields as varints
+//! 'T'     := JSON (Trailer)
+//! ```
+//! All integers are little-endian. Every chunk stands alone (its own
+//! checksum and base time), so a file cut short by a crash or a full disk
+//! reads up to its last whole chunk. Readers ignore unknown JSON fields, so
+//! later versions can add to the header and trailer.
+use std::io;
+
+use serde::{Deserialize, Serialize};
+
+mod codec;
+mod reader;
+mod writer;
+
+pub use reader::{Chunk, Reader};
+pub use writer::Writer;
+
+pub const MAGIC: &[u8; 8] = b"PINTRACE";
+pub const VERSION: u16 = 1;
+/// A chunk is written once this many bytes of events are buffered.
+pub const CHUNK_BYTES: usize = 256 * 1024;
+/// Larger chunks or headers are taken as corruption rather than allocated.
+pub(crate) const MAX_CHUNK: u32 = 64 << 20;
+pub(crate) const TAG_EVENTS: u8 = b'E';
+pub(crate) const TAG_TRAILER: u8 = b'T';
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    pub pid: u32,
+    pub comm: String,
+    #[serde(default)]
+    pub cmdline: String,
+}
+
+/// CLOCK_MONOTONIC and CLOCK_REALTIME read together, to map event times to wall time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClockMapping {
+    pub monotonic_ns: u64,
+    pub realtime_ns: u64,
+}
+
+impl ClockMapping {
+    /// Wall-clock nanoseconds since the Unix epoch for a CLOCK_MONOTONIC time.
+    pub fn to_realtime(&self, monotonic_ns: u64) -> u64 {
+        (i128::from(self.realtime_ns) + i128::from(monotonic_ns) - i128::from(self.monotonic_ns)).max(0) as u64
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeRecord {
+    pub name: String,
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordHeader {
+    pub pintrace_version: String,
+    pub host: String,
+    pub kernel: String,
+    pub nr_cpus: u32,
+    pub target: Target,
+    pub clock: ClockMapping,
+    /// CLOCK_MONOTONIC time at which every probe was attached.
+    pub start_ns: u64,
+    pub probes: Vec<ProbeRecord>,
+    #[serde(default)]
+    pub syscalls: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trailer {
+    pub end_ns: u64,
+    /// Why the recording ended: "duration", "interrupted", "target exited".
+    pub end_reason: String,
+    pub events: u64,
+    pub lost_events: u64,
+    #[serde(default)]
+    pub decode_errors: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    #[error("not a pintrace record file (bad magic)")]
+    NotARecord,
+    #[error("record format version {0} is newer than this pintrace reads ({VERSION})")]
+    UnsupportedVersion(u16),
+    #[error("damaged header: {0}")]
+    BadHeader(String),
+    #[error("file is cut short at byte {offset} (inside a chunk)")]
+    Truncated { offset: u64 },
+    #[error("corrupt chunk at byte {offset}: {reason}")]
+    Corrupt { offset: u64, reason: String },
+}
+
+#[cfg(test)]
+mod tests;

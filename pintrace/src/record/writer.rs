@@ -1,0 +1,107 @@
+//! Streaming a record file out, a chunk at a time.
+use std::io::{self, Write};
+
+use bytes::{BufMut, BytesMut};
+
+use super::{codec::encode, RecordHeader, Trailer, CHUNK_BYTES, MAGIC, TAG_EVENTS, TAG_TRAILER, VERSION};
+use crate::event::Event;
+
+/// Streams events to a record file, a chunk at a time.
+pub struct Writer<W: Write> {
+    out: W,
+    chunk: BytesMut,
+    frame: BytesMut,
+    count: u32,
+    base_ts: u64,
+    prev_ts: u64,
+    bytes: u64,
+    events: u64,
+}
+
+impl<W: Write> Writer<W> {
+    pub fn new(mut out: W, header: &RecordHeader) -> io::Result<Self> {
+        let json = serde_json::to_vec(header).map_err(io::Error::other)?;
+        let mut pre = BytesMut::with_capacity(20 + json.len());
+        pre.put_slice(MAGIC);
+        pre.put_u16_le(VERSION);
+        pre.put_u16_le(0);
+        pre.put_u32_le(json.len() as u32);
+        pre.put_u32_le(crc32fast::hash(&json));
+        pre.put_slice(&json);
+        out.write_all(&pre)?;
+        Ok(Writer {
+            out,
+            chunk: BytesMut::with_capacity(CHUNK_BYTES + 256),
+            frame: BytesMut::with_capacity(CHUNK_BYTES + 256),
+            count: 0,
+            base_ts: 0,
+            prev_ts: 0,
+            bytes: pre.len() as u64,
+            events: 0,
+        })
+    }
+
+    pub fn push(&mut self, e: &Event) -> io::Result<()> {
+        if self.count == 0 {
+            self.base_ts = e.ts_ns;
+            self.prev_ts = e.ts_ns;
+        }
+        encode(&mut self.chunk, self.prev_ts, e);
+        self.prev_ts = e.ts_ns;
+        self.count += 1;
+        self.events += 1;
+        if self.chunk.len() >= CHUNK_BYTES {
+            self.flush_chunk()?;
+        }
+        Ok(())
+    }
+
+    fn write_frame(&mut self, tag: u8, payload: &[u8]) -> io::Result<()> {
+        self.frame.clear();
+        self.frame.put_u8(tag);
+        self.frame.put_slice(&[0, 0, 0]);
+        self.frame.put_u32_le(payload.len() as u32);
+        self.frame.put_u32_le(crc32fast::hash(payload));
+        self.frame.put_slice(payload);
+        self.out.write_all(&self.frame)?;
+        self.bytes += self.frame.len() as u64;
+        Ok(())
+    }
+
+    /// Writes the buffered events as one chunk (nothing if none are buffered).
+    pub fn flush_chunk(&mut self) -> io::Result<()> {
+        if self.count == 0 {
+            return Ok(());
+        }
+        let mut payload = BytesMut::with_capacity(12 + self.chunk.len());
+        payload.put_u32_le(self.count);
+        payload.put_u64_le(self.base_ts);
+        payload.put_slice(&self.chunk);
+        self.write_frame(TAG_EVENTS, &payload)?;
+        self.out.flush()?;
+        self.chunk.clear();
+        self.count = 0;
+        Ok(())
+    }
+
+    /// Events pushed so far.
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
+    /// Writes the buffered events and returns the output without a trailer:
+    /// the file then reads as a recording that did not finish.
+    pub fn into_inner(mut self) -> io::Result<W> {
+        self.flush_chunk()?;
+        Ok(self.out)
+    }
+
+    /// Writes the last events and the trailer; returns the file's size and the output.
+    pub fn finish(mut self, trailer: &Trailer) -> io::Result<(u64, W)> {
+        self.flush_chunk()?;
+        let json = serde_json::to_vec(trailer).map_err(io::Error::other)?;
+        self.write_frame(TAG_TRAILER, &json)?;
+        self.out.flush()?;
+        Ok((self.bytes, self.out))
+    }
+}
