@@ -57,6 +57,8 @@ struct Workload {
 #[derive(Default, Clone, Copy)]
 struct Sample {
     wall: f64,
+    /// The workload's own user + system CPU time: the kernel programs run in its context.
+    work_cpu: f64,
     events: u64,
     lost: u64,
     bytes: u64,
@@ -116,7 +118,7 @@ fn wait_rusage(child: &mut Child) -> Result<(f64, u64)> {
     }
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
-        bail!("the tracer exited with status {status:#x}");
+        bail!("exited with status {status:#x}");
     }
     Ok((secs(ru.ru_utime) + secs(ru.ru_stime), ru.ru_maxrss as u64))
 }
@@ -190,12 +192,9 @@ fn one_run(w: &Workload, tracer: Tracer, pintrace: &Path, scratch: &Path) -> Res
     };
     let started = Instant::now();
     writeln!(work.stdin.as_mut().context("stdin")?, "go")?;
-    let status = work.wait()?;
+    let (work_cpu, _) = wait_rusage(&mut work).with_context(|| format!("{} failed", w.name))?;
     let wall = started.elapsed().as_secs_f64();
-    if !status.success() {
-        bail!("{} failed: {status}", w.name);
-    }
-    let mut sample = Sample { wall, ..Sample::default() };
+    let mut sample = Sample { wall, work_cpu, ..Sample::default() };
     if let Some(mut c) = tracer_child.take() {
         if tracer == Tracer::Bpftrace {
             signal(&c, libc::SIGINT);
@@ -276,12 +275,18 @@ fn summarise(workloads: &[Workload], results: &[Vec<Vec<Sample>>], rounds: usize
     for (wi, w) in workloads.iter().enumerate() {
         let base = median(results[wi][0].iter().map(|s| s.wall).collect());
         let _ = writeln!(o, "## {}\n", w.name);
-        let _ = writeln!(o, "| tracer | median wall (s) | slowdown vs untraced | events | lost | bytes/event | tracer CPU (s) | tracer peak RSS (MiB) |");
-        let _ = writeln!(o, "|---|---|---|---|---|---|---|---|");
+        let base_cpu = median(results[wi][0].iter().map(|s| s.work_cpu).collect());
+        let _ = writeln!(
+            o,
+            "| tracer | median wall (s) | wall vs untraced | workload CPU (s) | CPU vs untraced | events | lost | \
+             bytes/event | tracer CPU (s) | tracer peak RSS (MiB) |"
+        );
+        let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|---|");
         for (ti, t) in TRACERS.iter().enumerate() {
             let s = &results[wi][ti];
             let med = |f: fn(&Sample) -> f64| median(s.iter().map(f).collect());
             let wall = med(|s| s.wall);
+            let work_cpu = med(|s| s.work_cpu);
             let events = med(|s| s.events as f64);
             let bytes = med(|s| s.bytes as f64);
             let per_event = if events > 0.0 { format!("{:.1}", bytes / events) } else { "-".into() };
@@ -294,9 +299,10 @@ fn summarise(workloads: &[Workload], results: &[Vec<Vec<Sample>>], rounds: usize
             let events = if events > 0.0 { format!("{events:.0}") } else { "-".into() };
             let _ = writeln!(
                 o,
-                "| {} | {wall:.3} | {:.3} | {events} | {lost} | {per_event} | {cpu} | {rss} |",
+                "| {} | {wall:.3} | {:.3} | {work_cpu:.3} | {:.3} | {events} | {lost} | {per_event} | {cpu} | {rss} |",
                 t.name(),
-                wall / base
+                wall / base,
+                work_cpu / base_cpu
             );
         }
         let pin = &results[wi][1];
