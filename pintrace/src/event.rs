@@ -118,11 +118,6 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    /// True when the thread is leaving for good (EXIT_DEAD or EXIT_ZOMBIE).
-    pub fn is_final_switch(prev_state: u32) -> bool {
-        prev_state & wire::STATE_DEAD_MASK != 0
-    }
-
     /// True for an involuntary switch: the task was still runnable.
     pub fn is_involuntary(prev_state: u32) -> bool {
         prev_state & wire::STATE_SLEEP_MASK == 0
@@ -270,7 +265,6 @@ mod tests {
         assert_eq!(e.kind, EventKind::Switch { prev_tid: 10, next_tid: 0, prev_state: 0x100 });
         assert!(EventKind::is_involuntary(0x100), "in-kernel preemption is involuntary");
         assert!(!EventKind::is_involuntary(1));
-        assert!(EventKind::is_final_switch(0x20));
     }
 
     #[test]

@@ -305,10 +305,6 @@ impl Probes {
         Ok(hits.get(&0, 0)?)
     }
 
-    pub fn is_attached(&self, program: &str) -> bool {
-        self.statuses.iter().any(|(s, st)| s.program == program && *st == ProbeStatus::Attached)
-    }
-
     pub fn take_ring(&mut self) -> Result<RingBuf<MapData>> {
         let map = self.ebpf.take_map("EVENTS").context("ring buffer EVENTS is not in the object")?;
         Ok(RingBuf::try_from(map)?)
@@ -360,11 +356,19 @@ impl TidSet {
     }
 
     /// Adds `tid`. The kernel sets bits of new threads concurrently, so
-    /// callers re-check with `contains` (see `target::fill`).
+    /// callers re-check with `contains` (see `target::fill_after_attach`).
     pub fn insert(&mut self, tid: u32) -> Result<()> {
+        self.update(tid, |word, bit| word | bit)
+    }
+
+    pub fn remove(&mut self, tid: u32) -> Result<()> {
+        self.update(tid, |word, bit| word & !bit)
+    }
+
+    fn update(&mut self, tid: u32, f: impl Fn(u64, u64) -> u64) -> Result<()> {
         let idx = tid >> 6;
         let word = self.0.get(&idx, 0).with_context(|| format!("reading TID bitmap for {tid}"))?;
-        self.0.set(idx, word | (1 << (tid & 63)), 0).with_context(|| format!("adding TID {tid}"))?;
+        self.0.set(idx, f(word, 1 << (tid & 63)), 0).with_context(|| format!("updating TID bitmap for {tid}"))?;
         Ok(())
     }
 }

@@ -63,7 +63,13 @@ impl Source {
                     }
                 }
                 _ = tokio::time::sleep(poll) => {}
-                _ = stop.changed() => {}
+                changed = stop.changed() => {
+                    if changed.is_err() {
+                        // Whoever could stop us is gone: stop.
+                        self.drain(&tx).await?;
+                        return Ok(self.stats);
+                    }
+                }
             }
         }
     }

@@ -84,8 +84,9 @@ pub fn fill_before_attach(pid: u32, tids: &mut TidSet) -> Result<BTreeSet<u32>> 
 /// here can race with the kernel setting a bit in the same word.
 pub fn fill_after_attach(pid: u32, tids: &mut TidSet, before: &BTreeSet<u32>, start_ns: u64) -> Result<Vec<Event>> {
     let mut seen: BTreeSet<u32> = before.clone();
+    let mut now = BTreeSet::new();
     for _ in 0..8 {
-        let now = threads(pid).unwrap_or_default();
+        now = threads(pid).unwrap_or_default();
         let mut missing = 0;
         for &tid in &now {
             if !tids.contains(tid)? {
@@ -97,6 +98,16 @@ pub fn fill_after_attach(pid: u32, tids: &mut TidSet, before: &BTreeSet<u32>, st
         }
         if missing == 0 {
             break;
+        }
+    }
+    // A thread listed before attach and gone now either exited after attach
+    // (the kernel cleared its bit at its final switch and recorded its exit)
+    // or before, when nothing could clear its bit: clear it, or a new task
+    // reusing the TID would be traced as the target's.
+    for &tid in before.difference(&now) {
+        if tids.contains(tid)? {
+            tids.remove(tid)?;
+            seen.remove(&tid);
         }
     }
     Ok(seen

@@ -169,8 +169,9 @@ async fn record_loop(
     let reader = tokio::spawn(Source::new(ring, lost)?.run(tx, stop_rx, POLL));
     let mut sigint = signal(SignalKind::interrupt()).context("installing the Ctrl-C handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    // Without --duration the deadline branch is disabled; a year keeps the timer arithmetic ordinary.
     let deadline =
-        tokio::time::Instant::from_std(Instant::now() + duration.unwrap_or(Duration::from_secs(u64::MAX / 4)));
+        tokio::time::Instant::from_std(Instant::now() + duration.unwrap_or(Duration::from_secs(365 * 86400)));
     let mut flush = tokio::time::interval(FLUSH);
     let mut alive = tokio::time::interval(ALIVE_CHECK);
     let mut reason: Option<Reason> = None;
@@ -213,9 +214,12 @@ async fn record_loop(
     }
     let stats = reader.await.context("the ring-buffer reader stopped")??;
     let reason = reason.unwrap_or(Reason::Interrupted);
-    if reason == Reason::TargetExited || end_ns == 0 {
+    if reason == Reason::TargetExited && last_ts > 0 {
         // The window ends with the target's last event (its threads' final switches).
         end_ns = last_ts;
+    }
+    if end_ns == 0 {
+        end_ns = target::monotonic_ns();
     }
     Ok(Outcome { reason, end_ns, events: stats.events, lost: stats.lost, decode_errors: stats.decode_errors })
 }

@@ -162,10 +162,6 @@ impl Model {
         }
     }
 
-    pub fn start_ns(&self) -> u64 {
-        self.start_ns
-    }
-
     /// The latest event time seen (or the start).
     pub fn last_ts(&self) -> u64 {
         self.last_ts

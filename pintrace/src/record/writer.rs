@@ -15,7 +15,6 @@ pub struct Writer<W: Write> {
     base_ts: u64,
     prev_ts: u64,
     bytes: u64,
-    events: u64,
 }
 
 impl<W: Write> Writer<W> {
@@ -37,7 +36,6 @@ impl<W: Write> Writer<W> {
             base_ts: 0,
             prev_ts: 0,
             bytes: pre.len() as u64,
-            events: 0,
         })
     }
 
@@ -49,7 +47,6 @@ impl<W: Write> Writer<W> {
         encode(&mut self.chunk, self.prev_ts, e);
         self.prev_ts = e.ts_ns;
         self.count += 1;
-        self.events += 1;
         if self.chunk.len() >= CHUNK_BYTES {
             self.flush_chunk()?;
         }
@@ -82,11 +79,6 @@ impl<W: Write> Writer<W> {
         self.chunk.clear();
         self.count = 0;
         Ok(())
-    }
-
-    /// Events pushed so far.
-    pub fn events(&self) -> u64 {
-        self.events
     }
 
     /// Writes the buffered events and returns the output without a trailer:
