@@ -191,16 +191,15 @@ fn check_layout(tracefs: &Path, spec: &ProbeSpec) -> Result<(), ProbeStatus> {
 }
 
 pub struct Options {
-    /// Ring-buffer size in bytes (a power of two, at least a page).
+    /// Ring-buffer size in bytes (a power of two, at least a page). The
+    /// kernel wakes the reader when a quarter of it is used.
     pub ring_bytes: u32,
-    /// Fill level at which the kernel wakes the reader.
-    pub wakeup_bytes: u64,
     pub syscalls: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { ring_bytes: 16 << 20, wakeup_bytes: 4 << 20, syscalls: false }
+        Options { ring_bytes: 16 << 20, syscalls: false }
     }
 }
 
@@ -209,6 +208,7 @@ pub struct Probes {
     ebpf: Ebpf,
     pub statuses: Vec<(&'static ProbeSpec, ProbeStatus)>,
     syscalls: bool,
+    tracefs: PathBuf,
 }
 
 /// Says whether this process may load BPF programs, with a remedy if not.
@@ -235,26 +235,25 @@ impl Probes {
     /// Loads the object; nothing runs until `attach_all`.
     pub fn load(opts: &Options) -> Result<Probes> {
         check_privileges()?;
-        tracefs()?;
+        let tracefs = tracefs()?;
         if OBJECT.is_empty() {
             bail!("this pintrace was built with AYA_BUILD_SKIP=1 and has no kernel programs: rebuild it without it");
         }
         let ebpf = EbpfLoader::new()
             .map_max_entries("EVENTS", opts.ring_bytes)
-            .override_global("WAKEUP_BYTES", &opts.wakeup_bytes, true)
+            .override_global("WAKEUP_BYTES", &u64::from(opts.ring_bytes / 4), true)
             .load(OBJECT)
             .context("loading pintrace's kernel programs (needs root and a kernel with BPF ring buffers, 5.8+)")?;
-        Ok(Probes { ebpf, statuses: Vec::new(), syscalls: opts.syscalls })
+        Ok(Probes { ebpf, statuses: Vec::new(), syscalls: opts.syscalls, tracefs })
     }
 
     /// Attaches every probe it can; fails only if the required one cannot.
     pub fn attach_all(&mut self) -> Result<()> {
-        let tracefs = tracefs()?;
         for spec in PROBES {
             let status = if spec.need == Need::Syscall && !self.syscalls {
                 ProbeStatus::Off
             } else {
-                match check_layout(&tracefs, spec) {
+                match check_layout(&self.tracefs, spec) {
                     Ok(()) => self.attach(spec),
                     Err(status) => status,
                 }

@@ -82,7 +82,10 @@ impl Source {
                 while batch.len() < BATCH {
                     let Some(item) = ring.next() else { break };
                     match decode(&item) {
-                        Ok(e) => batch.push(e),
+                        Ok(e) => {
+                            batch.push(e);
+                            self.stats.events += 1;
+                        }
                         Err(_) => self.stats.decode_errors += 1,
                     }
                 }
@@ -96,7 +99,6 @@ impl Source {
                 }
             }
             if !batch.is_empty() {
-                self.stats.events += batch.iter().filter(|e| e.cpu != NO_CPU).count() as u64;
                 let next = Vec::with_capacity(BATCH);
                 // A closed receiver means the consumer is gone: nothing left to do.
                 if tx.send(std::mem::replace(&mut batch, next)).await.is_err() {

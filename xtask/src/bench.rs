@@ -205,15 +205,9 @@ fn one_run(w: &Workload, tracer: Tracer, pintrace: &Path, scratch: &Path) -> Res
         sample.bytes = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
         if tracer == Tracer::Pintrace {
             let out = Command::new(pintrace).args(["report", "--json"]).arg(&file).output()?;
-            let text = String::from_utf8_lossy(&out.stdout);
-            let num = |key: &str| -> u64 {
-                text.lines()
-                    .find_map(|l| l.trim().strip_prefix(&format!("\"{key}\": ")))
-                    .and_then(|v| v.trim_end_matches(',').parse().ok())
-                    .unwrap_or(0)
-            };
-            sample.events = num("events");
-            sample.lost = num("lost_events");
+            let report: serde_json::Value = serde_json::from_slice(&out.stdout).context("pintrace report --json")?;
+            sample.events = report["events"].as_u64().unwrap_or(0);
+            sample.lost = report["lost_events"].as_u64().unwrap_or(0);
         }
         if tracer == Tracer::Perf {
             let out = Command::new("perf").args(["script", "-F", "event", "-i"]).arg(&file).output()?;

@@ -33,12 +33,7 @@ const ALIVE_CHECK: Duration = Duration::from_millis(200);
 
 pub fn run(args: RecordArgs) -> Result<ExitCode> {
     let target = target::resolve(args.pid)?;
-    let opts = Options {
-        ring_bytes: args.buffer_size,
-        // Wake the reader when a quarter is used; otherwise it polls every POLL.
-        wakeup_bytes: u64::from(args.buffer_size / 4),
-        syscalls: args.syscalls,
-    };
+    let opts = Options { ring_bytes: args.buffer_size, syscalls: args.syscalls };
     let mut probes = Probes::load(&opts)?;
     // Open the output before attaching anything: an unwritable path fails fast.
     let file = File::create(&args.output)

@@ -115,12 +115,13 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
     }
 }
 
-fn lat(l: &Latency) -> String {
+/// Percentiles of `l`, whose samples are `what` (waits, threads).
+fn lat(l: &Latency, what: &str) -> String {
     if l.count == 0 {
         "-".into()
     } else {
         format!(
-            "p50 {}  p99 {}  max {}  ({} waits)",
+            "p50 {}  p99 {}  max {}  ({} {what})",
             fmt::ns(l.p50),
             fmt::ns(l.p99),
             fmt::ns(l.max),
@@ -162,7 +163,7 @@ pub fn render(r: &Report, rows: usize) -> String {
         p.threads_exited_per_sec
     );
     if p.thread_lifetime_ns.count > 0 {
-        let _ = writeln!(o, "  lifetimes   {}", lat(&p.thread_lifetime_ns).replace("waits", "threads"));
+        let _ = writeln!(o, "  lifetimes   {}", lat(&p.thread_lifetime_ns, "threads"));
     }
     if p.child_processes > 0 {
         let _ = writeln!(o, "  children    {} processes started", p.child_processes);
@@ -182,7 +183,7 @@ pub fn render(r: &Report, rows: usize) -> String {
     }
     let _ = writeln!(o);
     let _ = writeln!(o, "  signals     {} other", fmt::count(p.signals));
-    let _ = writeln!(o, "  run queue   {}", lat(&p.runq_latency_ns));
+    let _ = writeln!(o, "  run queue   {}", lat(&p.runq_latency_ns, "waits"));
     if p.tgkill_calls + p.clone_calls > 0 {
         let _ = writeln!(o, "  syscalls    {} tgkill, {} clone", p.tgkill_calls, p.clone_calls);
     }
