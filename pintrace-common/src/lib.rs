@@ -28,6 +28,8 @@ pub const KIND_RENAME: u32 = 7;
 pub const KIND_TGKILL: u32 = 8;
 /// `sys_exit_clone` / `sys_exit_clone3` in a target thread (opt-in, as above).
 pub const KIND_CLONE_EXIT: u32 = 9;
+/// `sched_process_exec` of a target thread: it now runs another program.
+pub const KIND_EXEC: u32 = 10;
 
 /// `WakeupRecord::flags`: the wake-up of a newly created task (`sched_wakeup_new`).
 pub const WAKEUP_NEW: u32 = 1;
@@ -164,6 +166,18 @@ pub struct CloneExitRecord {
     pub _pad: u32,
 }
 
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExecRecord {
+    pub hdr: Header,
+    /// The thread that exec'd, with the TID it has after the exec (the process's PID).
+    pub tid: u32,
+    /// Its TID before the exec (differs when a non-leader thread exec'd).
+    pub old_tid: u32,
+    /// The new program's name (current's comm, already set at this tracepoint).
+    pub comm: [u8; COMM_LEN],
+}
+
 macro_rules! assert_size {
     ($t:ty, $n:expr) => {
         const _: () = assert!(core::mem::size_of::<$t>() == $n);
@@ -180,3 +194,4 @@ assert_size!(ExitRecord, 48);
 assert_size!(RenameRecord, 40);
 assert_size!(TgkillRecord, 32);
 assert_size!(CloneExitRecord, 32);
+assert_size!(ExecRecord, 40);

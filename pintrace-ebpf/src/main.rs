@@ -21,9 +21,9 @@ fn main() {}
 #[cfg(target_arch = "bpf")]
 mod programs {
     use aya_ebpf::{
-        bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
+        bindings::{BPF_F_MMAPABLE, BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
         helpers::{
-            bpf_get_current_pid_tgid,
+            bpf_get_current_comm, bpf_get_current_pid_tgid,
             generated::{bpf_get_smp_processor_id, bpf_ktime_get_ns},
         },
         macros::{map, tracepoint, uprobe},
@@ -39,9 +39,10 @@ mod programs {
 
     /// One bit per TID of the traced processes: filled by user space from
     /// /proc at attach, set here on thread creation, cleared here at a
-    /// thread's final switch-out.
+    /// thread's final switch-out. Mappable, so that user space changes bits
+    /// with atomic operations too, never a read-modify-write of a whole word.
     #[map]
-    static TIDS: Array<u64> = Array::with_max_entries(TID_BITMAP_WORDS, 0);
+    static TIDS: Array<u64> = Array::with_max_entries(TID_BITMAP_WORDS, BPF_F_MMAPABLE);
 
     /// Per-CPU count of records that did not fit in the ring buffer.
     #[map]
@@ -280,6 +281,22 @@ mod programs {
             return 0;
         }
         submit(RenameRecord { hdr: header(KIND_RENAME), tid, _pad: 0, comm: comm_at(&ctx, 28) });
+        0
+    }
+
+    // sched:sched_process_exec  pid@12 old_pid@16; runs in the exec'ing task,
+    // whose comm is already the new program's.
+    #[tracepoint(category = "sched", name = "sched_process_exec")]
+    pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
+        let old_tid = field::<i32>(&ctx, 16) as u32;
+        if !is_target(old_tid) {
+            return 0;
+        }
+        let tid = field::<i32>(&ctx, 12) as u32;
+        if tid != old_tid {
+            set_target(tid, true);
+        }
+        submit(ExecRecord { hdr: header(KIND_EXEC), tid, old_tid, comm: bpf_get_current_comm().unwrap_or_default() });
         0
     }
 

@@ -94,6 +94,14 @@ pub enum EventKind {
         tid: u32,
         comm: Comm,
     },
+    /// A target thread called execve: `tid` now runs the new program, named
+    /// `comm`. `old_tid` differs when a non-leader thread exec'd and took
+    /// over the leader's TID.
+    Exec {
+        tid: u32,
+        old_tid: u32,
+        comm: Comm,
+    },
     Tgkill {
         sender_tid: u32,
         tgid: u32,
@@ -157,6 +165,8 @@ unsafe impl WireRecord for wire::RenameRecord {}
 unsafe impl WireRecord for wire::TgkillRecord {}
 // SAFETY: as above.
 unsafe impl WireRecord for wire::CloneExitRecord {}
+// SAFETY: as above.
+unsafe impl WireRecord for wire::ExecRecord {}
 
 fn read<T: WireRecord>(kind: u32, bytes: &[u8]) -> Result<T, DecodeError> {
     let expected = std::mem::size_of::<T>();
@@ -232,6 +242,10 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         wire::KIND_CLONE_EXIT => {
             let r: wire::CloneExitRecord = read(kind, bytes)?;
             EventKind::CloneExit { parent_tid: r.parent_tid, ret: r.ret, clone3: r.flags & wire::CLONE_IS_CLONE3 != 0 }
+        }
+        wire::KIND_EXEC => {
+            let r: wire::ExecRecord = read(kind, bytes)?;
+            EventKind::Exec { tid: r.tid, old_tid: r.old_tid, comm: Comm(r.comm) }
         }
         other => return Err(DecodeError::UnknownKind(other)),
     };

@@ -1,5 +1,40 @@
-//! Human-readable numbers.
-use std::time::{Duration, UNIX_EPOCH};
+//! Human-readable numbers, and text from the target made safe to show.
+use std::{
+    borrow::Cow,
+    fmt::Write as _,
+    time::{Duration, UNIX_EPOCH},
+};
+
+/// Whether `c` must not reach a terminal as it is: C0 and C1 controls, DEL,
+/// and the bidirectional overrides that reorder what follows them.
+fn is_unsafe(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Text the traced program chose (thread names, command lines), safe to
+/// print: control characters are shown escaped (`\x1b`, `\n`) instead of
+/// acting on the terminal. Text without any comes back borrowed.
+pub fn clean(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(is_unsafe) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x100 && is_unsafe(c) => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if is_unsafe(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
 
 /// A duration in nanoseconds, with a unit that keeps three significant digits.
 pub fn ns(v: u64) -> String {
@@ -61,6 +96,16 @@ mod tests {
         assert_eq!(ns(250_000_000), "250ms");
         assert_eq!(ns(1_234_000_000), "1.23s");
         assert_eq!(ns(60_000_000_000), "60s");
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert!(matches!(clean("worker-1"), Cow::Borrowed("worker-1")));
+        assert_eq!(clean("\x1b[2Jgotcha"), "\\x1b[2Jgotcha");
+        assert_eq!(clean("a\nb\tc\r"), "a\\nb\\tc\\r");
+        assert_eq!(clean("x\u{7f}\u{9b}y"), "x\\x7f\\x9by");
+        assert_eq!(clean("ab\u{202e}cd"), "ab\\u{202e}cd");
+        assert_eq!(clean("héllo ✓"), "héllo ✓");
     }
 
     #[test]

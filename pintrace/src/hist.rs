@@ -85,6 +85,11 @@ impl Histogram {
         self.max
     }
 
+    /// The non-empty buckets, ascending: (largest value in the bucket, count).
+    pub fn buckets(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.buckets.iter().map(|&(b, n)| (upper_bound(b).min(self.max), n))
+    }
+
     pub fn merge(&mut self, other: &Histogram) {
         for &(b, n) in &other.buckets {
             match self.buckets.binary_search_by_key(&b, |&(i, _)| i) {

@@ -1,12 +1,14 @@
 //! Loading and attaching the kernel programs: the only module that touches `aya::Ebpf`.
 use std::{
     fmt, fs,
+    os::fd::{AsFd as _, AsRawFd as _},
     path::{Path, PathBuf},
+    sync::atomic::{AtomicU64, Ordering},
 };
 
 use anyhow::{bail, Context as _, Result};
 use aya::{
-    maps::{Array, MapData, PerCpuArray, RingBuf},
+    maps::{Array, Map, MapData, PerCpuArray, RingBuf},
     programs::{uprobe::UProbeScope, TracePoint, UProbe},
     Btf, Ebpf, EbpfLoader,
 };
@@ -100,6 +102,14 @@ pub const PROBES: &[ProbeSpec] = &[
         fields: &[("pid", 8, 4), ("newcomm", 28, 16)],
         need: Need::Default,
         without: "threads keep the names they had when they were first seen",
+    },
+    ProbeSpec {
+        program: "sched_process_exec",
+        category: "sched",
+        name: "sched_process_exec",
+        fields: &[("pid", 12, 4), ("old_pid", 16, 4)],
+        need: Need::Default,
+        without: "an exec is not noticed: the target keeps the name and command line it had at the start",
     },
     ProbeSpec {
         program: "sys_enter_tgkill",
@@ -304,6 +314,23 @@ impl Probes {
         Ok(hits.get(&0, 0)?)
     }
 
+    /// (run time ns, runs) of the attached programs, from the kernel's
+    /// statistics (zero unless BPF_ENABLE_STATS or kernel.bpf_stats_enabled is on).
+    pub fn run_stats(&self) -> Result<(u64, u64)> {
+        let (mut ns, mut runs) = (0, 0);
+        for (spec, _) in self.statuses.iter().filter(|(_, st)| *st == ProbeStatus::Attached) {
+            let program = self.ebpf.program(spec.program).with_context(|| format!("program {}", spec.program))?;
+            let fd = program.fd()?.as_fd().as_raw_fd();
+            let info = fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).context("reading a program's fdinfo")?;
+            let field = |key: &str| -> u64 {
+                info.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+            };
+            ns += field("run_time_ns:");
+            runs += field("run_cnt:");
+        }
+        Ok((ns, runs))
+    }
+
     pub fn take_ring(&mut self) -> Result<RingBuf<MapData>> {
         let map = self.ebpf.take_map("EVENTS").context("ring buffer EVENTS is not in the object")?;
         Ok(RingBuf::try_from(map)?)
@@ -315,8 +342,10 @@ impl Probes {
     }
 
     pub fn take_tids(&mut self) -> Result<TidSet> {
-        let map = self.ebpf.take_map("TIDS").context("map TIDS is not in the object")?;
-        Ok(TidSet(Array::try_from(map)?))
+        match self.ebpf.take_map("TIDS").context("map TIDS is not in the object")? {
+            Map::Array(data) => TidSet::map(data),
+            _ => bail!("map TIDS is not an array"),
+        }
     }
 }
 
@@ -345,29 +374,75 @@ impl LostCounter {
     }
 }
 
-/// The set of TIDs the kernel programs trace (a bitmap over all TIDs).
-pub struct TidSet(Array<MapData, u64>);
+/// The set of TIDs the kernel programs trace: a bitmap over all TIDs in a
+/// BPF array mapped into this process. The kernel programs set and clear
+/// bits with atomic OR/AND; so does this side, so that neither can undo a
+/// change the other made to another bit of the same 64-bit word.
+pub struct TidSet {
+    words: std::ptr::NonNull<AtomicU64>,
+    len: usize,
+    /// Keeps the map (and so the mapping's backing memory) alive.
+    _map: MapData,
+}
+
+// SAFETY: the mapping is plain shared memory accessed only through atomics.
+unsafe impl Send for TidSet {}
+// SAFETY: as above: every access is an atomic operation.
+unsafe impl Sync for TidSet {}
 
 impl TidSet {
+    fn map(map: MapData) -> Result<TidSet> {
+        let len = pintrace_common::TID_BITMAP_WORDS as usize;
+        let bytes = len * std::mem::size_of::<u64>();
+        // SAFETY: maps a BPF array created with BPF_F_MMAPABLE whose values
+        // are `len` u64s; the fd stays open for as long as `_map` lives, and
+        // the mapping is unmapped in Drop before it is closed.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                bytes,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                map.fd().as_fd().as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error())
+                .context("mapping the TID set (needs a kernel with BPF_F_MMAPABLE, 5.5+)");
+        }
+        let words = std::ptr::NonNull::new(ptr.cast::<AtomicU64>()).context("mmap returned a null mapping")?;
+        Ok(TidSet { words, len, _map: map })
+    }
+
+    fn word(&self, tid: u32) -> Result<&AtomicU64> {
+        let i = (tid >> 6) as usize;
+        if i >= self.len {
+            bail!("TID {tid} is beyond the largest possible TID");
+        }
+        // SAFETY: `i` is within the mapping, which is 8-byte aligned (page
+        // aligned) and lives as long as `self`.
+        Ok(unsafe { &*self.words.as_ptr().add(i) })
+    }
+
     pub fn contains(&self, tid: u32) -> Result<bool> {
-        let word = self.0.get(&(tid >> 6), 0).with_context(|| format!("reading TID bitmap for {tid}"))?;
-        Ok(word & (1 << (tid & 63)) != 0)
+        Ok(self.word(tid)?.load(Ordering::SeqCst) & (1 << (tid & 63)) != 0)
     }
 
-    /// Adds `tid`. The kernel sets bits of new threads concurrently, so
-    /// callers re-check with `contains` (see `target::fill_after_attach`).
-    pub fn insert(&mut self, tid: u32) -> Result<()> {
-        self.update(tid, |word, bit| word | bit)
-    }
-
-    pub fn remove(&mut self, tid: u32) -> Result<()> {
-        self.update(tid, |word, bit| word & !bit)
-    }
-
-    fn update(&mut self, tid: u32, f: impl Fn(u64, u64) -> u64) -> Result<()> {
-        let idx = tid >> 6;
-        let word = self.0.get(&idx, 0).with_context(|| format!("reading TID bitmap for {tid}"))?;
-        self.0.set(idx, f(word, 1 << (tid & 63)), 0).with_context(|| format!("updating TID bitmap for {tid}"))?;
+    pub fn insert(&self, tid: u32) -> Result<()> {
+        self.word(tid)?.fetch_or(1 << (tid & 63), Ordering::SeqCst);
         Ok(())
+    }
+
+    pub fn remove(&self, tid: u32) -> Result<()> {
+        self.word(tid)?.fetch_and(!(1 << (tid & 63)), Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+impl Drop for TidSet {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping made in `TidSet::map`.
+        unsafe { libc::munmap(self.words.as_ptr().cast(), self.len * std::mem::size_of::<u64>()) };
     }
 }

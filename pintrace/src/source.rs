@@ -28,6 +28,17 @@ pub struct Source {
     ring: AsyncFd<RingBuf<MapData>>,
     lost: LostCounter,
     stats: SourceStats,
+    decode_errors: DecodeErrors,
+}
+
+/// The count of records that could not be decoded, readable while the source runs.
+#[derive(Clone, Debug, Default)]
+pub struct DecodeErrors(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl DecodeErrors {
+    pub fn get(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 impl Source {
@@ -38,7 +49,11 @@ impl Source {
         let ring = unsafe { AsyncFd::register(ring) }
             .map_err(|e| e.into_parts().1)
             .context("registering the ring buffer with the event loop")?;
-        Ok(Source { ring, lost, stats: SourceStats::default() })
+        Ok(Source { ring, lost, stats: SourceStats::default(), decode_errors: DecodeErrors::default() })
+    }
+
+    pub fn decode_errors(&self) -> DecodeErrors {
+        self.decode_errors.clone()
     }
 
     /// Reads until `stop` turns true, then drains what is left and returns.
@@ -86,7 +101,10 @@ impl Source {
                             batch.push(e);
                             self.stats.events += 1;
                         }
-                        Err(_) => self.stats.decode_errors += 1,
+                        Err(_) => {
+                            self.stats.decode_errors += 1;
+                            self.decode_errors.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
                     }
                 }
             }

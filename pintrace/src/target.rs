@@ -4,8 +4,7 @@ use std::{collections::BTreeSet, fs, io};
 use anyhow::{bail, Context as _, Result};
 
 use crate::{
-    event::{Comm, Event, EventKind, NO_CPU},
-    probe::TidSet,
+    event::Comm,
     record::{ClockMapping, Target},
 };
 
@@ -51,7 +50,8 @@ pub fn threads(pid: u32) -> io::Result<BTreeSet<u32>> {
     Ok(tids)
 }
 
-fn thread_comm(pid: u32, tid: u32) -> Comm {
+/// A thread's name as /proc shows it now.
+pub fn thread_comm(pid: u32, tid: u32) -> Comm {
     Comm::new(fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")).unwrap_or_default().trim_end())
 }
 
@@ -62,62 +62,6 @@ pub fn alive(pid: u32) -> bool {
         Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X'])),
         Err(_) => false,
     }
-}
-
-/// Puts the target's threads in the kernel's TID set before the programs
-/// are attached (nothing else writes it then).
-pub fn fill_before_attach(pid: u32, tids: &mut TidSet) -> Result<BTreeSet<u32>> {
-    let found = threads(pid).with_context(|| format!("listing the threads of process {pid}"))?;
-    if found.is_empty() {
-        bail!("process {pid} has no threads left (it exited)");
-    }
-    for &tid in &found {
-        tids.insert(tid)?;
-    }
-    Ok(found)
-}
-
-/// After the programs are attached: adds the threads created in between
-/// (the kernel adds those created later itself) and returns one
-/// `ThreadSeen` event at `start_ns` for every thread that existed before
-/// tracing began. Repeats until /proc and the set agree, because a write
-/// here can race with the kernel setting a bit in the same word.
-pub fn fill_after_attach(pid: u32, tids: &mut TidSet, before: &BTreeSet<u32>, start_ns: u64) -> Result<Vec<Event>> {
-    let mut seen: BTreeSet<u32> = before.clone();
-    let mut now = BTreeSet::new();
-    for _ in 0..8 {
-        now = threads(pid).unwrap_or_default();
-        let mut missing = 0;
-        for &tid in &now {
-            if !tids.contains(tid)? {
-                missing += 1;
-                // Neither listed before attach nor added by the kernel: created in between.
-                tids.insert(tid)?;
-                seen.insert(tid);
-            }
-        }
-        if missing == 0 {
-            break;
-        }
-    }
-    // A thread listed before attach and gone now either exited after attach
-    // (the kernel cleared its bit at its final switch and recorded its exit)
-    // or before, when nothing could clear its bit: clear it, or a new task
-    // reusing the TID would be traced as the target's.
-    for &tid in before.difference(&now) {
-        if tids.contains(tid)? {
-            tids.remove(tid)?;
-            seen.remove(&tid);
-        }
-    }
-    Ok(seen
-        .into_iter()
-        .map(|tid| Event {
-            ts_ns: start_ns,
-            cpu: NO_CPU,
-            kind: EventKind::ThreadSeen { tid, tgid: pid, comm: thread_comm(pid, tid) },
-        })
-        .collect())
 }
 
 pub fn clock_ns(clock: libc::clockid_t) -> u64 {

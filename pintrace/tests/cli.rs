@@ -96,6 +96,7 @@ fn sample_file(name: &str, trailer: bool) -> (PathBuf, Vec<u8>) {
             events: events.len() as u64,
             lost_events: 0,
             decode_errors: 0,
+            target: None,
         };
         w.finish(&t).expect("finish").1
     } else {

@@ -186,18 +186,21 @@ impl Drop for Workload {
     }
 }
 
-/// A running `pintrace record` whose probes are all attached.
+/// A running `pintrace record` (or `top --batch`) whose probes are all attached.
 pub struct Recording {
     child: Child,
     pub path: PathBuf,
     stderr: mpsc::Receiver<String>,
     lines: Vec<String>,
+    stdout: Option<thread::JoinHandle<String>>,
 }
 
 pub struct Finished {
     pub status: ExitStatus,
     pub stderr: String,
     pub path: PathBuf,
+    /// Standard output, when it was captured.
+    pub stdout: String,
 }
 
 impl Recording {
@@ -207,14 +210,32 @@ impl Recording {
 
     /// Records to `path` (which may be unusual, like /dev/full).
     pub fn start_to(pid: u32, path: &Path, extra: &[&str]) -> Recording {
+        let mut cmd = Command::new(pintrace_bin());
+        cmd.args(["record", "--pid", &pid.to_string(), "-o"]).arg(path).args(extra);
+        Recording::spawn(cmd, path, false)
+    }
+
+    /// Runs pintrace with `args` (any command that says "pintrace: recording"
+    /// or "pintrace: tracing" once attached), capturing its standard output.
+    pub fn start_args(args: &[&str]) -> Recording {
+        let mut cmd = Command::new(pintrace_bin());
+        cmd.args(args);
+        Recording::spawn(cmd, Path::new(""), true)
+    }
+
+    fn spawn(mut cmd: Command, path: &Path, capture: bool) -> Recording {
         let path = path.to_path_buf();
-        let mut child = Command::new(pintrace_bin())
-            .args(["record", "--pid", &pid.to_string(), "-o"])
-            .arg(&path)
-            .args(extra)
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting pintrace record");
+        if capture {
+            cmd.stdout(Stdio::piped());
+        }
+        let mut child = cmd.stderr(Stdio::piped()).spawn().expect("starting pintrace");
+        let stdout = child.stdout.take().map(|mut out| {
+            thread::spawn(move || {
+                let mut s = String::new();
+                let _ = out.read_to_string(&mut s);
+                s
+            })
+        });
         let mut stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
         let (tx, rx) = mpsc::channel();
         thread::spawn(move || {
@@ -225,12 +246,12 @@ impl Recording {
                 }
             }
         });
-        let mut rec = Recording { child, path, stderr: rx, lines: Vec::new() };
+        let mut rec = Recording { child, path, stderr: rx, lines: Vec::new(), stdout };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             match rec.stderr.recv_timeout(Duration::from_millis(100)) {
                 Ok(line) => {
-                    let started = line.starts_with("pintrace: recording");
+                    let started = line.starts_with("pintrace: recording") || line.starts_with("pintrace: tracing");
                     rec.lines.push(line);
                     if started {
                         return rec;
@@ -275,7 +296,8 @@ impl Recording {
         while let Ok(line) = self.stderr.recv_timeout(Duration::from_secs(5)) {
             self.lines.push(line);
         }
-        Finished { status, stderr: self.lines.concat(), path: self.path.clone() }
+        let stdout = self.stdout.take().map(|h| h.join().unwrap_or_default()).unwrap_or_default();
+        Finished { status, stderr: self.lines.concat(), path: self.path.clone(), stdout }
     }
 }
 

@@ -21,10 +21,10 @@ struct Cli {
 enum Task {
     /// Install what building and testing need (idempotent; says what it does)
     Setup,
-    /// Record the bundled Go demo workload for a few seconds and print the report (root)
+    /// Open `pintrace top` on the bundled Go demo workload (root); --batch output without a terminal
     Demo {
-        /// How long to record
-        #[arg(long, default_value_t = 5)]
+        /// How long the demo workload runs
+        #[arg(long, default_value_t = 300)]
         seconds: u32,
     },
     /// Run every test: unit, CLI, and the privileged integration tests on the real kernel (root)
@@ -95,29 +95,23 @@ pub fn build_go(name: &str) -> Result<PathBuf> {
 }
 
 fn demo(seconds: u32) -> Result<()> {
+    use std::io::IsTerminal as _;
     setup::all()?;
     setup::require_root("cargo xtask demo")?;
     let pintrace = build_pintrace(true)?;
     let demo = build_go("demo")?;
-    let file = root().join("target/demo.ptr");
-    println!("xtask: starting the demo workload (Go: busy goroutines, LockOSThread churn, a pinned idle worker)");
-    let mut workload = Command::new(&demo)
-        .arg(format!("{}", seconds + 2))
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .context("starting the demo workload")?;
-    println!("xtask: recording it for {seconds} s: pintrace record --pid {} -o {}", workload.id(), file.display());
-    let recorded = Command::new(&pintrace)
-        .args(["record", "--pid", &workload.id().to_string(), "--duration", &format!("{seconds}s"), "-o"])
-        .arg(&file)
-        .status();
-    let _ = workload.kill();
-    let _ = workload.wait();
-    if !recorded.context("starting pintrace")?.success() {
-        bail!("pintrace record failed");
+    println!("xtask: the demo workload is Go: busy goroutines, LockOSThread churn, a pinned idle worker");
+    let mut cmd = Command::new(&pintrace);
+    cmd.arg("top");
+    if std::io::stdout().is_terminal() {
+        println!("xtask: pintrace top -- {} {seconds}   (q quits, ? lists the keys)", demo.display());
+    } else {
+        // No terminal to draw on: the same numbers, one block a second.
+        println!("xtask: no terminal: pintrace top --batch -- {} {seconds}", demo.display());
+        cmd.arg("--batch");
     }
-    println!("xtask: pintrace report {}\n", file.display());
-    run(Command::new(&pintrace).arg("report").arg(&file))
+    cmd.arg("--").arg(&demo).arg(seconds.to_string());
+    run(&mut cmd)
 }
 
 fn test(args: &[String]) -> Result<()> {

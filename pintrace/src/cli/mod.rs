@@ -1,11 +1,14 @@
 //! The command line: argument definitions and one module per command.
-use std::{path::PathBuf, process::ExitCode, time::Duration};
+use std::{ffi::OsString, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
 
+pub mod batch;
 pub mod check;
 pub mod record;
+pub mod replay;
 pub mod report;
+pub mod top;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -26,23 +29,28 @@ pub struct Cli {
 pub enum Command {
     /// Show which probes load and attach on this kernel, and what is lost without the others (root)
     Check,
+    /// Live view of a process's threads: migrations, preemptions, SIGURG, churn, run-queue latency (root)
+    Top(TopArgs),
     /// Record every event of a process to a file (root)
     Record(RecordArgs),
     /// Summarise a record file: per-thread table and process summary (no root needed)
     Report(ReportArgs),
+    /// Play a record file back on the live screen, with pause, single-step and speed (no root needed)
+    Replay(ReplayArgs),
 }
 
+/// What to trace: a running process, or a command started for the purpose.
 #[derive(clap::Args, Debug)]
-pub struct RecordArgs {
+pub struct TargetArgs {
     /// The process to trace (any of its thread IDs works too)
-    #[arg(long, short)]
-    pub pid: u32,
-    /// The record file to write
-    #[arg(long, short)]
-    pub output: PathBuf,
-    /// Stop after this long (e.g. 10s, 500ms, 2m; a bare number is seconds). Default: until Ctrl-C or the target exits
-    #[arg(long, short, value_parser = parse_duration)]
-    pub duration: Option<Duration>,
+    #[arg(long, short, required_unless_present = "command", conflicts_with = "command")]
+    pub pid: Option<u32>,
+    /// With a command: run it as this user (name or UID), as `strace -u` does
+    #[arg(long, short, requires = "command")]
+    pub user: Option<String>,
+    /// Start this command and trace it from its first instruction: `-- CMD ARGS...`
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
     /// Also attach syscalls:sys_enter_tgkill and sys_exit_clone/clone3. These slow every
     /// syscall of every process on the machine (measured +8.7% on a syscall-heavy program)
     #[arg(long)]
@@ -50,6 +58,83 @@ pub struct RecordArgs {
     /// Kernel ring-buffer size: a power of two from 4KiB (e.g. 64MiB). Raise it if events are lost
     #[arg(long, value_parser = parse_size, default_value = "16MiB")]
     pub buffer_size: u32,
+}
+
+impl TargetArgs {
+    /// `quiet`: a started command's standard streams go to /dev/null (the screen is ours).
+    pub fn spec(&self, quiet: bool) -> crate::session::TargetSpec {
+        match self.pid {
+            Some(pid) => crate::session::TargetSpec::Pid(pid),
+            None => crate::session::TargetSpec::Command { argv: self.command.clone(), user: self.user.clone(), quiet },
+        }
+    }
+
+    pub fn options(&self) -> crate::probe::Options {
+        crate::probe::Options { ring_bytes: self.buffer_size, syscalls: self.syscalls }
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RecordArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// The record file to write
+    #[arg(long, short)]
+    pub output: PathBuf,
+    /// Stop after this long (e.g. 10s, 500ms, 2m; a bare number is seconds). Default: until Ctrl-C or the target exits
+    #[arg(long, short, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TopArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Refresh interval (e.g. 1s, 500ms)
+    #[arg(long, short, value_parser = parse_duration, default_value = "1s")]
+    pub interval: Duration,
+    /// No screen: print one block (or one JSON object with --json) per interval, like `top -b`
+    #[arg(long, short)]
+    pub batch: bool,
+    /// With --batch: stop after this many intervals
+    #[arg(long, short = 'n')]
+    pub count: Option<u64>,
+    /// With --batch: one JSON object per line (report's field names, plus per-second rates)
+    #[arg(long)]
+    pub json: bool,
+    /// Stop after this long (e.g. 30s). Default: until q, Ctrl-C or (with --batch) the target's exit
+    #[arg(long, short, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ReplayArgs {
+    /// The record file to play
+    pub file: PathBuf,
+    /// Playback speed: 1, 10, 100 (times real time) or max
+    #[arg(long, short, value_parser = parse_speed, default_value = "1")]
+    pub speed: Option<f64>,
+    /// Interval of the rates and charts, in the recording's time
+    #[arg(long, short, value_parser = parse_duration, default_value = "1s")]
+    pub interval: Duration,
+    /// No screen: print one block (or JSON object with --json) per interval, as fast as possible
+    #[arg(long, short)]
+    pub batch: bool,
+    /// With --batch: one JSON object per line
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A playback speed: a positive multiple of real time, or `max` (None).
+pub fn parse_speed(s: &str) -> Result<Option<f64>, String> {
+    if s.trim().eq_ignore_ascii_case("max") {
+        return Ok(None);
+    }
+    let t = s.trim().trim_end_matches(['x', 'X', '×']);
+    match t.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 && x <= 1e6 => Ok(Some(x)),
+        _ => Err(format!("not a speed: {s} (try 1, 10, 100 or max)")),
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -99,8 +184,10 @@ pub fn parse_size(s: &str) -> Result<u32, String> {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Check => check::run(),
+        Command::Top(args) => top::run(args),
         Command::Record(args) => record::run(args),
         Command::Report(args) => report::run(args),
+        Command::Replay(args) => replay::run(args),
     }
 }
 
@@ -116,6 +203,15 @@ mod tests {
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert!(parse_duration("0").is_err());
         assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn speeds() {
+        assert_eq!(parse_speed("1"), Ok(Some(1.0)));
+        assert_eq!(parse_speed("10x"), Ok(Some(10.0)));
+        assert_eq!(parse_speed("max"), Ok(None));
+        assert!(parse_speed("0").is_err());
+        assert!(parse_speed("fast").is_err());
     }
 
     #[test]

@@ -1,44 +1,55 @@
 //! The aggregation model: pure and synchronous.
 //!
-//! `apply` folds events in; `snapshot(now)` returns the per-thread and
-//! per-process numbers at a given time. No I/O, no clocks, no BPF: time is
-//! always passed in, so everything here is unit-tested without root.
-use std::collections::HashMap;
+//! `apply` folds events in; `snapshot(now)` returns the totals per thread
+//! and per process; `tick(now)` closes an interval (its deltas and rates,
+//! a point of history, the event log, pruning of long-exited threads) and
+//! `live(focus)` returns what a live front end shows. No I/O, no clocks, no
+//! BPF: time is always passed in, so everything here is unit-tested
+//! without root.
+use std::collections::{HashMap, VecDeque};
 
 use serde::Serialize;
 
 use crate::{
-    event::{Comm, Event, EventKind},
+    event::{Event, EventKind},
     hist::Histogram,
 };
 
+pub mod live;
+mod thread;
+
+use live::{
+    HistoryPoint, IntervalStats, LiveSnapshot, LogEntry, LogKind, Rates, RunState, SenderRate, ThreadDetail, ThreadRow,
+};
+use thread::{Counts, Thread};
+
 pub const SIGURG: i32 = pintrace_common::SIGURG;
 
-#[derive(Clone, Debug, Default)]
-struct Thread {
-    tgid: u32,
-    comm: Comm,
-    /// Created inside the window (None: existed when tracing started).
-    born_ns: Option<u64>,
-    died_ns: Option<u64>,
-    on_cpu_ns: u64,
-    /// On a CPU since this time.
-    running_since: Option<u64>,
-    /// Runnable and waiting for a CPU since this time.
-    waiting_since: Option<u64>,
-    /// Seen switching in at least once (so on-CPU time before it is not assumed).
-    seen_running: bool,
-    /// Counted in the process's live threads.
-    alive: bool,
-    voluntary: u64,
-    involuntary: u64,
-    migrations: u64,
-    cpus: Vec<u32>,
-    sigurg_received: u64,
-    sigurg_sent: u64,
-    signals_received: u64,
-    signals_sent: u64,
-    runq: Histogram,
+/// Points of history kept for the charts: 15 minutes at one per second.
+pub const HISTORY: usize = 900;
+/// Entries kept in the event log.
+pub const LOG: usize = 500;
+/// Births and exits in one interval up to which each gets its own log line.
+pub const LOG_EACH: usize = 6;
+/// A thread that lived less than this is marked short-lived.
+pub const SHORT_LIVED_NS: u64 = 1_000_000_000;
+/// At most this many exited threads are kept (live front ends), however recent.
+pub const MAX_EXITED: usize = 1000;
+/// A SIGURG rate is a burst when at least this high, and at least
+/// `BURST_FACTOR` times the median of the last `BURST_BASELINE` intervals.
+pub const BURST_MIN_PER_SEC: f64 = 100.0;
+pub const BURST_FACTOR: f64 = 4.0;
+pub const BURST_BASELINE: usize = 10;
+
+/// Process-wide counters that only grow between resets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct ProcCounts {
+    created: u64,
+    exited: u64,
+    forks: u64,
+    events: u64,
+    tgkill_calls: u64,
+    clone_calls: u64,
 }
 
 /// Where the traced process stands at a point in time.
@@ -49,17 +60,29 @@ pub struct Model {
     alive: u64,
     peak: u64,
     at_start: u64,
-    created: u64,
-    exited: u64,
-    forks: u64,
-    tgkill_calls: u64,
-    clone_calls: u64,
+    p: ProcCounts,
     lost: u64,
-    events: u64,
     lifetimes: Histogram,
     last_ts: u64,
+    /// Exited threads are dropped this long after their exit (None: kept).
+    retain_exited_ns: Option<u64>,
+    /// Counts of threads dropped from `threads`, so that totals stay whole.
+    pruned: Counts,
+    pruned_runq: Histogram,
+    // The interval clock.
+    tick_ns: u64,
+    prev_tick_ns: u64,
+    p_at_tick: ProcCounts,
+    lost_at_tick: u64,
+    lifetimes_iv: Histogram,
+    interval: IntervalStats,
+    senders: Vec<SenderRate>,
+    history: VecDeque<HistoryPoint>,
+    log: VecDeque<LogEntry>,
+    /// Births and exits of the open interval, logged one by one if few.
+    pending: Vec<LogEntry>,
+    pending_more: bool,
 }
-
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Latency {
     pub count: u64,
@@ -141,8 +164,37 @@ fn per_sec(count: u64, ns: u64) -> f64 {
     }
 }
 
+fn thread_stats(tid: u32, t: &Thread, c: &Counts, runq: Latency, rel: impl Fn(u64) -> u64) -> ThreadStats {
+    ThreadStats {
+        tid,
+        tgid: t.tgid,
+        comm: t.comm.to_string(),
+        born_ns: t.born_ns.map(&rel),
+        died_ns: t.died_ns.map(&rel),
+        on_cpu_ns: c.on_cpu_ns,
+        migrations: c.migrations,
+        cpus: t.cpu_time.iter().map(|&(cpu, _)| cpu).collect(),
+        voluntary_switches: c.voluntary,
+        involuntary_switches: c.involuntary,
+        sigurg_received: c.sigurg_received,
+        sigurg_sent: c.sigurg_sent,
+        signals_received: c.signals_received,
+        signals_sent: c.signals_sent,
+        runq_latency_ns: runq,
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 impl Model {
-    /// A model of a window that starts at `start_ns` (CLOCK_MONOTONIC).
+    /// A model of a trace that starts at `start_ns` (CLOCK_MONOTONIC). It
+    /// keeps every thread; see `retain_exited` for live front ends.
     pub fn new(start_ns: u64) -> Self {
         Model {
             start_ns,
@@ -150,16 +202,33 @@ impl Model {
             alive: 0,
             peak: 0,
             at_start: 0,
-            created: 0,
-            exited: 0,
-            forks: 0,
-            tgkill_calls: 0,
-            clone_calls: 0,
+            p: ProcCounts::default(),
             lost: 0,
-            events: 0,
             lifetimes: Histogram::default(),
             last_ts: start_ns,
+            retain_exited_ns: None,
+            pruned: Counts::default(),
+            pruned_runq: Histogram::default(),
+            tick_ns: start_ns,
+            prev_tick_ns: start_ns,
+            p_at_tick: ProcCounts::default(),
+            lost_at_tick: 0,
+            lifetimes_iv: Histogram::default(),
+            interval: IntervalStats { start_ns, end_ns: start_ns, ..Default::default() },
+            senders: Vec::new(),
+            history: VecDeque::new(),
+            log: VecDeque::new(),
+            pending: Vec::new(),
+            pending_more: false,
         }
+    }
+
+    /// Drops exited threads `ns` after their exit (and beyond `MAX_EXITED`
+    /// of them), folding their counts into the process's, so that memory
+    /// stays bounded on a process that churns threads.
+    pub fn retain_exited(mut self, ns: u64) -> Self {
+        self.retain_exited_ns = Some(ns);
+        self
     }
 
     /// The latest event time seen (or the start).
@@ -167,49 +236,45 @@ impl Model {
         self.last_ts
     }
 
+    /// How many threads the model holds (alive and exited).
+    pub fn threads_held(&self) -> usize {
+        self.threads.len()
+    }
+
     fn thread(&mut self, tid: u32) -> &mut Thread {
         self.threads.entry(tid).or_default()
+    }
+
+    fn log(&mut self, ts_ns: u64, kind: LogKind) {
+        if self.log.len() == LOG {
+            self.log.pop_front();
+        }
+        self.log.push_back(LogEntry { ts_ns, kind });
+    }
+
+    fn log_pending(&mut self, ts_ns: u64, kind: LogKind) {
+        if self.pending.len() < LOG_EACH {
+            self.pending.push(LogEntry { ts_ns, kind });
+        } else {
+            self.pending_more = true;
+        }
     }
 
     pub fn apply(&mut self, e: &Event) {
         let ts = e.ts_ns;
         if e.cpu != crate::event::NO_CPU {
-            self.events += 1;
+            self.p.events += 1;
         }
         self.last_ts = self.last_ts.max(ts);
         match e.kind {
             EventKind::Switch { prev_tid, next_tid, prev_state } => {
                 if prev_tid != 0 {
                     let start = self.start_ns;
-                    let t = self.thread(prev_tid);
-                    let since = match t.running_since.take() {
-                        Some(s) => Some(s),
-                        // Running since before the window: count from its start.
-                        None if !t.seen_running => Some(t.born_ns.unwrap_or(start)),
-                        None => None,
-                    };
-                    if let Some(since) = since {
-                        t.on_cpu_ns += ts.saturating_sub(since);
-                    }
-                    t.seen_running = true;
-                    if EventKind::is_involuntary(prev_state) {
-                        t.involuntary += 1;
-                        t.waiting_since = Some(ts);
-                    } else {
-                        t.voluntary += 1;
-                        t.waiting_since = None;
-                    }
+                    let dead = prev_state & pintrace_common::STATE_DEAD_MASK != 0;
+                    self.thread(prev_tid).switch_out(ts, e.cpu, start, EventKind::is_involuntary(prev_state), dead);
                 }
                 if next_tid != 0 {
-                    let t = self.thread(next_tid);
-                    t.running_since = Some(ts);
-                    t.seen_running = true;
-                    if let Err(i) = t.cpus.binary_search(&e.cpu) {
-                        t.cpus.insert(i, e.cpu);
-                    }
-                    if let Some(w) = t.waiting_since.take() {
-                        t.runq.record(ts.saturating_sub(w));
-                    }
+                    self.thread(next_tid).switch_in(ts, e.cpu);
                 }
             }
             EventKind::Wakeup { tid, .. } => {
@@ -218,23 +283,25 @@ impl Model {
                 // or already waiting does not start a new wait.
                 if t.running_since.is_none() && t.waiting_since.is_none() {
                     t.waiting_since = Some(ts);
+                    t.mark(ts, RunState::Waiting);
                 }
             }
-            EventKind::Migrate { tid, .. } => self.thread(tid).migrations += 1,
+            EventKind::Migrate { tid, .. } => self.thread(tid).c.migrations += 1,
             EventKind::Signal { sender_tid, target_tid, sig, .. } => {
                 let urg = sig == SIGURG;
                 if let Some(t) = self.threads.get_mut(&target_tid) {
                     if urg {
-                        t.sigurg_received += 1;
+                        t.c.sigurg_received += 1;
                     } else {
-                        t.signals_received += 1;
+                        t.c.signals_received += 1;
                     }
+                    t.signalled(sender_tid, urg);
                 }
                 if let Some(t) = self.threads.get_mut(&sender_tid) {
                     if urg {
-                        t.sigurg_sent += 1;
+                        t.c.sigurg_sent += 1;
                     } else {
-                        t.signals_sent += 1;
+                        t.c.signals_sent += 1;
                     }
                 }
             }
@@ -245,7 +312,7 @@ impl Model {
                     t.tgid = parent_tgid;
                     t.comm = comm;
                     t.born_ns = Some(ts);
-                    self.created += 1;
+                    self.p.created += 1;
                     if was_alive {
                         // Also listed at attach (a race with /proc): created, not there at start.
                         self.at_start = self.at_start.saturating_sub(1);
@@ -253,8 +320,9 @@ impl Model {
                         self.alive += 1;
                         self.peak = self.peak.max(self.alive);
                     }
+                    self.log_pending(ts, LogKind::Born { tid: child_tid, comm: comm.to_string() });
                 } else {
-                    self.forks += 1;
+                    self.p.forks += 1;
                 }
             }
             EventKind::Exit { tid, tgid, comm, .. } => {
@@ -270,13 +338,28 @@ impl Model {
                     self.alive = self.alive.saturating_sub(1);
                 }
                 if tid != tgid {
-                    self.exited += 1;
+                    self.p.exited += 1;
+                    self.log_pending(ts, LogKind::Exited { tid, comm: comm.to_string(), lifetime_ns: lifetime });
                 }
                 if let Some(l) = lifetime {
                     self.lifetimes.record(l);
+                    self.lifetimes_iv.record(l);
                 }
             }
             EventKind::Rename { tid, comm } => self.thread(tid).comm = comm,
+            EventKind::Exec { tid, old_tid, comm } => {
+                if old_tid != tid {
+                    // A non-leader thread exec'd and took the leader's TID; its own is gone.
+                    if let Some(t) = self.threads.get_mut(&old_tid) {
+                        t.died_ns.get_or_insert(ts);
+                        if std::mem::replace(&mut t.alive, false) {
+                            self.alive = self.alive.saturating_sub(1);
+                        }
+                    }
+                }
+                self.thread(tid).comm = comm;
+                self.log(ts, LogKind::Exec { tid, comm: comm.to_string() });
+            }
             EventKind::ThreadSeen { tid, tgid, comm } => {
                 let t = self.thread(tid);
                 t.tgid = tgid;
@@ -287,17 +370,17 @@ impl Model {
                     self.peak = self.peak.max(self.alive);
                 }
             }
-            EventKind::Tgkill { .. } => self.tgkill_calls += 1,
+            EventKind::Tgkill { .. } => self.p.tgkill_calls += 1,
             EventKind::CloneExit { ret, .. } => {
                 if ret > 0 {
-                    self.clone_calls += 1;
+                    self.p.clone_calls += 1;
                 }
             }
             EventKind::Lost { total } => self.lost = self.lost.max(total),
         }
     }
 
-    /// The numbers for the window from the start to `now_ns`.
+    /// The totals from the start (or the last reset) to `now_ns`.
     pub fn snapshot(&self, now_ns: u64) -> Snapshot {
         let duration_ns = now_ns.saturating_sub(self.start_ns);
         let rel = |t: u64| t.saturating_sub(self.start_ns);
@@ -305,55 +388,280 @@ impl Model {
             threads_at_start: self.at_start,
             threads_now: self.alive,
             threads_peak: self.peak,
-            threads_created: self.created,
-            threads_exited: self.exited,
-            threads_created_per_sec: per_sec(self.created, duration_ns),
-            threads_exited_per_sec: per_sec(self.exited, duration_ns),
+            threads_created: self.p.created,
+            threads_exited: self.p.exited,
+            threads_created_per_sec: per_sec(self.p.created, duration_ns),
+            threads_exited_per_sec: per_sec(self.p.exited, duration_ns),
             thread_lifetime_ns: Latency::from(&self.lifetimes),
-            child_processes: self.forks,
-            tgkill_calls: self.tgkill_calls,
-            clone_calls: self.clone_calls,
+            child_processes: self.p.forks,
+            tgkill_calls: self.p.tgkill_calls,
+            clone_calls: self.p.clone_calls,
             ..Default::default()
         };
-        let mut runq = Histogram::default();
+        let mut sum = self.pruned;
+        let mut runq = self.pruned_runq.clone();
         let mut threads: Vec<ThreadStats> = self
             .threads
             .iter()
             .map(|(&tid, t)| {
-                let mut on_cpu_ns = t.on_cpu_ns;
-                if let Some(s) = t.running_since {
-                    on_cpu_ns += now_ns.saturating_sub(s);
-                }
-                process.migrations += t.migrations;
-                process.voluntary_switches += t.voluntary;
-                process.involuntary_switches += t.involuntary;
-                process.on_cpu_ns += on_cpu_ns;
-                process.sigurg += t.sigurg_received;
-                process.signals += t.signals_received;
+                let c = Counts { on_cpu_ns: t.on_cpu_until(now_ns), ..t.c };
+                sum.add(&c);
                 runq.merge(&t.runq);
-                ThreadStats {
-                    tid,
-                    tgid: t.tgid,
-                    comm: t.comm.to_string(),
-                    born_ns: t.born_ns.map(rel),
-                    died_ns: t.died_ns.map(rel),
-                    on_cpu_ns,
-                    migrations: t.migrations,
-                    cpus: t.cpus.clone(),
-                    voluntary_switches: t.voluntary,
-                    involuntary_switches: t.involuntary,
-                    sigurg_received: t.sigurg_received,
-                    sigurg_sent: t.sigurg_sent,
-                    signals_received: t.signals_received,
-                    signals_sent: t.signals_sent,
-                    runq_latency_ns: Latency::from(&t.runq),
-                }
+                thread_stats(tid, t, &c, Latency::from(&t.runq), rel)
             })
             .collect();
+        process.migrations = sum.migrations;
+        process.voluntary_switches = sum.voluntary;
+        process.involuntary_switches = sum.involuntary;
+        process.on_cpu_ns = sum.on_cpu_ns;
+        process.sigurg = sum.sigurg_received;
+        process.signals = sum.signals_received;
         process.sigurg_per_sec = per_sec(process.sigurg, duration_ns);
         process.runq_latency_ns = Latency::from(&runq);
         threads.sort_by(|a, b| b.on_cpu_ns.cmp(&a.on_cpu_ns).then(a.tid.cmp(&b.tid)));
-        Snapshot { duration_ns, events: self.events, lost_events: self.lost, process, threads }
+        Snapshot { duration_ns, events: self.p.events, lost_events: self.lost, process, threads }
+    }
+
+    /// Closes the interval that ends at `now_ns`: per-interval deltas and
+    /// rates, a point of history, the event log, and pruning.
+    pub fn tick(&mut self, now_ns: u64) {
+        let now = now_ns.max(self.tick_ns);
+        let len = now - self.tick_ns;
+        let mut sum = Counts::default();
+        let mut runq = Histogram::default();
+        let mut senders = Vec::new();
+        let mut hit = 0;
+        for (&tid, t) in self.threads.iter_mut() {
+            t.close_run(now);
+            t.last = t.c.minus(&t.at_tick);
+            t.at_tick = t.c;
+            t.runq_last = Latency::from(&t.runq_iv);
+            runq.merge(&t.runq_iv);
+            t.runq_iv = Histogram::default();
+            sum.add(&t.last);
+            hit += u64::from(t.last.sigurg_received > 0);
+            if t.last.sigurg_sent > 0 {
+                senders.push(SenderRate {
+                    tid,
+                    comm: t.comm.to_string(),
+                    sigurg_sent: t.last.sigurg_sent,
+                    sigurg_per_sec: per_sec(t.last.sigurg_sent, len),
+                });
+            }
+        }
+        senders.sort_by(|a, b| b.sigurg_sent.cmp(&a.sigurg_sent).then(a.tid.cmp(&b.tid)));
+        let d = ProcCounts {
+            created: self.p.created - self.p_at_tick.created.min(self.p.created),
+            exited: self.p.exited - self.p_at_tick.exited.min(self.p.exited),
+            forks: self.p.forks - self.p_at_tick.forks.min(self.p.forks),
+            events: self.p.events - self.p_at_tick.events.min(self.p.events),
+            tgkill_calls: self.p.tgkill_calls - self.p_at_tick.tgkill_calls.min(self.p.tgkill_calls),
+            clone_calls: self.p.clone_calls - self.p_at_tick.clone_calls.min(self.p.clone_calls),
+        };
+        let lost = self.lost.saturating_sub(self.lost_at_tick);
+        let process = ProcessStats {
+            threads_at_start: self.at_start,
+            threads_now: self.alive,
+            threads_peak: self.peak,
+            threads_created: d.created,
+            threads_exited: d.exited,
+            threads_created_per_sec: per_sec(d.created, len),
+            threads_exited_per_sec: per_sec(d.exited, len),
+            thread_lifetime_ns: Latency::from(&self.lifetimes_iv),
+            child_processes: d.forks,
+            migrations: sum.migrations,
+            voluntary_switches: sum.voluntary,
+            involuntary_switches: sum.involuntary,
+            on_cpu_ns: sum.on_cpu_ns,
+            sigurg: sum.sigurg_received,
+            sigurg_per_sec: per_sec(sum.sigurg_received, len),
+            signals: sum.signals_received,
+            runq_latency_ns: Latency::from(&runq),
+            tgkill_calls: d.tgkill_calls,
+            clone_calls: d.clone_calls,
+        };
+        let rates = Rates {
+            threads_created_per_sec: process.threads_created_per_sec,
+            threads_exited_per_sec: process.threads_exited_per_sec,
+            migrations_per_sec: per_sec(sum.migrations, len),
+            voluntary_switches_per_sec: per_sec(sum.voluntary, len),
+            involuntary_switches_per_sec: per_sec(sum.involuntary, len),
+            sigurg_per_sec: process.sigurg_per_sec,
+            signals_per_sec: per_sec(sum.signals_received, len),
+            cpus_used: if len == 0 { 0.0 } else { sum.on_cpu_ns as f64 / len as f64 },
+            events_per_sec: per_sec(d.events, len),
+        };
+        let point = HistoryPoint {
+            t_ns: now,
+            threads: self.alive,
+            created_per_sec: rates.threads_created_per_sec,
+            exited_per_sec: rates.threads_exited_per_sec,
+            migrations_per_sec: rates.migrations_per_sec,
+            involuntary_per_sec: rates.involuntary_switches_per_sec,
+            sigurg_per_sec: rates.sigurg_per_sec,
+            runq_p99_ns: process.runq_latency_ns.p99,
+            cpus_used: rates.cpus_used,
+        };
+
+        // The event log.
+        if self.pending_more {
+            let lifetime_p50_ns = (self.lifetimes_iv.count() > 0).then(|| self.lifetimes_iv.quantile(0.5));
+            self.log(now, LogKind::Churn { born: d.created, exited: d.exited, lifetime_p50_ns });
+            self.pending.clear();
+        } else {
+            for entry in std::mem::take(&mut self.pending) {
+                self.log(entry.ts_ns, entry.kind);
+            }
+        }
+        self.pending_more = false;
+        if d.forks > 0 {
+            self.log(now, LogKind::ChildProcesses { count: d.forks });
+        }
+        if lost > 0 {
+            self.log(now, LogKind::Lost { count: lost, total: self.lost });
+        }
+        let usual =
+            median(self.history.iter().rev().take(BURST_BASELINE).map(|h| h.sigurg_per_sec).collect::<Vec<_>>());
+        if len > 0 && rates.sigurg_per_sec >= BURST_MIN_PER_SEC && rates.sigurg_per_sec >= BURST_FACTOR * usual {
+            self.log(
+                now,
+                LogKind::SigurgBurst {
+                    count: sum.sigurg_received,
+                    per_sec: rates.sigurg_per_sec,
+                    usual_per_sec: usual,
+                    threads: hit,
+                    top_sender: senders.first().map(|s| s.tid),
+                },
+            );
+        }
+
+        if self.history.len() == HISTORY {
+            self.history.pop_front();
+        }
+        self.history.push_back(point);
+        self.interval =
+            IntervalStats { start_ns: self.tick_ns, end_ns: now, events: d.events, lost_events: lost, process, rates };
+        self.senders = senders;
+        self.prev_tick_ns = self.tick_ns;
+        self.tick_ns = now;
+        self.p_at_tick = self.p;
+        self.lost_at_tick = self.lost;
+        self.lifetimes_iv = Histogram::default();
+        self.prune(now);
+    }
+
+    fn prune(&mut self, now: u64) {
+        let Some(keep) = self.retain_exited_ns else { return };
+        let mut exited: Vec<(u64, u32)> =
+            self.threads.iter().filter_map(|(&tid, t)| Some((t.died_ns?, tid)).filter(|_| !t.alive)).collect();
+        if exited.is_empty() {
+            return;
+        }
+        exited.sort_unstable();
+        let over = exited.len().saturating_sub(MAX_EXITED);
+        for (i, &(died, tid)) in exited.iter().enumerate() {
+            if i >= over && died.saturating_add(keep) > now {
+                break;
+            }
+            if let Some(t) = self.threads.remove(&tid) {
+                self.pruned.add(&t.c);
+                self.pruned_runq.merge(&t.runq);
+            }
+        }
+    }
+
+    /// Starts the totals again at `now_ns`; threads, history and the log stay.
+    pub fn reset(&mut self, now_ns: u64) {
+        for t in self.threads.values_mut() {
+            t.reset(now_ns);
+        }
+        self.start_ns = now_ns;
+        self.p = ProcCounts::default();
+        self.p_at_tick = ProcCounts::default();
+        self.at_start = self.alive;
+        self.peak = self.alive;
+        self.lifetimes = Histogram::default();
+        self.lifetimes_iv = Histogram::default();
+        self.pruned = Counts::default();
+        self.pruned_runq = Histogram::default();
+        self.tick_ns = self.tick_ns.max(now_ns);
+    }
+
+    /// What a live front end shows after the last `tick`, with the detail
+    /// of thread `focus` if it is known.
+    pub fn live(&self, focus: Option<u32>) -> LiveSnapshot {
+        let now = self.tick_ns;
+        let len = now.saturating_sub(self.prev_tick_ns);
+        let mut threads: Vec<ThreadRow> = self
+            .threads
+            .iter()
+            .map(|(&tid, t)| {
+                let c = &t.last;
+                ThreadRow {
+                    tid,
+                    comm: t.comm.to_string(),
+                    state: t.state(),
+                    last_cpu: t.last_cpu,
+                    born_ns: t.born_ns,
+                    died_ns: t.died_ns,
+                    new: t.born_ns.is_some_and(|b| b > self.prev_tick_ns && b <= now),
+                    short_lived: match (t.born_ns, t.died_ns) {
+                        (Some(b), Some(d)) => d.saturating_sub(b) < SHORT_LIVED_NS,
+                        _ => false,
+                    },
+                    on_cpu_ns: c.on_cpu_ns,
+                    migrations: c.migrations,
+                    voluntary_switches: c.voluntary,
+                    involuntary_switches: c.involuntary,
+                    sigurg_received: c.sigurg_received,
+                    sigurg_sent: c.sigurg_sent,
+                    signals_received: c.signals_received,
+                    signals_sent: c.signals_sent,
+                    runq_latency_ns: t.runq_last.clone(),
+                    cpu_pct: if len == 0 { 0.0 } else { 100.0 * c.on_cpu_ns as f64 / len as f64 },
+                    migrations_per_sec: per_sec(c.migrations, len),
+                    voluntary_switches_per_sec: per_sec(c.voluntary, len),
+                    involuntary_switches_per_sec: per_sec(c.involuntary, len),
+                    sigurg_received_per_sec: per_sec(c.sigurg_received, len),
+                }
+            })
+            .collect();
+        threads.sort_by_key(|t| t.tid);
+        let detail = focus.and_then(|tid| {
+            let t = self.threads.get(&tid)?;
+            let rel = |x: u64| x.saturating_sub(self.start_ns);
+            let c = Counts { on_cpu_ns: t.on_cpu_until(now), ..t.c };
+            let mut signalled_by: Vec<(u32, String, u64, u64)> = t
+                .signalled_by
+                .iter()
+                .map(|&(s, urg, other)| {
+                    let comm =
+                        self.threads.get(&s).map_or_else(|| "(other process)".to_string(), |t| t.comm.to_string());
+                    (s, comm, urg, other)
+                })
+                .collect();
+            signalled_by.sort_by(|a, b| (b.2 + b.3).cmp(&(a.2 + a.3)).then(a.0.cmp(&b.0)));
+            Some(ThreadDetail {
+                totals: thread_stats(tid, t, &c, Latency::from(&t.runq), rel),
+                state: t.state(),
+                last_cpu: t.last_cpu,
+                cpu_time_ns: t.cpu_time.clone(),
+                runq_histogram: t.runq.buckets().collect(),
+                signalled_by,
+                timeline: t.timeline.iter().copied().collect(),
+            })
+        });
+        LiveSnapshot {
+            now_ns: now,
+            totals: self.snapshot(now),
+            totals_since_ns: self.start_ns,
+            interval: self.interval.clone(),
+            sigurg_senders: self.senders.clone(),
+            threads,
+            history: self.history.iter().copied().collect(),
+            log: self.log.iter().cloned().collect(),
+            detail,
+        }
     }
 }
 

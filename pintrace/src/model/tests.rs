@@ -1,6 +1,6 @@
 //! The model against hand-built event sequences.
 use super::*;
-use crate::event::NO_CPU;
+use crate::event::{Comm, NO_CPU};
 
 const MS: u64 = 1_000_000;
 
@@ -206,4 +206,216 @@ fn snapshot_sorts_by_on_cpu_then_tid() {
     let tids: Vec<u32> = s.threads.iter().map(|t| t.tid).collect();
     // Thread 2 never switched: it slept through the window.
     assert_eq!(tids, vec![3, 1, 2]);
+}
+
+// ---- the time axis: intervals, history, log, pruning, reset ----
+
+fn born(ts: u64, tid: u32) -> Event {
+    ev(
+        ts,
+        0,
+        EventKind::NewTask {
+            parent_tid: 100,
+            parent_tgid: 100,
+            child_tid: tid,
+            clone_flags: pintrace_common::CLONE_THREAD,
+            comm: Comm::new("m"),
+        },
+    )
+}
+
+fn died(ts: u64, tid: u32) -> Event {
+    ev(ts, 0, EventKind::Exit { tid, tgid: 100, group_dead: false, comm: Comm::new("m") })
+}
+
+fn row(l: &live::LiveSnapshot, tid: u32) -> &live::ThreadRow {
+    l.threads.iter().find(|t| t.tid == tid).expect("row")
+}
+
+#[test]
+fn intervals_give_deltas_and_rates_next_to_totals() {
+    let mut m = Model::new(0);
+    m.apply(&seen(100));
+    m.apply(&switch(0, 0, 0, 100, 0)); // runs from 0 without switching out
+    for i in 0..4 {
+        m.apply(&ev(100 * MS + i, 0, EventKind::Migrate { tid: 100, from_cpu: 0, to_cpu: 1 }));
+    }
+    m.tick(1000 * MS);
+    for i in 0..2 {
+        m.apply(&ev(1500 * MS + i, 0, EventKind::Migrate { tid: 100, from_cpu: 0, to_cpu: 1 }));
+    }
+    m.tick(1500 * MS); // a half-second interval
+    let l = m.live(None);
+    let r = row(&l, 100);
+    assert_eq!(r.migrations, 2, "the interval's count");
+    assert!((r.migrations_per_sec - 4.0).abs() < 1e-9, "2 in 0.5 s is 4/s");
+    assert!((r.cpu_pct - 100.0).abs() < 1e-9, "on CPU the whole interval without a switch");
+    assert_eq!(r.state, live::RunState::Running);
+    assert_eq!(l.totals.process.migrations, 6, "totals keep counting");
+    assert_eq!(l.interval.process.migrations, 2);
+    assert!((l.interval.rates.cpus_used - 1.0).abs() < 1e-9);
+    assert_eq!((l.interval.start_ns, l.interval.end_ns), (1000 * MS, 1500 * MS));
+    assert_eq!(l.history.len(), 2);
+    assert!((l.history[0].migrations_per_sec - 4.0).abs() < 1e-9);
+}
+
+#[test]
+fn history_is_bounded() {
+    let mut m = Model::new(0);
+    for i in 1..=(HISTORY as u64 + 50) {
+        m.tick(i * 1000 * MS);
+    }
+    let l = m.live(None);
+    assert_eq!(l.history.len(), HISTORY);
+    assert_eq!(l.history.last().map(|h| h.t_ns), Some((HISTORY as u64 + 50) * 1000 * MS));
+}
+
+#[test]
+fn churn_is_pruned_but_totals_stay_whole() {
+    let keep = 5_000 * MS;
+    let mut m = Model::new(0).retain_exited(keep);
+    m.apply(&seen(100));
+    // 10,000 threads born and dead, 100 a second, each running 1 ms.
+    let mut tid = 1000;
+    for sec in 0..100u64 {
+        for i in 0..100u64 {
+            let t0 = sec * 1000 * MS + i * 10 * MS;
+            m.apply(&born(t0, tid));
+            m.apply(&switch(t0 + MS, 1, 0, tid, 0));
+            m.apply(&died(t0 + 2 * MS, tid));
+            m.apply(&switch(t0 + 2 * MS, 1, tid, 0, 0x10));
+            tid += 1;
+        }
+        m.tick((sec + 1) * 1000 * MS);
+        assert!(m.threads_held() <= 1 + 600, "only the last ~5 s of exited threads are kept: {}", m.threads_held());
+    }
+    let s = m.snapshot(100_000 * MS);
+    assert_eq!(s.process.threads_created, 10_000);
+    assert_eq!(s.process.threads_exited, 10_000);
+    assert_eq!(s.process.on_cpu_ns, 10_000 * MS, "pruned threads' CPU time still counts");
+    assert_eq!(s.process.voluntary_switches, 10_000);
+    assert_eq!(s.process.thread_lifetime_ns.count, 10_000);
+    let l = m.live(None);
+    assert!((l.interval.rates.threads_created_per_sec - 100.0).abs() < 1e-9);
+    assert!(l.threads.iter().filter(|t| t.died_ns.is_some()).all(|t| t.short_lived));
+    // The log summarises churn instead of a line per thread.
+    assert!(matches!(l.log.last().map(|e| &e.kind), Some(live::LogKind::Churn { born: 100, exited: 100, .. })));
+    assert!(l.log.len() <= LOG);
+}
+
+#[test]
+fn a_few_births_are_logged_one_by_one_and_new_threads_are_marked() {
+    let mut m = Model::new(0);
+    m.apply(&seen(100));
+    m.tick(1000 * MS);
+    m.apply(&born(1200 * MS, 7));
+    m.apply(&born(1300 * MS, 8));
+    m.apply(&died(1400 * MS, 8));
+    m.tick(2000 * MS);
+    let l = m.live(None);
+    let lines: Vec<String> = l.log.iter().map(|e| e.kind.to_string()).collect();
+    assert_eq!(lines, ["thread 7 (m) born", "thread 8 (m) born", "thread 8 (m) exited after 100ms"]);
+    assert!(row(&l, 7).new && !row(&l, 100).new);
+    assert!(row(&l, 8).short_lived);
+    m.tick(3000 * MS);
+    assert!(!row(&m.live(None), 7).new, "new only in the interval it was born");
+}
+
+#[test]
+fn sigurg_bursts_and_lost_events_are_logged() {
+    let mut m = Model::new(0);
+    m.apply(&seen(100));
+    m.apply(&seen(101));
+    let urg = |ts| {
+        ev(
+            ts,
+            0,
+            EventKind::Signal {
+                sender_tid: 101,
+                sender_tgid: 100,
+                target_tid: 100,
+                sig: SIGURG,
+                code: -6,
+                result: 0,
+                group: false,
+            },
+        )
+    };
+    for sec in 0..5u64 {
+        for i in 0..10 {
+            m.apply(&urg(sec * 1000 * MS + i * MS));
+        }
+        m.tick((sec + 1) * 1000 * MS);
+    }
+    assert!(m.live(None).log.is_empty(), "a steady 10/s is no burst");
+    for i in 0..500 {
+        m.apply(&urg(5000 * MS + i * MS));
+    }
+    m.apply(&ev(5600 * MS, NO_CPU, EventKind::Lost { total: 42 }));
+    m.tick(6000 * MS);
+    let l = m.live(None);
+    let kinds: Vec<&live::LogKind> = l.log.iter().map(|e| &e.kind).collect();
+    assert!(
+        kinds
+            .iter()
+            .any(|k| matches!(k, live::LogKind::SigurgBurst { count: 500, threads: 1, top_sender: Some(101), .. })),
+        "{kinds:?}"
+    );
+    assert!(kinds.iter().any(|k| matches!(k, live::LogKind::Lost { count: 42, total: 42 })), "{kinds:?}");
+    assert_eq!(l.sigurg_senders.first().map(|s| (s.tid, s.sigurg_sent)), Some((101, 500)));
+}
+
+#[test]
+fn reset_starts_totals_again_and_keeps_threads() {
+    let mut m = Model::new(0);
+    m.apply(&seen(100));
+    m.apply(&switch(0, 0, 0, 100, 0));
+    m.apply(&switch(10 * MS, 0, 100, 0, 0));
+    m.apply(&born(20 * MS, 5));
+    m.tick(1000 * MS);
+    m.reset(1000 * MS);
+    m.apply(&switch(1100 * MS, 1, 0, 100, 0));
+    m.apply(&switch(1103 * MS, 1, 100, 0, 1));
+    let s = m.snapshot(2000 * MS);
+    assert_eq!(s.duration_ns, 1000 * MS);
+    assert_eq!(s.process.threads_created, 0);
+    assert_eq!((s.process.threads_at_start, s.process.threads_now), (2, 2));
+    assert_eq!(thread(&s, 100).on_cpu_ns, 3 * MS);
+    assert_eq!(thread(&s, 100).involuntary_switches, 0);
+    assert_eq!(thread(&s, 100).voluntary_switches, 1);
+}
+
+#[test]
+fn detail_of_a_thread() {
+    let mut m = Model::new(0);
+    m.apply(&seen(100));
+    m.apply(&seen(101));
+    m.apply(&switch(0, 0, 0, 100, 0));
+    m.apply(&switch(4 * MS, 0, 100, 0, 0)); // preempted
+    m.apply(&switch(6 * MS, 1, 0, 100, 0)); // waited 2 ms, now on CPU 1
+    m.apply(&ev(
+        7 * MS,
+        1,
+        EventKind::Signal {
+            sender_tid: 101,
+            sender_tgid: 100,
+            target_tid: 100,
+            sig: SIGURG,
+            code: -6,
+            result: 0,
+            group: false,
+        },
+    ));
+    m.apply(&switch(10 * MS, 1, 100, 0, 1));
+    m.tick(20 * MS);
+    let d = m.live(Some(100)).detail.expect("detail");
+    assert_eq!(d.cpu_time_ns, vec![(0, 4 * MS), (1, 4 * MS)]);
+    assert_eq!(d.runq_histogram.len(), 1);
+    assert_eq!(d.runq_histogram[0].1, 1);
+    assert_eq!(d.signalled_by, vec![(101, "app".to_string(), 1, 0)]);
+    let states: Vec<live::RunState> = d.timeline.iter().map(|&(_, s)| s).collect();
+    use live::RunState::*;
+    assert_eq!(states, [Running, Waiting, Running, Sleeping]);
+    assert_eq!(d.state, Sleeping);
+    assert!(m.live(Some(999)).detail.is_none());
 }

@@ -79,6 +79,7 @@ pub(super) fn encode(buf: &mut BytesMut, prev_ts: u64, e: &Event) {
         EventKind::Rename { .. } => w::KIND_RENAME as u8,
         EventKind::Tgkill { .. } => w::KIND_TGKILL as u8,
         EventKind::CloneExit { .. } => w::KIND_CLONE_EXIT as u8,
+        EventKind::Exec { .. } => w::KIND_EXEC as u8,
         EventKind::ThreadSeen { .. } => CODE_THREAD_SEEN,
         EventKind::Lost { .. } => CODE_LOST,
     };
@@ -141,6 +142,11 @@ pub(super) fn encode(buf: &mut BytesMut, prev_ts: u64, e: &Event) {
             z(buf, ret);
             v(buf, u32::from(clone3));
         }
+        EventKind::Exec { tid, old_tid, comm } => {
+            v(buf, tid);
+            v(buf, old_tid);
+            put_comm(buf, &comm);
+        }
         EventKind::ThreadSeen { tid, tgid, comm } => {
             v(buf, tid);
             v(buf, tgid);
@@ -198,6 +204,7 @@ pub(super) fn decode_one(buf: &mut &[u8], prev_ts: u64) -> Result<Event, String>
         w::KIND_CLONE_EXIT => {
             EventKind::CloneExit { parent_tid: get_u32(buf)?, ret: get_i32(buf)?, clone3: get_u32(buf)? != 0 }
         }
+        w::KIND_EXEC => EventKind::Exec { tid: get_u32(buf)?, old_tid: get_u32(buf)?, comm: get_comm(buf)? },
         c if c == u32::from(CODE_THREAD_SEEN) => {
             EventKind::ThreadSeen { tid: get_u32(buf)?, tgid: get_u32(buf)?, comm: get_comm(buf)? }
         }

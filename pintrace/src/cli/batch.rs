@@ -1,0 +1,166 @@
+//! `top --batch` and `replay --batch`: one block of text, or one JSON
+//! object per line, per interval, like `top -b`.
+use std::io::Write as _;
+
+use anyhow::{Context as _, Result};
+
+use crate::{
+    event::Event,
+    fmt::{self, clean},
+    model::{live::LiveSnapshot, Model},
+    record::{RecordHeader, Target},
+    run::{End, Flow, Sink, Stats},
+    summary::IntervalReport,
+};
+
+/// Threads shown per text block.
+const ROWS: usize = 20;
+
+pub struct BatchSink {
+    model: Model,
+    header: RecordHeader,
+    target: Target,
+    json: bool,
+    count: Option<u64>,
+    printed: u64,
+    last_tick: u64,
+}
+
+impl BatchSink {
+    pub fn new(header: &RecordHeader, json: bool, count: Option<u64>) -> BatchSink {
+        BatchSink {
+            model: Model::new(header.start_ns).retain_exited(crate::tui::RETAIN_EXITED_NS),
+            header: header.clone(),
+            target: header.target.clone(),
+            json,
+            count,
+            printed: 0,
+            last_tick: header.start_ns,
+        }
+    }
+
+    fn print(&mut self, now_ns: u64, stats: &Stats) -> Result<Flow> {
+        self.model.tick(now_ns);
+        self.last_tick = now_ns;
+        let live = self.model.live(None);
+        let out = if self.json {
+            let mut line = serde_json::to_string(&IntervalReport::new(&self.header, &self.target, &live, stats))?;
+            line.push('\n');
+            line
+        } else {
+            block(&self.header, &self.target, &live, stats)
+        };
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(out.as_bytes()).and_then(|()| stdout.flush()).context("writing to standard output")?;
+        self.printed += 1;
+        Ok(if self.count.is_some_and(|n| self.printed >= n) { Flow::Stop } else { Flow::Continue })
+    }
+}
+
+impl Sink for BatchSink {
+    fn events(&mut self, events: &[Event]) -> Result<()> {
+        events.iter().for_each(|e| self.model.apply(e));
+        Ok(())
+    }
+
+    fn tick(&mut self, now_ns: u64, stats: &Stats) -> Result<Flow> {
+        self.print(now_ns, stats)
+    }
+
+    fn retarget(&mut self, target: &Target) {
+        self.target = target.clone();
+    }
+
+    fn ended(&mut self, end: End, end_ns: u64, stats: &Stats) -> Result<Flow> {
+        // The last, partial interval, unless the sink itself asked to stop.
+        if end != End::Done && end_ns > self.last_tick && self.count.is_none_or(|n| self.printed < n) {
+            self.print(end_ns, stats)?;
+        }
+        if !self.json {
+            eprintln!("pintrace: {end}");
+        }
+        Ok(Flow::Stop)
+    }
+}
+
+/// One interval as text.
+fn block(header: &RecordHeader, target: &Target, live: &LiveSnapshot, stats: &Stats) -> String {
+    use std::fmt::Write as _;
+    let iv = &live.interval;
+    let (p, r) = (&iv.process, &iv.rates);
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "pintrace  {}  pid {} ({})  up {}  interval {}",
+        fmt::wall(header.clock.to_realtime(live.now_ns)),
+        target.pid,
+        clean(&target.comm),
+        fmt::ns(live.now_ns.saturating_sub(header.start_ns)),
+        fmt::ns(iv.end_ns.saturating_sub(iv.start_ns)),
+    );
+    let _ = writeln!(
+        o,
+        "threads {} now, {} peak, {} at start; {:.1} created/s, {:.1} exited/s; {:.1} migrations/s; switches {:.0}/s involuntary, {:.0}/s voluntary",
+        p.threads_now,
+        live.totals.process.threads_peak,
+        live.totals.process.threads_at_start,
+        r.threads_created_per_sec,
+        r.threads_exited_per_sec,
+        r.migrations_per_sec,
+        r.involuntary_switches_per_sec,
+        r.voluntary_switches_per_sec,
+    );
+    let _ = write!(o, "SIGURG {:.1}/s", r.sigurg_per_sec);
+    if let Some(s) = live.sigurg_senders.first() {
+        let _ = write!(o, " (from {} {})", s.tid, clean(&s.comm));
+    }
+    let l = &p.runq_latency_ns;
+    if l.count > 0 {
+        let _ = write!(o, "; run queue p50 {} p99 {} max {}", fmt::ns(l.p50), fmt::ns(l.p99), fmt::ns(l.max));
+    }
+    let _ = write!(o, "; CPU {:.2} of {}; lost {}", r.cpus_used, header.nr_cpus, live.totals.lost_events);
+    if stats.decode_errors > 0 {
+        let _ = write!(o, "; {} undecodable", stats.decode_errors);
+    }
+    if let Some(c) = stats.self_cpu_pct {
+        let _ = write!(o, "; pintrace {c:.1}% CPU");
+    }
+    let _ = writeln!(o);
+    let _ = writeln!(
+        o,
+        "{:>8} {:<16} {:>1} {:>6} {:>4} {:>7} {:>8} {:>8} {:>7} {:>9} {:>8}",
+        "TID", "NAME", "S", "CPU%", "CPU", "MIGR/s", "INVOL/s", "VOL/s", "URG/s", "RUNQ-P99", "AGE"
+    );
+    let mut rows: Vec<_> = live.threads.iter().filter(|t| t.died_ns.is_none_or(|d| d > iv.start_ns)).collect();
+    rows.sort_by(|a, b| b.on_cpu_ns.cmp(&a.on_cpu_ns).then(a.tid.cmp(&b.tid)));
+    for t in rows.iter().take(ROWS) {
+        let mark = if t.died_ns.is_some() {
+            "†"
+        } else if t.new {
+            "+"
+        } else {
+            ""
+        };
+        let age = live.now_ns.saturating_sub(t.born_ns.unwrap_or(header.start_ns));
+        let _ = writeln!(
+            o,
+            "{:>8} {:<16} {:>1} {:>6.1} {:>4} {:>7.1} {:>8.1} {:>8.1} {:>7.1} {:>9} {:>8}",
+            t.tid,
+            format!("{}{mark}", clean(&t.comm)),
+            t.state.letter(),
+            t.cpu_pct,
+            t.last_cpu.map_or_else(|| "-".to_string(), |c| c.to_string()),
+            t.migrations_per_sec,
+            t.involuntary_switches_per_sec,
+            t.voluntary_switches_per_sec,
+            t.sigurg_received_per_sec,
+            if t.runq_latency_ns.count > 0 { fmt::ns(t.runq_latency_ns.p99) } else { "-".into() },
+            fmt::ns(age),
+        );
+    }
+    if rows.len() > ROWS {
+        let _ = writeln!(o, "  … {} more threads", rows.len() - ROWS);
+    }
+    let _ = writeln!(o);
+    o
+}

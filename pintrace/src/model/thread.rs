@@ -1,0 +1,200 @@
+//! One thread's state and counters inside the model.
+use std::collections::VecDeque;
+
+use super::{live::RunState, Latency};
+use crate::{event::Comm, hist::Histogram};
+
+/// How many state changes a thread keeps for the detail view's timeline.
+pub const TIMELINE: usize = 64;
+
+/// Counters that only grow between resets; intervals are their differences.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub on_cpu_ns: u64,
+    pub voluntary: u64,
+    pub involuntary: u64,
+    pub migrations: u64,
+    pub sigurg_received: u64,
+    pub sigurg_sent: u64,
+    pub signals_received: u64,
+    pub signals_sent: u64,
+}
+
+impl Counts {
+    pub fn minus(&self, o: &Counts) -> Counts {
+        Counts {
+            on_cpu_ns: self.on_cpu_ns.saturating_sub(o.on_cpu_ns),
+            voluntary: self.voluntary.saturating_sub(o.voluntary),
+            involuntary: self.involuntary.saturating_sub(o.involuntary),
+            migrations: self.migrations.saturating_sub(o.migrations),
+            sigurg_received: self.sigurg_received.saturating_sub(o.sigurg_received),
+            sigurg_sent: self.sigurg_sent.saturating_sub(o.sigurg_sent),
+            signals_received: self.signals_received.saturating_sub(o.signals_received),
+            signals_sent: self.signals_sent.saturating_sub(o.signals_sent),
+        }
+    }
+
+    pub fn add(&mut self, o: &Counts) {
+        self.on_cpu_ns += o.on_cpu_ns;
+        self.voluntary += o.voluntary;
+        self.involuntary += o.involuntary;
+        self.migrations += o.migrations;
+        self.sigurg_received += o.sigurg_received;
+        self.sigurg_sent += o.sigurg_sent;
+        self.signals_received += o.signals_received;
+        self.signals_sent += o.signals_sent;
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Thread {
+    pub tgid: u32,
+    pub comm: Comm,
+    /// Created inside the trace (None: existed when tracing started).
+    pub born_ns: Option<u64>,
+    pub died_ns: Option<u64>,
+    /// On a CPU since this time.
+    pub running_since: Option<u64>,
+    /// Runnable and waiting for a CPU since this time.
+    pub waiting_since: Option<u64>,
+    /// Seen switching at least once (so on-CPU time before it is not assumed).
+    pub seen_running: bool,
+    /// Counted in the process's live threads.
+    pub alive: bool,
+    pub last_cpu: Option<u32>,
+    /// Since the start or the last reset; on-CPU time of the current run is not in it yet.
+    pub c: Counts,
+    /// `c` at the last tick.
+    pub at_tick: Counts,
+    /// The last closed interval.
+    pub last: Counts,
+    /// On-CPU time by CPU, sorted by CPU; a CPU it ran on has an entry even at 0 ns.
+    pub cpu_time: Vec<(u32, u64)>,
+    pub runq: Histogram,
+    /// Run-queue waits in the interval that is still open.
+    pub runq_iv: Histogram,
+    pub runq_last: Latency,
+    /// (sender TID, SIGURG, other signals), sorted by TID.
+    pub signalled_by: Vec<(u32, u64, u64)>,
+    pub timeline: VecDeque<(u64, RunState)>,
+}
+
+impl Thread {
+    pub fn state(&self) -> RunState {
+        if self.running_since.is_some() {
+            RunState::Running
+        } else if self.died_ns.is_some() {
+            RunState::Exited
+        } else if self.waiting_since.is_some() {
+            RunState::Waiting
+        } else {
+            RunState::Sleeping
+        }
+    }
+
+    pub fn mark(&mut self, ts: u64, state: RunState) {
+        if self.timeline.back().is_some_and(|&(_, s)| s == state) {
+            return;
+        }
+        if self.timeline.len() == TIMELINE {
+            self.timeline.pop_front();
+        }
+        self.timeline.push_back((ts, state));
+    }
+
+    fn cpu_slot(&mut self, cpu: u32) -> &mut u64 {
+        let i = match self.cpu_time.binary_search_by_key(&cpu, |&(c, _)| c) {
+            Ok(i) => i,
+            Err(i) => {
+                self.cpu_time.insert(i, (cpu, 0));
+                i
+            }
+        };
+        &mut self.cpu_time[i].1
+    }
+
+    /// Took a CPU at `ts`.
+    pub fn switch_in(&mut self, ts: u64, cpu: u32) {
+        self.running_since = Some(ts);
+        self.seen_running = true;
+        self.last_cpu = Some(cpu);
+        self.cpu_slot(cpu);
+        if let Some(w) = self.waiting_since.take() {
+            let wait = ts.saturating_sub(w);
+            self.runq.record(wait);
+            self.runq_iv.record(wait);
+        }
+        self.mark(ts, RunState::Running);
+    }
+
+    /// Left its CPU at `ts`; `start` is where counting begins for a thread
+    /// that was already running when tracing started.
+    pub fn switch_out(&mut self, ts: u64, cpu: u32, start: u64, involuntary: bool, dead: bool) {
+        let since = match self.running_since.take() {
+            Some(s) => Some(s),
+            None if !self.seen_running => Some(self.born_ns.unwrap_or(start).max(start)),
+            None => None,
+        };
+        if let Some(since) = since {
+            let ran = ts.saturating_sub(since);
+            self.c.on_cpu_ns += ran;
+            *self.cpu_slot(cpu) += ran;
+        }
+        self.seen_running = true;
+        self.last_cpu = Some(cpu);
+        if involuntary {
+            self.c.involuntary += 1;
+            self.waiting_since = Some(ts);
+            self.mark(ts, RunState::Waiting);
+        } else {
+            self.c.voluntary += 1;
+            self.waiting_since = None;
+            self.mark(ts, if dead { RunState::Exited } else { RunState::Sleeping });
+        }
+    }
+
+    /// Counts the current run up to `now` and starts it again from there,
+    /// so that interval deltas include time on CPU of threads that do not switch.
+    pub fn close_run(&mut self, now: u64) {
+        if let Some(s) = self.running_since {
+            if now > s {
+                self.c.on_cpu_ns += now - s;
+                if let Some(cpu) = self.last_cpu {
+                    *self.cpu_slot(cpu) += now - s;
+                }
+                self.running_since = Some(now);
+            }
+        }
+    }
+
+    /// On-CPU time until `now`, the current run included.
+    pub fn on_cpu_until(&self, now: u64) -> u64 {
+        self.c.on_cpu_ns + self.running_since.map_or(0, |s| now.saturating_sub(s))
+    }
+
+    pub fn signalled(&mut self, sender: u32, urg: bool) {
+        let i = match self.signalled_by.binary_search_by_key(&sender, |&(t, _, _)| t) {
+            Ok(i) => i,
+            Err(i) => {
+                self.signalled_by.insert(i, (sender, 0, 0));
+                i
+            }
+        };
+        if urg {
+            self.signalled_by[i].1 += 1;
+        } else {
+            self.signalled_by[i].2 += 1;
+        }
+    }
+
+    /// Zeroes what counts since the start; the thread's state stays.
+    pub fn reset(&mut self, now: u64) {
+        self.close_run(now);
+        self.c = Counts::default();
+        self.at_tick = Counts::default();
+        self.cpu_time.iter_mut().for_each(|(_, ns)| *ns = 0);
+        self.runq = Histogram::default();
+        self.runq_iv = Histogram::default();
+        self.signalled_by.clear();
+    }
+}

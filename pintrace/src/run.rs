@@ -1,0 +1,573 @@
+//! The one event loop: a source (the live kernel, or a record file read as
+//! fast as possible or paced like the original) feeds a sink (a file
+//! writer, the screen, JSON lines, a report). Signals, the duration, the
+//! target's exit, interval ticks and keys are handled here and nowhere else.
+use std::{fs::File, future::Future, io::BufReader, time::Duration};
+
+use anyhow::{Context as _, Result};
+use futures_util::StreamExt as _;
+use tokio::{
+    signal::unix::{signal, SignalKind},
+    sync::{mpsc, watch},
+    time::{interval, Instant, MissedTickBehavior},
+};
+
+use crate::{
+    event::{Event, EventKind},
+    record::{Chunk, ReadError, Reader, RecordHeader, Target, Trailer},
+    session::Session,
+    source::Source,
+    target::monotonic_ns,
+};
+
+/// How often the live reader looks at the ring buffer when the kernel has not woken it.
+const POLL: Duration = Duration::from_millis(20);
+/// How often /proc is asked whether the target still exists.
+const ALIVE_CHECK: Duration = Duration::from_millis(200);
+/// How often a paced replay moves its clock on.
+const PACE: Duration = Duration::from_millis(20);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    Stop,
+}
+
+/// Why a trace ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    Duration,
+    Interrupted,
+    Terminated,
+    HungUp,
+    TargetExited,
+    EndOfFile,
+    /// The user quit (the screen).
+    Quit,
+    /// The sink had what it wanted (`--count`).
+    Done,
+}
+
+impl End {
+    /// Ends that the user asked for: a screen closes at once.
+    pub fn by_user(self) -> bool {
+        matches!(self, End::Interrupted | End::Terminated | End::HungUp | End::Quit)
+    }
+}
+
+impl std::fmt::Display for End {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            End::Duration => "duration reached",
+            End::Interrupted => "interrupted",
+            End::Terminated => "terminated",
+            End::HungUp => "hung up",
+            End::TargetExited => "target exited",
+            End::EndOfFile => "end of recording",
+            End::Quit => "quit",
+            End::Done => "count reached",
+        })
+    }
+}
+
+/// What a sink asks of the loop after a key.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Control {
+    None,
+    Quit,
+    SetInterval(Duration),
+    /// Replay: stop or restart the playback clock.
+    Pause(bool),
+    /// Replay: play one interval, then stay paused.
+    Step,
+    /// Replay speed: a multiple of real time, or None for as fast as possible.
+    Speed(Option<f64>),
+    BpfStats(bool),
+}
+
+/// pintrace's own cost, per second.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct BpfRate {
+    pub ns_per_sec: f64,
+    pub runs_per_sec: f64,
+}
+
+/// The loop's own numbers, handed to the sink at each tick.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Stats {
+    pub events: u64,
+    pub lost: u64,
+    pub decode_errors: u64,
+    /// pintrace's CPU use over the last interval, in percent of one CPU (live only).
+    pub self_cpu_pct: Option<f64>,
+    pub bpf: Option<BpfRate>,
+}
+
+pub trait Sink {
+    /// Events in order, a batch at a time.
+    fn events(&mut self, events: &[Event]) -> Result<()>;
+    /// The end of an interval at `now_ns` (CLOCK_MONOTONIC of the trace).
+    fn tick(&mut self, _now_ns: u64, _stats: &Stats) -> Result<Flow> {
+        Ok(Flow::Continue)
+    }
+    /// The target's name or command line changed (it exec'd).
+    fn retarget(&mut self, _target: &Target) {}
+    /// The trace ended at `end_ns`; `Continue` keeps the loop for keys until the user quits.
+    fn ended(&mut self, _end: End, _end_ns: u64, _stats: &Stats) -> Result<Flow> {
+        Ok(Flow::Stop)
+    }
+    /// A terminal event; `now_ns` is the trace's clock.
+    fn key(&mut self, _event: crossterm::event::Event, _now_ns: u64) -> Result<Control> {
+        Ok(Control::None)
+    }
+}
+
+/// Options of the loop.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Ticks: the sink's interval. None: no ticks (a report).
+    pub interval: Option<Duration>,
+    /// Stop after this long (live only).
+    pub duration: Option<Duration>,
+}
+
+pub struct Outcome {
+    pub end: End,
+    pub end_ns: u64,
+    pub stats: Stats,
+}
+
+/// Terminal events for a screen, or none.
+pub type Keys = Option<crossterm::event::EventStream>;
+
+async fn next_key(keys: &mut Keys) -> Option<crossterm::event::Event> {
+    match keys {
+        Some(k) => match k.next().await {
+            Some(Ok(e)) => Some(e),
+            // The terminal is gone or unreadable: stop reading it.
+            _ => {
+                *keys = None;
+                None
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// A wall-clock deadline, or never.
+fn deadline(after: Option<Duration>) -> Instant {
+    Instant::now() + after.unwrap_or(Duration::from_secs(365 * 86400))
+}
+
+/// pintrace's own CPU time between two calls, as a share of the wall time.
+struct SelfCpu {
+    last: (Duration, std::time::Instant),
+}
+
+fn own_cpu() -> Duration {
+    // SAFETY: a zeroed rusage is a valid out-parameter for getrusage.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_SELF with a valid pointer.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+impl SelfCpu {
+    fn new() -> Self {
+        SelfCpu { last: (own_cpu(), std::time::Instant::now()) }
+    }
+
+    fn pct(&mut self) -> f64 {
+        let now = (own_cpu(), std::time::Instant::now());
+        let wall = now.1.duration_since(self.last.1).as_secs_f64();
+        let cpu = now.0.saturating_sub(self.last.0).as_secs_f64();
+        self.last = now;
+        if wall > 0.0 {
+            100.0 * cpu / wall
+        } else {
+            0.0
+        }
+    }
+}
+
+/// The kernel programs' run time per second, between two calls.
+struct BpfMeter {
+    last: Option<((u64, u64), std::time::Instant)>,
+}
+
+impl BpfMeter {
+    fn rate(&mut self, now: Option<(u64, u64)>) -> Option<BpfRate> {
+        let Some(now) = now else {
+            self.last = None;
+            return None;
+        };
+        let at = std::time::Instant::now();
+        let rate = self.last.map(|(prev, t)| {
+            let secs = at.duration_since(t).as_secs_f64().max(1e-9);
+            BpfRate {
+                ns_per_sec: now.0.saturating_sub(prev.0) as f64 / secs,
+                runs_per_sec: now.1.saturating_sub(prev.1) as f64 / secs,
+            }
+        });
+        self.last = Some((now, at));
+        rate
+    }
+}
+
+/// Traces a live session into `sink` until the duration, a signal, the
+/// target's exit or the sink ends it. Call inside a tokio runtime.
+pub async fn live<S: Sink>(session: &mut Session, sink: &mut S, opts: Options, mut keys: Keys) -> Result<Outcome> {
+    let (ring, lost) = session.take_ring()?;
+    let (tx, mut rx) = mpsc::channel::<Vec<Event>>(64);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let source = Source::new(ring, lost)?;
+    let decode_errors = source.decode_errors();
+    let reader = tokio::spawn(source.run(tx, stop_rx, POLL));
+    let mut sigint = signal(SignalKind::interrupt()).context("installing the Ctrl-C handler")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut sighup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let stop_at = deadline(opts.duration);
+    let mut ticks = interval(opts.interval.unwrap_or(Duration::from_secs(1)));
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    ticks.reset();
+    let mut alive = interval(ALIVE_CHECK);
+    let mut self_cpu = SelfCpu::new();
+    let mut bpf = BpfMeter { last: None };
+    let mut stats = Stats::default();
+    let mut end: Option<End> = None;
+    let mut end_ns = 0;
+    let mut last_ts = 0;
+    let mut drained = false;
+    let pid = session.target.pid;
+
+    loop {
+        let mut stop_with: Option<End> = None;
+        tokio::select! {
+            batch = rx.recv(), if !drained => match batch {
+                Some(batch) => {
+                    sink.events(&batch)?;
+                    stats.events += batch.len() as u64;
+                    for e in &batch {
+                        last_ts = last_ts.max(e.ts_ns);
+                        match e.kind {
+                            EventKind::Exit { tgid, group_dead: true, .. } if tgid == pid => {
+                                stop_with = Some(End::TargetExited);
+                            }
+                            EventKind::Exec { tid, .. } if tid == pid => sink.retarget(session.refresh_target()),
+                            EventKind::Lost { total } => {
+                                stats.events -= 1;
+                                stats.lost = stats.lost.max(total);
+                            }
+                            EventKind::ThreadSeen { .. } => stats.events -= 1,
+                            _ => {}
+                        }
+                    }
+                }
+                None => drained = true,
+            },
+            _ = sigint.recv() => stop_with = Some(End::Interrupted),
+            _ = sigterm.recv() => stop_with = Some(End::Terminated),
+            _ = sighup.recv() => stop_with = Some(End::HungUp),
+            _ = tokio::time::sleep_until(stop_at), if end.is_none() && opts.duration.is_some() => {
+                stop_with = Some(End::Duration);
+            }
+            _ = alive.tick(), if end.is_none() => {
+                if !session.alive() {
+                    stop_with = Some(End::TargetExited);
+                }
+            }
+            _ = ticks.tick(), if end.is_none() && opts.interval.is_some() => {
+                stats.decode_errors = decode_errors.get();
+                stats.self_cpu_pct = Some(self_cpu.pct());
+                stats.bpf = bpf.rate(session.bpf_usage());
+                if sink.tick(monotonic_ns(), &stats)? == Flow::Stop {
+                    stop_with = Some(End::Done);
+                }
+            }
+            key = next_key(&mut keys) => {
+                if let Some(key) = key {
+                    match sink.key(key, monotonic_ns())? {
+                        Control::Quit => stop_with = Some(End::Quit),
+                        Control::SetInterval(d) => {
+                            ticks = interval(d);
+                            ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                            ticks.reset();
+                        }
+                        Control::BpfStats(on) => {
+                            session.set_bpf_stats(on)?;
+                            bpf.rate(session.bpf_usage());
+                        }
+                        Control::None | Control::Pause(_) | Control::Step | Control::Speed(_) => {}
+                    }
+                }
+            }
+        }
+        if let Some(why) = stop_with {
+            if end.is_none() {
+                end = Some(why);
+                end_ns = monotonic_ns();
+            }
+            if why.by_user() && drained {
+                break; // the user quits after the end: nothing left to drain
+            }
+            // The source drains what the kernel has written so far, then closes the channel.
+            let _ = stop_tx.send(true);
+        }
+        if drained && end.is_some() && !reader.is_finished() {
+            continue;
+        }
+        if drained {
+            let why = end.unwrap_or(End::Interrupted);
+            if why == End::TargetExited && last_ts > 0 {
+                // The trace ends with the target's last event (its threads' final switches).
+                end_ns = last_ts;
+            }
+            stats.decode_errors = decode_errors.get();
+            if why.by_user() || sink.ended(why, end_ns, &stats)? == Flow::Stop {
+                break;
+            }
+            // The sink stays (a screen showing the final numbers) until the user quits.
+            loop {
+                tokio::select! {
+                    _ = sigint.recv() => break,
+                    _ = sigterm.recv() => break,
+                    _ = sighup.recv() => break,
+                    key = next_key(&mut keys) => {
+                        let quit = match key {
+                            Some(key) => sink.key(key, end_ns)? == Control::Quit,
+                            None => keys.is_none(),
+                        };
+                        if quit {
+                            break;
+                        }
+                    }
+                }
+            }
+            break;
+        }
+    }
+    let source_stats = reader.await.context("the ring-buffer reader stopped")??;
+    stats.events = source_stats.events;
+    stats.lost = source_stats.lost;
+    stats.decode_errors = source_stats.decode_errors;
+    if end_ns == 0 {
+        end_ns = monotonic_ns();
+    }
+    Ok(Outcome { end: end.unwrap_or(End::Interrupted), end_ns, stats })
+}
+
+/// A record file as a source of events.
+pub struct FileFeed {
+    reader: Reader<BufReader<File>>,
+    pending: std::collections::VecDeque<Event>,
+    eof: bool,
+    pub trailer: Option<Trailer>,
+    /// Damage found while reading: the events before it were delivered.
+    pub problem: Option<ReadError>,
+    /// Events delivered.
+    pub events: u64,
+    /// The kernel's count of lost events, as the file says.
+    pub lost: u64,
+}
+
+impl FileFeed {
+    pub fn open(path: &std::path::Path) -> Result<FileFeed> {
+        let reader = Reader::open(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Ok(FileFeed {
+            reader,
+            pending: Default::default(),
+            eof: false,
+            trailer: None,
+            problem: None,
+            events: 0,
+            lost: 0,
+        })
+    }
+
+    pub fn header(&self) -> &RecordHeader {
+        self.reader.header()
+    }
+
+    /// The time of the next event, reading a chunk if none is buffered.
+    fn peek_ts(&mut self) -> Option<u64> {
+        while self.pending.is_empty() && !self.eof {
+            match self.reader.next_chunk() {
+                Ok(Some(Chunk::Events(events))) => self.pending.extend(events),
+                Ok(Some(Chunk::Trailer(t))) => self.trailer = Some(t),
+                Ok(None) => self.eof = true,
+                Err(e) => {
+                    self.problem = Some(e);
+                    self.eof = true;
+                }
+            }
+        }
+        self.pending.front().map(|e| e.ts_ns)
+    }
+
+    /// Delivers the events up to and including `until` to the sink, a chunk-sized batch at a time.
+    fn deliver<S: Sink>(&mut self, sink: &mut S, until: u64, batch: &mut Vec<Event>) -> Result<()> {
+        while let Some(ts) = self.peek_ts() {
+            if ts > until {
+                break;
+            }
+            batch.clear();
+            while let Some(e) = self.pending.front().filter(|e| e.ts_ns <= until) {
+                batch.push(*e);
+                self.pending.pop_front();
+            }
+            for e in batch.iter() {
+                match e.kind {
+                    EventKind::Lost { total } => self.lost = self.lost.max(total),
+                    EventKind::ThreadSeen { .. } => {}
+                    _ if e.cpu == crate::event::NO_CPU => {}
+                    _ => self.events += 1,
+                }
+            }
+            sink.events(batch)?;
+        }
+        Ok(())
+    }
+
+    /// The end of the recording: the trailer's, or the last event's time.
+    fn end_ns(&self, last: u64) -> u64 {
+        self.trailer.as_ref().map_or(last, |t| t.end_ns.max(last))
+    }
+}
+
+/// How a file is played.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Pace {
+    /// As fast as it can be read.
+    Max,
+    /// In step with the recording's clock, times this factor.
+    Speed(f64),
+}
+
+/// Plays a record file into `sink`. With a tick interval, the sink gets a
+/// tick at every interval boundary of the recording's clock, so that rates
+/// are the recording's whatever the playback speed.
+pub async fn replay<S: Sink>(
+    feed: &mut FileFeed,
+    sink: &mut S,
+    opts: Options,
+    mut pace: Pace,
+    mut keys: Keys,
+) -> Result<Outcome> {
+    let start = feed.header().start_ns;
+    let mut every = opts.interval.map(|d| d.as_nanos() as u64).filter(|&n| n > 0);
+    let mut boundary = every.map_or(u64::MAX, |e| start + e);
+    // The playback clock: `pos` at wall time `base`.
+    let mut pos = start;
+    let mut base = (start, std::time::Instant::now());
+    let mut paused = false;
+    let mut step = false;
+    let mut pacer = interval(PACE);
+    pacer.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut sigint = signal(SignalKind::interrupt()).context("installing the Ctrl-C handler")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut sighup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let mut batch = Vec::with_capacity(crate::source::BATCH);
+    let mut last = start;
+    let mut stats = Stats::default();
+    let mut finished = false;
+    let mut ended = false;
+
+    let end = loop {
+        let mut target: Option<u64> = None;
+        tokio::select! {
+            _ = pacer.tick(), if !finished && !paused && pace != Pace::Max => {
+                if let Pace::Speed(x) = pace {
+                    target = Some(base.0 + (base.1.elapsed().as_nanos() as f64 * x) as u64);
+                }
+            }
+            _ = std::future::ready(()), if !finished && (pace == Pace::Max && !paused || step) => {
+                // One interval (or, without ticks, everything) per turn, so keys and signals get theirs.
+                target = Some(if step || every.is_some() { boundary } else { u64::MAX });
+                step = false;
+            }
+            _ = sigint.recv() => break End::Interrupted,
+            _ = sigterm.recv() => break End::Terminated,
+            _ = sighup.recv() => break End::HungUp,
+            key = next_key(&mut keys) => {
+                let Some(key) = key else {
+                    if keys.is_none() && finished { break End::Quit }
+                    continue;
+                };
+                match sink.key(key, pos)? {
+                    Control::Quit => break End::Quit,
+                    Control::Pause(p) => {
+                        paused = p;
+                        base = (pos, std::time::Instant::now());
+                    }
+                    Control::Step => {
+                        paused = true;
+                        step = true;
+                    }
+                    Control::Speed(s) => {
+                        pace = s.map_or(Pace::Max, Pace::Speed);
+                        base = (pos, std::time::Instant::now());
+                    }
+                    Control::SetInterval(d) => {
+                        every = Some(d.as_nanos() as u64).filter(|&n| n > 0);
+                        boundary = every.map_or(u64::MAX, |e| pos + e);
+                    }
+                    Control::None | Control::BpfStats(_) => {}
+                }
+            }
+        }
+        let Some(target) = target else { continue };
+        // Deliver up to `target`, ticking at each boundary on the way.
+        loop {
+            let upto = target.min(boundary);
+            feed.deliver(sink, upto, &mut batch)?;
+            last = last.max(batch.last().map_or(last, |e| e.ts_ns));
+            let more = feed.peek_ts().is_some();
+            let end_ns = feed.end_ns(last);
+            if boundary <= target && (more || boundary <= end_ns) {
+                pos = boundary;
+                stats.events = feed.events;
+                stats.lost = feed.lost;
+                if sink.tick(boundary, &stats)? == Flow::Stop {
+                    break;
+                }
+                boundary += every.unwrap_or(u64::MAX);
+                if pace == Pace::Max {
+                    break; // one interval per turn
+                }
+                continue;
+            }
+            pos = pos.max(target.min(end_ns));
+            if !more && pos >= end_ns {
+                finished = true;
+            }
+            break;
+        }
+        if finished && !ended {
+            ended = true;
+            let end_ns = feed.end_ns(last);
+            stats.events = feed.events;
+            stats.lost = feed.lost;
+            if every.is_some() && end_ns > boundary.saturating_sub(every.unwrap_or(0)) {
+                // The last, partial interval.
+                sink.tick(end_ns, &stats)?;
+            }
+            if sink.ended(End::EndOfFile, end_ns, &stats)? == Flow::Stop {
+                break End::EndOfFile;
+            }
+            if keys.is_none() {
+                break End::EndOfFile;
+            }
+        }
+    };
+    stats.events = feed.events;
+    stats.lost = feed.lost;
+    Ok(Outcome { end, end_ns: feed.end_ns(last), stats })
+}
+
+/// Runs `f` on a single-threaded tokio runtime.
+pub fn block_on<F: Future>(f: F) -> Result<F::Output> {
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the event loop")?;
+    Ok(runtime.block_on(f))
+}

@@ -1,0 +1,184 @@
+//! Attaching to a target: resolve it (or start it), load the kernel
+//! programs, fill and reconcile the TID set, attach, and hand out the ring
+//! buffer. The one place where these steps happen, in this order, for
+//! `record` and `top` alike.
+use std::{collections::BTreeSet, ffi::OsString, os::fd::OwnedFd};
+
+use anyhow::{bail, Context as _, Result};
+use aya::maps::{MapData, RingBuf};
+
+use crate::{
+    event::{Event, EventKind, NO_CPU},
+    launch::{self, Launched, RunAs},
+    probe::{LostCounter, Options, ProbeStatus, Probes, TidSet},
+    record::{ProbeRecord, RecordHeader, Target},
+    target,
+};
+
+/// What to trace.
+#[derive(Clone, Debug)]
+pub enum TargetSpec {
+    /// A running process (any of its thread IDs works too).
+    Pid(u32),
+    /// A command to start, traced from its first instruction.
+    Command { argv: Vec<OsString>, user: Option<String>, quiet: bool },
+}
+
+/// A target with every probe attached.
+pub struct Session {
+    probes: Probes,
+    tids: TidSet,
+    pub target: Target,
+    pub header: RecordHeader,
+    /// One `ThreadSeen` per thread that existed when tracing started.
+    pub initial: Vec<Event>,
+    launched: Option<Launched>,
+    stats_fd: Option<OwnedFd>,
+}
+
+impl Session {
+    pub fn attach(spec: &TargetSpec, opts: &Options) -> Result<Session> {
+        // Check what can be checked before starting anything.
+        crate::probe::check_privileges()?;
+        let (target, launched) = match spec {
+            TargetSpec::Pid(pid) => (target::resolve(*pid)?, None),
+            TargetSpec::Command { argv, user, quiet } => {
+                let run_as = user.as_deref().map(RunAs::lookup).transpose()?;
+                let l = launch::launch(argv, run_as.as_ref(), *quiet)?;
+                let comm = std::path::Path::new(&l.argv[0])
+                    .file_name()
+                    .map_or_else(|| l.argv[0].clone(), |n| n.to_string_lossy().into_owned());
+                let target = Target { pid: l.pid, comm, cmdline: l.argv.join(" ") };
+                (target, Some(l))
+            }
+        };
+        let mut probes = Probes::load(opts)?;
+        let tids = probes.take_tids()?;
+        let before =
+            target::threads(target.pid).with_context(|| format!("listing the threads of process {}", target.pid))?;
+        if before.is_empty() {
+            bail!("process {} has no threads left (it exited)", target.pid);
+        }
+        for &tid in &before {
+            tids.insert(tid)?;
+        }
+        probes.attach_all()?;
+        let clock = target::clock_mapping();
+        let start_ns = clock.monotonic_ns;
+        let initial = reconcile(target.pid, &tids, &before, start_ns)?;
+        let header = RecordHeader {
+            pintrace_version: env!("CARGO_PKG_VERSION").to_string(),
+            host: target::hostname(),
+            kernel: target::kernel_release(),
+            nr_cpus: target::nr_cpus(),
+            target: target.clone(),
+            clock,
+            start_ns,
+            probes: probes
+                .statuses
+                .iter()
+                .map(|(s, st)| ProbeRecord { name: format!("{}:{}", s.category, s.name), status: st.to_string() })
+                .collect(),
+            syscalls: opts.syscalls,
+        };
+        Ok(Session { probes, tids, target, header, initial, launched, stats_fd: None })
+    }
+
+    /// Warnings about probes that are missing or did not attach, one line each.
+    pub fn warnings(&self) -> Vec<String> {
+        self.probes
+            .statuses
+            .iter()
+            .filter(|(_, st)| !matches!(st, ProbeStatus::Attached | ProbeStatus::Off))
+            .map(|(spec, st)| format!("{}:{} {st}; so {}", spec.category, spec.name, spec.without))
+            .collect()
+    }
+
+    pub fn attached(&self) -> usize {
+        self.probes.statuses.iter().filter(|(_, s)| *s == ProbeStatus::Attached).count()
+    }
+
+    pub fn take_ring(&mut self) -> Result<(RingBuf<MapData>, LostCounter)> {
+        Ok((self.probes.take_ring()?, self.probes.take_lost()?))
+    }
+
+    /// Lets a started command exec now that tracing is attached.
+    pub fn release(&mut self) -> Result<()> {
+        match &mut self.launched {
+            Some(l) => l.release(),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the target still runs (a started command is reaped when it ends).
+    pub fn alive(&mut self) -> bool {
+        if let Some(l) = &mut self.launched {
+            if l.try_wait().is_some() {
+                return false;
+            }
+        }
+        target::alive(self.target.pid)
+    }
+
+    /// Reads the target's name and command line again (after an exec).
+    pub fn refresh_target(&mut self) -> &Target {
+        if let Ok(t) = target::resolve(self.target.pid) {
+            self.target = t;
+        }
+        &self.target
+    }
+
+    pub fn tids(&self) -> &TidSet {
+        &self.tids
+    }
+
+    /// Turns the kernel's per-program run-time statistics on or off
+    /// (BPF_ENABLE_STATS: two clock reads more per program run while on).
+    pub fn set_bpf_stats(&mut self, on: bool) -> Result<()> {
+        if !on {
+            self.stats_fd = None;
+        } else if self.stats_fd.is_none() {
+            let fd = aya::sys::enable_stats(aya::sys::Stats::RunTime).context("turning on BPF run-time statistics")?;
+            self.stats_fd = Some(fd);
+        }
+        Ok(())
+    }
+
+    /// (run time ns, runs) summed over the attached programs, while statistics are on.
+    pub fn bpf_usage(&self) -> Option<(u64, u64)> {
+        self.stats_fd.as_ref()?;
+        self.probes.run_stats().ok()
+    }
+}
+
+/// After attach: adds the threads created between the listing and the
+/// attach (the kernel adds those created later itself), drops those listed
+/// that died before the attach (nothing else would clear their bits, and a
+/// new task reusing the TID would be taken for the target's), and returns
+/// one `ThreadSeen` at `start_ns` per thread that existed at the start.
+fn reconcile(pid: u32, tids: &TidSet, before: &BTreeSet<u32>, start_ns: u64) -> Result<Vec<Event>> {
+    let now = target::threads(pid).unwrap_or_default();
+    let mut seen: BTreeSet<u32> = before.clone();
+    for &tid in &now {
+        if !tids.contains(tid)? {
+            tids.insert(tid)?;
+            seen.insert(tid);
+        }
+    }
+    for &tid in before.difference(&now) {
+        // Exited after the attach: the kernel cleared it at its final switch
+        // and recorded its exit. Exited before: clear it here.
+        if tids.contains(tid)? {
+            tids.remove(tid)?;
+            seen.remove(&tid);
+        }
+    }
+    Ok(seen
+        .into_iter()
+        .map(|tid| Event {
+            ts_ns: start_ns,
+            cpu: NO_CPU,
+            kind: EventKind::ThreadSeen { tid, tgid: pid, comm: target::thread_comm(pid, tid) },
+        })
+        .collect())
+}

@@ -1,0 +1,170 @@
+//! The schemas shared by the front ends: the whole-trace report (`report`,
+//! `--json`) and the per-interval record of `top --batch --json`. Field
+//! names are stable (documented in the README); new fields may be added.
+use std::path::Path;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::{
+    event::Event,
+    model::{
+        live::{IntervalStats, LiveSnapshot, SenderRate, ThreadRow},
+        Model, ProcessStats, Snapshot, ThreadStats,
+    },
+    record::{ProbeRecord, RecordHeader, Target, VERSION},
+    run::{self, FileFeed, Flow, Options, Pace, Sink},
+};
+
+/// The JSON report. Field names are stable (see the README).
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub pintrace_version: String,
+    pub format_version: u16,
+    pub recorded_by: String,
+    /// False when the file was cut short or damaged, or has no trailer.
+    pub complete: bool,
+    pub problem: Option<String>,
+    pub target: Target,
+    pub host: String,
+    pub kernel: String,
+    pub nr_cpus: u32,
+    pub start_unix_ns: u64,
+    pub duration_ns: u64,
+    pub end_reason: Option<String>,
+    pub events: u64,
+    pub lost_events: u64,
+    pub probes: Vec<ProbeRecord>,
+    pub process: ProcessStats,
+    /// The busiest SIGURG senders (Go's sysmon sends almost all of them).
+    pub sigurg_senders: Vec<Sender>,
+    pub threads: Vec<ThreadStats>,
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct Sender {
+    pub tid: u32,
+    pub comm: String,
+    pub sigurg_sent: u64,
+}
+
+/// Folds every event into a model: the sink of `report`.
+struct Fold(Model);
+
+impl Sink for Fold {
+    fn events(&mut self, events: &[Event]) -> Result<()> {
+        events.iter().for_each(|e| self.0.apply(e));
+        Ok(())
+    }
+
+    fn ended(&mut self, _: run::End, _: u64, _: &run::Stats) -> Result<Flow> {
+        Ok(Flow::Stop)
+    }
+}
+
+/// Reads a whole record file into a report; a read problem past the header
+/// is kept in the report, not returned.
+pub fn build(path: &Path) -> Result<Report> {
+    let mut feed = FileFeed::open(path)?;
+    let header: RecordHeader = feed.header().clone();
+    let mut fold = Fold(Model::new(header.start_ns));
+    let outcome = run::block_on(run::replay(&mut feed, &mut fold, Options::default(), Pace::Max, None))??;
+    let snap = fold.0.snapshot(outcome.end_ns.max(header.start_ns));
+    let problem = match (&feed.problem, &feed.trailer) {
+        (Some(e), _) => Some(format!("{e}: reported the events before it")),
+        (None, None) => Some("the recording did not finish (no trailer): reported every event in the file".into()),
+        (None, Some(_)) => None,
+    };
+    let lost = feed.trailer.as_ref().map_or(0, |t| t.lost_events);
+    let end_reason = feed.trailer.as_ref().map(|t| t.end_reason.clone());
+    let target = feed.trailer.as_ref().and_then(|t| t.target.clone()).unwrap_or(header.target.clone());
+    Ok(Report::new(header, target, snap, lost, end_reason, problem))
+}
+
+impl Report {
+    pub fn new(
+        header: RecordHeader,
+        target: Target,
+        snap: Snapshot,
+        lost: u64,
+        end_reason: Option<String>,
+        problem: Option<String>,
+    ) -> Report {
+        let mut sigurg_senders: Vec<Sender> = snap
+            .threads
+            .iter()
+            .filter(|t| t.sigurg_sent > 0)
+            .map(|t| Sender { tid: t.tid, comm: t.comm.clone(), sigurg_sent: t.sigurg_sent })
+            .collect();
+        sigurg_senders.sort_by(|a, b| b.sigurg_sent.cmp(&a.sigurg_sent).then(a.tid.cmp(&b.tid)));
+        Report {
+            pintrace_version: env!("CARGO_PKG_VERSION").to_string(),
+            format_version: VERSION,
+            recorded_by: header.pintrace_version.clone(),
+            complete: problem.is_none(),
+            problem,
+            start_unix_ns: header.clock.to_realtime(header.start_ns),
+            target,
+            host: header.host,
+            kernel: header.kernel,
+            nr_cpus: header.nr_cpus,
+            duration_ns: snap.duration_ns,
+            end_reason,
+            events: snap.events,
+            lost_events: snap.lost_events.max(lost),
+            probes: header.probes,
+            process: snap.process,
+            sigurg_senders,
+            threads: snap.threads,
+        }
+    }
+}
+
+/// One interval of `top --batch --json`: report's field names for the
+/// interval's counts, plus per-second rates.
+#[derive(Debug, Serialize)]
+pub struct IntervalReport<'a> {
+    /// Wall-clock end of the interval.
+    pub time_unix_ns: u64,
+    /// End of the interval, relative to the start of tracing.
+    pub t_ns: u64,
+    pub interval_ns: u64,
+    pub target: &'a Target,
+    pub decode_errors: u64,
+    /// pintrace's own CPU use over the interval, in percent of one CPU (live only).
+    pub pintrace_cpu_pct: Option<f64>,
+    pub process: &'a IntervalStats,
+    pub sigurg_senders: &'a [SenderRate],
+    /// Threads alive or active in the interval, busiest first.
+    pub threads: Vec<&'a ThreadRow>,
+}
+
+impl<'a> IntervalReport<'a> {
+    pub fn new(
+        header: &RecordHeader,
+        target: &'a Target,
+        live: &'a LiveSnapshot,
+        stats: &run::Stats,
+    ) -> IntervalReport<'a> {
+        let mut threads: Vec<&ThreadRow> = live
+            .threads
+            .iter()
+            .filter(|t| {
+                t.died_ns.is_none_or(|d| d > live.interval.start_ns)
+                    || t.on_cpu_ns + t.voluntary_switches + t.involuntary_switches > 0
+            })
+            .collect();
+        threads.sort_by(|a, b| b.on_cpu_ns.cmp(&a.on_cpu_ns).then(a.tid.cmp(&b.tid)));
+        IntervalReport {
+            time_unix_ns: header.clock.to_realtime(live.now_ns),
+            t_ns: live.now_ns.saturating_sub(header.start_ns),
+            interval_ns: live.interval.end_ns.saturating_sub(live.interval.start_ns),
+            target,
+            decode_errors: stats.decode_errors,
+            pintrace_cpu_pct: stats.self_cpu_pct,
+            process: &live.interval,
+            sigurg_senders: &live.sigurg_senders,
+            threads,
+        }
+    }
+}

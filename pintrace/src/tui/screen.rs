@@ -1,0 +1,209 @@
+//! The screen as a sink of the event loop: the terminal's set-up and
+//! restoration (on every exit path: quit, error, panic, SIGTERM), the model
+//! that events fold into, and the app that keys drive.
+use std::{
+    io::{IsTerminal as _, Stdout},
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result};
+use ratatui::{
+    backend::CrosstermBackend,
+    crossterm::{
+        cursor,
+        event::Event as TermEvent,
+        execute,
+        terminal::{self, EnterAlternateScreen, LeaveAlternateScreen},
+    },
+    Terminal,
+};
+
+use super::{
+    app::{Action, App, BpfUsage, Mode, Speed, Status},
+    keymap, view,
+};
+use crate::{
+    event::Event,
+    model::Model,
+    record::{RecordHeader, Target},
+    run::{Control, End, Flow, Sink, Stats},
+};
+
+/// Exited threads stay on the screen this long.
+pub const RETAIN_EXITED_NS: u64 = 30_000_000_000;
+/// At most this many frames a second when ticks come faster (a fast replay).
+const MIN_FRAME: Duration = Duration::from_millis(40);
+
+pub fn is_terminal() -> bool {
+    std::io::stdout().is_terminal()
+}
+
+/// NO_COLOR (no-color.org): set and not empty turns colours off.
+pub fn color() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+fn restore() {
+    let _ = terminal::disable_raw_mode();
+    let _ = execute!(std::io::stdout(), LeaveAlternateScreen, cursor::Show);
+}
+
+/// The status of a replay of `file`.
+pub fn replay_status(header: &RecordHeader, file: &Path, speed: Option<f64>, interval: Duration) -> Status {
+    let speed = match speed {
+        None => Speed::Max,
+        Some(x) if x >= 100.0 => Speed::X100,
+        Some(x) if x >= 10.0 => Speed::X10,
+        Some(_) => Speed::X1,
+    };
+    let mode = Mode::Replay { file: file.display().to_string(), speed, end_ns: None };
+    let mut s = Status::new(header.target.clone(), mode, header.start_ns, header.nr_cpus);
+    s.interval = interval;
+    s
+}
+
+pub fn live_status(header: &RecordHeader, interval: Duration) -> Status {
+    let mut s = Status::new(header.target.clone(), Mode::Live, header.start_ns, header.nr_cpus);
+    s.interval = interval;
+    s
+}
+
+pub struct TuiSink {
+    model: Model,
+    app: App,
+    term: Terminal<CrosstermBackend<Stdout>>,
+    last_tick: u64,
+    last_draw: Option<Instant>,
+}
+
+impl TuiSink {
+    /// Takes over the terminal (alternate screen, raw mode) and draws the
+    /// first screen from the threads that exist at the start.
+    pub fn open(header: &RecordHeader, status: Status, initial: &[Event]) -> Result<TuiSink> {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            restore();
+            previous(info);
+        }));
+        terminal::enable_raw_mode().context("putting the terminal in raw mode")?;
+        let mut stdout = std::io::stdout();
+        if let Err(e) = execute!(stdout, EnterAlternateScreen, cursor::Hide) {
+            restore();
+            return Err(e).context("opening the screen");
+        }
+        let term = match Terminal::new(CrosstermBackend::new(stdout)) {
+            Ok(t) => t,
+            Err(e) => {
+                restore();
+                return Err(e).context("opening the screen");
+            }
+        };
+        let mut model = Model::new(header.start_ns).retain_exited(RETAIN_EXITED_NS);
+        initial.iter().for_each(|e| model.apply(e));
+        let mut sink =
+            TuiSink { model, app: App::new(status, color()), term, last_tick: header.start_ns, last_draw: None };
+        let size = sink.term.size().context("reading the terminal's size")?;
+        sink.app.update(super::app::Msg::Resize(size.width, size.height));
+        sink.app.show(sink.model.live(None));
+        sink.draw(true)?;
+        Ok(sink)
+    }
+
+    fn draw(&mut self, force: bool) -> Result<()> {
+        if !force && self.last_draw.is_some_and(|t| t.elapsed() < MIN_FRAME) {
+            return Ok(());
+        }
+        let app = &self.app;
+        self.term.draw(|f| view::draw(f, app)).context("drawing the screen")?;
+        self.last_draw = Some(Instant::now());
+        Ok(())
+    }
+
+    fn refresh(&mut self) {
+        self.app.show(self.model.live(self.app.focus()));
+    }
+}
+
+impl Drop for TuiSink {
+    fn drop(&mut self) {
+        restore();
+    }
+}
+
+impl Sink for TuiSink {
+    fn events(&mut self, events: &[Event]) -> Result<()> {
+        events.iter().for_each(|e| self.model.apply(e));
+        Ok(())
+    }
+
+    fn tick(&mut self, now_ns: u64, stats: &Stats) -> Result<Flow> {
+        self.model.tick(now_ns);
+        self.last_tick = now_ns;
+        let s = &mut self.app.status;
+        s.decode_errors = stats.decode_errors;
+        s.self_cpu_pct = stats.self_cpu_pct;
+        s.bpf = stats.bpf.map(|b| BpfUsage { ns_per_sec: b.ns_per_sec, runs_per_sec: b.runs_per_sec });
+        self.refresh();
+        self.draw(false)?;
+        Ok(Flow::Continue)
+    }
+
+    fn retarget(&mut self, target: &Target) {
+        self.app.status.target = target.clone();
+    }
+
+    fn ended(&mut self, end: End, end_ns: u64, stats: &Stats) -> Result<Flow> {
+        if end.by_user() {
+            return Ok(Flow::Stop);
+        }
+        if end_ns > self.last_tick {
+            self.model.tick(end_ns);
+            self.last_tick = end_ns;
+        }
+        self.app.status.ended = Some(end.to_string());
+        self.app.status.decode_errors = stats.decode_errors;
+        if let Mode::Replay { end_ns: e, .. } = &mut self.app.status.mode {
+            *e = Some(end_ns);
+        }
+        self.refresh();
+        self.draw(true)?;
+        Ok(Flow::Continue)
+    }
+
+    fn key(&mut self, event: TermEvent, now_ns: u64) -> Result<Control> {
+        let msg = match event {
+            TermEvent::Key(k) => keymap::msg(k, self.app.editing_filter()),
+            TermEvent::Resize(w, h) => Some(super::app::Msg::Resize(w, h)),
+            _ => None,
+        };
+        let Some(msg) = msg else { return Ok(Control::None) };
+        let focus = self.app.focus();
+        let control = match self.app.update(msg) {
+            Action::Quit => return Ok(Control::Quit),
+            Action::Reset => {
+                self.model.reset(now_ns.max(self.last_tick));
+                self.refresh();
+                Control::None
+            }
+            Action::SetInterval(d) => Control::SetInterval(d),
+            Action::Step => Control::Step,
+            Action::SetSpeed(s) => Control::Speed(s.factor().map(f64::from)),
+            Action::ToggleBpfStats => {
+                let on = !self.app.status.bpf_stats_on;
+                self.app.status.bpf_stats_on = on;
+                self.app.status.bpf = None;
+                Control::BpfStats(on)
+            }
+            Action::Pause(p) => Control::Pause(p),
+            Action::Redraw | Action::None => {
+                if self.app.focus() != focus {
+                    self.refresh();
+                }
+                Control::None
+            }
+        };
+        self.draw(true)?;
+        Ok(control)
+    }
+}
