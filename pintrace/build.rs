@@ -15,6 +15,7 @@ fn main() -> anyhow::Result<()> {
     println!("cargo:rerun-if-changed=../pintrace-common/src");
     println!("cargo:rerun-if-changed=../pintrace-ebpf/src");
     println!("cargo:rerun-if-changed=../pintrace-ebpf/Cargo.toml");
+    println!("cargo:rerun-if-env-changed=AYA_BUILD_SKIP");
     let skip = env::var("AYA_BUILD_SKIP").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
     if skip {
         // An empty object: `probe::load` refuses it with a clear message.

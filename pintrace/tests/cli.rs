@@ -264,3 +264,40 @@ fn foreign_empty_and_missing_files_are_one_line_errors() {
         );
     }
 }
+
+#[test]
+fn replay_batch_prints_each_interval_of_a_file_without_root() {
+    let (path, _) = sample_file("replay.ptr", true);
+    let (code, out, err) = pintrace(&["replay", "--batch", "--json", path.to_str().expect("utf-8")]);
+    assert_eq!(code, Some(0), "{err}");
+    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).expect("JSON")).collect();
+    assert_eq!(lines.len(), 1, "one interval of the 1 s recording:\n{out}");
+    let p = &lines[0]["process"];
+    assert_eq!(p["threads_created"], 1);
+    assert_eq!(p["sigurg"], 1);
+    assert_eq!(lines[0]["target"]["comm"], "goapp");
+    let (code, _, err) = pintrace(&["replay", "--speed", "fast", path.to_str().expect("utf-8")]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("not a speed"), "{err}");
+}
+
+#[test]
+fn report_escapes_control_characters_the_target_chose() {
+    let path = scratch("hostile.ptr");
+    let header = RecordHeader {
+        pintrace_version: "0.1.0".into(),
+        target: Target { pid: 7, comm: "\u{1b}[2Jx".into(), cmdline: "a\nb".into() },
+        ..Default::default()
+    };
+    let mut w = Writer::new(std::fs::File::create(&path).expect("create"), &header).expect("header");
+    w.push(&Event {
+        ts_ns: 0,
+        cpu: NO_CPU,
+        kind: EventKind::ThreadSeen { tid: 7, tgid: 7, comm: Comm::new("\u{1b}]0;t\u{7}") },
+    })
+    .expect("push");
+    w.finish(&Trailer::default()).expect("finish");
+    let (_, out, _) = pintrace(&["report", path.to_str().expect("utf-8")]);
+    assert!(!out.contains('\u{1b}') && !out.contains('\u{7}'), "{out:?}");
+    assert!(out.contains("\\x1b[2Jx") && out.contains("a\\nb") && out.contains("\\x1b]0;t\\x07"), "{out}");
+}

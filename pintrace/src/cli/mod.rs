@@ -113,7 +113,7 @@ pub struct ReplayArgs {
     pub file: PathBuf,
     /// Playback speed: 1, 10, 100 (times real time) or max
     #[arg(long, short, value_parser = parse_speed, default_value = "1")]
-    pub speed: Option<f64>,
+    pub speed: f64,
     /// Interval of the rates and charts, in the recording's time
     #[arg(long, short, value_parser = parse_duration, default_value = "1s")]
     pub interval: Duration,
@@ -125,14 +125,14 @@ pub struct ReplayArgs {
     pub json: bool,
 }
 
-/// A playback speed: a positive multiple of real time, or `max` (None).
-pub fn parse_speed(s: &str) -> Result<Option<f64>, String> {
+/// A playback speed: a positive multiple of real time, or `max` (infinity).
+pub fn parse_speed(s: &str) -> Result<f64, String> {
     if s.trim().eq_ignore_ascii_case("max") {
-        return Ok(None);
+        return Ok(f64::INFINITY);
     }
     let t = s.trim().trim_end_matches(['x', 'X', '×']);
     match t.parse::<f64>() {
-        Ok(x) if x.is_finite() && x > 0.0 && x <= 1e6 => Ok(Some(x)),
+        Ok(x) if x.is_finite() && x > 0.0 && x <= 1e6 => Ok(x),
         _ => Err(format!("not a speed: {s} (try 1, 10, 100 or max)")),
     }
 }
@@ -207,9 +207,9 @@ mod tests {
 
     #[test]
     fn speeds() {
-        assert_eq!(parse_speed("1"), Ok(Some(1.0)));
-        assert_eq!(parse_speed("10x"), Ok(Some(10.0)));
-        assert_eq!(parse_speed("max"), Ok(None));
+        assert_eq!(parse_speed("1"), Ok(1.0));
+        assert_eq!(parse_speed("10x"), Ok(10.0));
+        assert_eq!(parse_speed("max"), Ok(f64::INFINITY));
         assert!(parse_speed("0").is_err());
         assert!(parse_speed("fast").is_err());
     }

@@ -17,8 +17,9 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
         let mut sink = BatchSink::new(&header, args.json, None);
         run::block_on(run::replay(&mut feed, &mut sink, opts, Pace::Max, None))??;
     } else {
-        let pace = args.speed.map_or(Pace::Max, Pace::Speed);
-        let status = screen::replay_status(&header, &args.file, args.speed, args.interval);
+        let speed = Some(args.speed).filter(|x| x.is_finite());
+        let pace = speed.map_or(Pace::Max, Pace::Speed);
+        let status = screen::replay_status(&header, &args.file, speed, args.interval);
         let mut sink = TuiSink::open(&header, status, &[])?;
         let keys = Some(crossterm::event::EventStream::new());
         let outcome = run::block_on(run::replay(&mut feed, &mut sink, opts, pace, keys));

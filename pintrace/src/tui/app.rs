@@ -316,6 +316,9 @@ pub struct App {
     sort: SortColumn,
     reverse: bool,
     selected: Option<u32>,
+    /// The user moved the selection: it follows its thread. Until then (and
+    /// after Home) it stays on the top row, so the busiest threads show.
+    following: bool,
     /// The selected row's position, to select a neighbour when it goes.
     index: usize,
     /// The first table row shown.
@@ -339,6 +342,7 @@ impl App {
             sort: SortColumn::Cpu,
             reverse: false,
             selected: None,
+            following: false,
             index: 0,
             offset: 0,
             filter: String::new(),
@@ -448,7 +452,10 @@ impl App {
             Msg::Down => self.move_by(1),
             Msg::PageUp => self.move_by(-(self.page() as isize)),
             Msg::PageDown => self.move_by(self.page() as isize),
-            Msg::Home => self.move_by(isize::MIN / 2),
+            Msg::Home => {
+                self.move_by(isize::MIN / 2);
+                self.following = false;
+            }
             Msg::End => self.move_by(isize::MAX / 2),
             Msg::Open => {
                 if self.screen == Screen::Main && self.visible(self.selected) {
@@ -562,6 +569,12 @@ impl App {
             self.offset = 0;
             return;
         }
+        if !self.following && self.screen == Screen::Main {
+            self.index = 0;
+            self.selected = Some(tids[0]);
+            self.scroll();
+            return;
+        }
         match self.selected.and_then(|s| tids.iter().position(|&t| t == s)) {
             Some(i) => self.index = i,
             None if self.screen == Screen::Detail && self.selected.is_some() => return,
@@ -580,6 +593,7 @@ impl App {
         }
         let cur = self.selected.and_then(|s| tids.iter().position(|&t| t == s)).unwrap_or(self.index);
         let i = cur.saturating_add_signed(delta).min(tids.len() - 1);
+        self.following = true;
         self.index = i;
         self.selected = Some(tids[i]);
         self.scroll();
@@ -710,6 +724,29 @@ mod tests {
 
     fn tids(app: &App) -> Vec<u32> {
         app.rows().iter().map(|r| r.tid).collect()
+    }
+
+    #[test]
+    fn the_selection_stays_on_the_top_row_until_the_user_moves_it() {
+        let (mut app, mut m) = app();
+        assert_eq!(app.selected(), Some(101), "the busiest thread, on top");
+        // Next second, gc (103) is the busiest: the top row is still selected.
+        m.apply(&switch(1_000, 2, 0, 103, false));
+        m.apply(&switch(1_900, 2, 103, 0, false));
+        m.tick(S + 2_000 * MS);
+        app.show(m.live(app.focus()));
+        assert_eq!(tids(&app)[0], 103);
+        assert_eq!((app.selected(), app.offset()), (Some(103), 0));
+        // Once moved, the selection follows its thread wherever it sorts.
+        app.update(Msg::Down);
+        let picked = app.selected();
+        m.tick(S + 3_000 * MS);
+        app.show(m.live(app.focus()));
+        assert_eq!(app.selected(), picked);
+        app.update(Msg::Home);
+        m.tick(S + 4_000 * MS);
+        app.show(m.live(app.focus()));
+        assert_eq!(app.selected(), tids(&app).first().copied(), "Home goes back to the top row");
     }
 
     #[test]

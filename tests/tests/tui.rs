@@ -1,0 +1,152 @@
+//! The real binary in a real terminal (tmux): `top` on a real Go workload,
+//! and `replay` of its recording run as a user without privileges.
+use std::{
+    process::Command,
+    thread,
+    time::{Duration, Instant},
+};
+
+use pintrace_tests::{go_program, pintrace_bin, Recording, Workload};
+
+/// A detached tmux session of 160x45 running one shell command.
+struct Tmux(String);
+
+impl Tmux {
+    fn start(name: &str, command: &str) -> Tmux {
+        let _ = Command::new("tmux").args(["kill-session", "-t", name]).output();
+        let ok = Command::new("tmux")
+            .args(["new-session", "-d", "-s", name, "-x", "160", "-y", "45", command])
+            .status()
+            .expect("running tmux (cargo xtask setup installs it)");
+        assert!(ok.success(), "tmux new-session failed");
+        Tmux(name.to_string())
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux").args(["capture-pane", "-p", "-t", &self.0]).output().expect("capture-pane");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let ok = Command::new("tmux").args(["send-keys", "-t", &self.0]).args(keys).status().expect("send-keys");
+        assert!(ok.success());
+    }
+
+    /// Waits (10 s at most) for the screen to satisfy `pred`.
+    fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let s = self.screen();
+            if pred(&s) {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "the screen never showed {what}:\n{s}");
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux").args(["kill-session", "-t", &self.0]).output();
+    }
+}
+
+/// The table's rows (the lines after its header), as whitespace-split words.
+fn rows(screen: &str) -> Vec<Vec<String>> {
+    let lines: Vec<&str> = screen.lines().collect();
+    let Some(head) = lines.iter().position(|l| l.starts_with("TID") && l.contains("NAME")) else { return vec![] };
+    lines[head + 1..]
+        .iter()
+        .take_while(|l| l.split_whitespace().next().is_some_and(|w| w.chars().all(|c| c.is_ascii_digit())))
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect()
+}
+
+/// %CPU of a row: the number after the state letter.
+fn cpu_pct(row: &[String]) -> f64 {
+    let s = row.iter().position(|w| ["R", "W", "S", "X"].contains(&w.as_str())).expect("a state column");
+    row[s + 1].parse().expect("a %CPU value")
+}
+
+fn busy_go(ms: &str) -> Workload {
+    let mut w = Workload::spawn(&go_program("busy"), &["2", ms]);
+    w.send("go");
+    w
+}
+
+#[test]
+fn top_shows_the_threads_sorts_opens_detail_and_quits_cleanly() {
+    let w = busy_go("30000");
+    let t =
+        Tmux::start("pt-e2e-top", &format!("{} top --pid {}; echo EXIT=$?; sleep 60", pintrace_bin().display(), w.pid));
+    let pid = format!("(pid {})", w.pid);
+    // Two busy goroutines: the top rows are threads each near a full CPU.
+    let s = t.wait_for("the workload's busy threads on top", |s| {
+        s.contains(&pid) && rows(s).iter().take(2).all(|r| cpu_pct(r) > 20.0)
+    });
+    assert!(s.contains("SIGURG"), "{s}");
+    let top = rows(&s)[0][0].clone();
+
+    t.keys(&["s"]);
+    let s = t.wait_for("the table sorted by TID", |s| s.contains("sorted by TID"));
+    let tids: Vec<u64> = rows(&s).iter().map(|r| r[0].parse().expect("tid")).collect();
+    assert!(tids.windows(2).all(|p| p[0] < p[1]), "ascending TIDs: {tids:?}");
+    assert_eq!(tids.first().copied(), Some(u64::from(w.pid)), "the main thread has the lowest TID");
+
+    t.keys(&["S"]);
+    let s = t.wait_for("the TID sort reversed", |s| {
+        let tids: Vec<u64> = rows(s).iter().map(|r| r[0].parse().unwrap_or(0)).collect();
+        tids.len() > 1 && tids.windows(2).all(|p| p[0] > p[1])
+    });
+    assert!(s.contains("TID▼"), "{s}");
+
+    // Back to %CPU (s cycles through every column), then open the busiest thread.
+    for _ in 0..10 {
+        t.keys(&["s"]);
+    }
+    t.wait_for("the table sorted by %CPU again", |s| s.contains("sorted by %CPU"));
+    t.keys(&["Home", "Enter"]);
+    let s = t.wait_for("the detail view", |s| s.contains("on-CPU time by CPU") && s.contains("timeline"));
+    assert!(s.contains("run-queue waits") && s.contains("signalled by"), "{s}");
+    assert!(s.contains(&top) || s.lines().next().is_some_and(|l| l.contains("thread")), "{s}");
+
+    t.keys(&["Escape"]);
+    t.wait_for("the main screen again", |s| s.contains("sorted by %CPU"));
+    t.keys(&["q"]);
+    let s = t.wait_for("pintrace's exit", |s| s.contains("EXIT="));
+    assert!(s.contains("EXIT=0"), "q exits 0:\n{s}");
+    assert!(!s.contains("sorted by"), "the terminal is restored (the screen is gone):\n{s}");
+}
+
+#[test]
+fn replay_runs_without_privileges_and_says_when_the_recording_ends() {
+    let mut w = Workload::spawn(&go_program("busy"), &["2", "1500"]);
+    let pid = w.pid;
+    let rec = Recording::start(pid, "replay-e2e", &[]);
+    w.send("go");
+    assert_eq!(w.read_line(), "done");
+    assert!(w.wait().success());
+    let done = rec.finish();
+    assert!(done.status.success(), "{}", done.stderr);
+    let file = done.path.clone();
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o644)).expect("chmod");
+
+    let t = Tmux::start(
+        "pt-e2e-replay",
+        &format!(
+            "setpriv --reuid=65534 --regid=65534 --clear-groups -- {} replay --speed 10 {}; echo EXIT=$?; sleep 60",
+            pintrace_bin().display(),
+            file.display()
+        ),
+    );
+    let s = t.wait_for("the end of the recording", |s| s.contains("end of recording"));
+    assert!(s.contains(&format!("(pid {pid})")) && s.contains("replay"), "{s}");
+    assert!(rows(&s).iter().any(|r| r[0] == pid.to_string()), "the workload's threads:\n{s}");
+    // The final numbers stay until the user quits.
+    thread::sleep(Duration::from_millis(500));
+    assert!(t.screen().contains("end of recording"));
+    t.keys(&["q"]);
+    let s = t.wait_for("pintrace's exit", |s| s.contains("EXIT="));
+    assert!(s.contains("EXIT=0"), "{s}");
+}
