@@ -123,6 +123,12 @@ pub enum EventKind {
     Lost {
         total: u64,
     },
+    /// Synthesised: the target's CPU cgroup's `cpu.stat` as polled (cumulative counters).
+    Throttle {
+        nr_periods: u64,
+        nr_throttled: u64,
+        throttled_ns: u64,
+    },
 }
 
 impl EventKind {

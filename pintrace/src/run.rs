@@ -24,6 +24,9 @@ use crate::{
 const POLL: Duration = Duration::from_millis(20);
 /// How often /proc is asked whether the target still exists.
 const ALIVE_CHECK: Duration = Duration::from_millis(200);
+/// How often the target's cgroup's throttling counters are read: at least
+/// once per CFS period of the default 100 ms, so throttled periods show.
+const THROTTLE_POLL: Duration = Duration::from_millis(100);
 /// How often a paced replay moves its clock on.
 const PACE: Duration = Duration::from_millis(20);
 
@@ -232,6 +235,9 @@ pub async fn live<S: Sink>(session: &mut Session, sink: &mut S, opts: Options, m
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     ticks.reset();
     let mut alive = interval(ALIVE_CHECK);
+    let mut throttle = interval(THROTTLE_POLL);
+    let mut last_throttle: Option<EventKind> = None;
+    let has_cgroup = session.cgroup.is_ok();
     let mut self_cpu = SelfCpu::new();
     let mut bpf = BpfMeter { last: None };
     let mut stats = Stats::default();
@@ -271,6 +277,14 @@ pub async fn live<S: Sink>(session: &mut Session, sink: &mut S, opts: Options, m
             _ = sighup.recv() => stop_with = Some(End::HungUp),
             _ = tokio::time::sleep_until(stop_at), if end.is_none() && opts.duration.is_some() => {
                 stop_with = Some(End::Duration);
+            }
+            _ = throttle.tick(), if end.is_none() && has_cgroup => {
+                if let Some(e) = session.throttle_event() {
+                    if last_throttle != Some(e.kind) {
+                        last_throttle = Some(e.kind);
+                        sink.events(&[e])?;
+                    }
+                }
             }
             _ = alive.tick(), if end.is_none() => {
                 if !session.alive() {

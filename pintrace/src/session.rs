@@ -8,6 +8,7 @@ use anyhow::{bail, Context as _, Result};
 use aya::maps::{MapData, RingBuf};
 
 use crate::{
+    cgroup::CpuGroup,
     event::{Event, EventKind, NO_CPU},
     launch::{self, Launched, RunAs},
     probe::{LostCounter, Options, ProbeStatus, Probes, TidSet},
@@ -34,6 +35,8 @@ pub struct Session {
     pub initial: Vec<Event>,
     launched: Option<Launched>,
     stats_fd: Option<OwnedFd>,
+    /// The target's CPU cgroup, or why it could not be found.
+    pub cgroup: Result<CpuGroup, String>,
 }
 
 impl Session {
@@ -66,6 +69,7 @@ impl Session {
         let clock = target::clock_mapping();
         let start_ns = clock.monotonic_ns;
         let initial = reconcile(target.pid, &tids, &before, start_ns)?;
+        let cgroup = CpuGroup::of_pid(target.pid).map_err(|e| format!("{e:#}"));
         let header = RecordHeader {
             pintrace_version: env!("CARGO_PKG_VERSION").to_string(),
             host: target::hostname(),
@@ -80,17 +84,21 @@ impl Session {
                 .map(|(s, st)| ProbeRecord { name: format!("{}:{}", s.category, s.name), status: st.to_string() })
                 .collect(),
             syscalls: opts.syscalls,
+            cgroup: cgroup.as_ref().ok().cloned(),
         };
-        Ok(Session { probes, tids, target, header, initial, launched, stats_fd: None })
+        Ok(Session { probes, tids, target, header, initial, launched, stats_fd: None, cgroup })
     }
 
-    /// Warnings about probes that are missing or did not attach, one line each.
+    /// Warnings about probes that are missing or did not attach, and about
+    /// the cgroup, one line each.
     pub fn warnings(&self) -> Vec<String> {
+        let cgroup = self.cgroup.as_ref().err().map(|e| format!("{e}; so no CPU quota or throttling figures"));
         self.probes
             .statuses
             .iter()
             .filter(|(_, st)| !matches!(st, ProbeStatus::Attached | ProbeStatus::Off))
             .map(|(spec, st)| format!("{}:{} {st}; so {}", spec.category, spec.name, spec.without))
+            .chain(cgroup)
             .collect()
     }
 
@@ -126,6 +134,20 @@ impl Session {
             self.target = t;
         }
         &self.target
+    }
+
+    /// The cgroup's throttling counters now, as an event (None without a cgroup).
+    pub fn throttle_event(&self) -> Option<Event> {
+        let s = self.cgroup.as_ref().ok()?.stat()?;
+        Some(Event {
+            ts_ns: target::monotonic_ns(),
+            cpu: NO_CPU,
+            kind: EventKind::Throttle {
+                nr_periods: s.nr_periods,
+                nr_throttled: s.nr_throttled,
+                throttled_ns: s.throttled_ns,
+            },
+        })
     }
 
     pub fn tids(&self) -> &TidSet {

@@ -7,6 +7,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::{
+    cgroup::{CpuGroup, CpuStat},
     event::Event,
     model::{
         live::{IntervalStats, LiveSnapshot, SenderRate, ThreadRow},
@@ -36,9 +37,45 @@ pub struct Report {
     pub lost_events: u64,
     pub probes: Vec<ProbeRecord>,
     pub process: ProcessStats,
+    /// The target's CPU cgroup and its throttling over the recording (null: none found).
+    pub cgroup: Option<CgroupReport>,
     /// The busiest SIGURG senders (Go's sysmon sends almost all of them).
     pub sigurg_senders: Vec<Sender>,
     pub threads: Vec<ThreadStats>,
+}
+
+/// A cgroup with its throttling counters over a window.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct CgroupReport {
+    pub path: String,
+    pub version: u8,
+    pub quota_cpus: Option<f64>,
+    pub period_us: Option<u64>,
+    pub limited_by: Option<String>,
+    pub cpus_allowed: u32,
+    pub nr_periods: u64,
+    pub nr_throttled: u64,
+    pub throttled_ns: u64,
+    /// Share of periods throttled, in percent.
+    pub throttled_pct: f64,
+}
+
+impl CgroupReport {
+    pub fn new(g: &CpuGroup, s: Option<CpuStat>) -> CgroupReport {
+        let s = s.unwrap_or_default();
+        CgroupReport {
+            path: g.path.clone(),
+            version: g.version,
+            quota_cpus: g.quota_cpus,
+            period_us: g.period_us,
+            limited_by: g.limited_by.clone(),
+            cpus_allowed: g.cpus_allowed,
+            nr_periods: s.nr_periods,
+            nr_throttled: s.nr_throttled,
+            throttled_ns: s.throttled_ns,
+            throttled_pct: if s.nr_periods > 0 { 100.0 * s.nr_throttled as f64 / s.nr_periods as f64 } else { 0.0 },
+        }
+    }
 }
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -112,6 +149,7 @@ impl Report {
             end_reason,
             events: snap.events,
             lost_events: snap.lost_events.max(lost),
+            cgroup: header.cgroup.as_ref().map(|g| CgroupReport::new(g, snap.throttle)),
             probes: header.probes,
             process: snap.process,
             sigurg_senders,
@@ -134,6 +172,8 @@ pub struct IntervalReport<'a> {
     /// pintrace's own CPU use over the interval, in percent of one CPU (live only).
     pub pintrace_cpu_pct: Option<f64>,
     pub process: &'a IntervalStats,
+    /// The cgroup and its throttling in the interval (null: none found).
+    pub cgroup: Option<CgroupReport>,
     pub sigurg_senders: &'a [SenderRate],
     /// Threads alive or active in the interval, busiest first.
     pub threads: Vec<&'a ThreadRow>,
@@ -163,6 +203,7 @@ impl<'a> IntervalReport<'a> {
             decode_errors: stats.decode_errors,
             pintrace_cpu_pct: stats.self_cpu_pct,
             process: &live.interval,
+            cgroup: header.cgroup.as_ref().map(|g| CgroupReport::new(g, live.interval.throttle)),
             sigurg_senders: &live.sigurg_senders,
             threads,
         }

@@ -36,6 +36,7 @@ fn sample_file(name: &str, trailer: bool) -> (PathBuf, Vec<u8>) {
         start_ns: start,
         probes: vec![],
         syscalls: false,
+        cgroup: None,
     };
     let ev = |t: u64, cpu: u32, kind| Event { ts_ns: start + t * MS, cpu, kind };
     let mut events = vec![

@@ -126,6 +126,13 @@ fn block(header: &RecordHeader, target: &Target, live: &LiveSnapshot, stats: &St
         let _ = write!(o, "; pintrace {c:.1}% CPU");
     }
     let _ = writeln!(o);
+    if let Some(g) = &header.cgroup {
+        let _ = write!(o, "cgroup {} quota {}", clean(&g.path), g.describe_quota());
+        if let (Some(pct), Some(ms)) = (r.throttled_periods_pct, r.throttled_ms_per_sec) {
+            let _ = write!(o, "; throttled in {pct:.0}% of periods, {ms:.0}ms/s");
+        }
+        let _ = writeln!(o);
+    }
     let _ = writeln!(
         o,
         "{:>8} {:<16} {:>1} {:>6} {:>4} {:>7} {:>8} {:>8} {:>7} {:>9} {:>8}",

@@ -52,6 +52,29 @@ pub fn render(r: &Report, rows: usize) -> String {
     let p = &r.process;
     let _ = writeln!(o, "target    {} ({})  {}", r.target.pid, clean(&r.target.comm), clean(&r.target.cmdline));
     let _ = writeln!(o, "host      {}, kernel {}, {} CPUs", r.host, r.kernel, r.nr_cpus);
+    if let Some(c) = &r.cgroup {
+        let _ = write!(o, "cgroup    {} (v{}), {} CPUs allowed, quota ", clean(&c.path), c.version, c.cpus_allowed);
+        match (c.quota_cpus, c.period_us) {
+            (Some(q), Some(p)) => {
+                let _ = write!(o, "{q:.2} CPUs per {}ms period", p / 1000);
+                if c.limited_by.as_deref().is_some_and(|l| l != c.path) {
+                    let _ = write!(o, " (set by {})", c.limited_by.as_deref().unwrap_or_default());
+                }
+                let _ = write!(
+                    o,
+                    "; throttled in {} of {} periods ({:.0}%), {} in all",
+                    c.nr_throttled,
+                    c.nr_periods,
+                    c.throttled_pct,
+                    fmt::ns(c.throttled_ns)
+                );
+            }
+            _ => {
+                let _ = write!(o, "none");
+            }
+        }
+        let _ = writeln!(o);
+    }
     let _ = writeln!(
         o,
         "window    {} for {}{}",

@@ -80,6 +80,10 @@ pub struct Rates {
     /// On-CPU time per second: CPUs in use on average.
     pub cpus_used: f64,
     pub events_per_sec: f64,
+    /// Share of the cgroup's CFS periods that were throttled (None: no cgroup, or no periods).
+    pub throttled_periods_pct: Option<f64>,
+    /// Throttled time per second of the interval, in ms (None: no cgroup).
+    pub throttled_ms_per_sec: Option<f64>,
 }
 
 /// The process over the last interval: counts with report's field names, plus rates.
@@ -90,6 +94,8 @@ pub struct IntervalStats {
     pub end_ns: u64,
     pub events: u64,
     pub lost_events: u64,
+    /// The cgroup's periods and throttling in the interval (None: no cgroup).
+    pub throttle: Option<crate::cgroup::CpuStat>,
     #[serde(flatten)]
     pub process: ProcessStats,
     #[serde(flatten)]
@@ -117,6 +123,8 @@ pub struct HistoryPoint {
     pub sigurg_per_sec: f64,
     pub runq_p99_ns: u64,
     pub cpus_used: f64,
+    /// Share of CFS periods throttled, in percent (0 without a cgroup).
+    pub throttled_pct: f64,
 }
 
 /// Something that happened, for the event log.
@@ -148,6 +156,12 @@ pub enum LogKind {
     Lost {
         count: u64,
         total: u64,
+    },
+    /// The cgroup was throttled in some of the interval's CFS periods.
+    Throttled {
+        periods: u64,
+        throttled: u64,
+        throttled_ns: u64,
     },
     Exec {
         tid: u32,
@@ -191,6 +205,11 @@ impl fmt::Display for LogKind {
             LogKind::Lost { count, total } => {
                 write!(f, "{count} events lost (ring buffer full; {total} in all): counts are low")
             }
+            LogKind::Throttled { periods, throttled, throttled_ns } => write!(
+                f,
+                "CPU quota throttled the cgroup in {throttled} of {periods} periods, {} in all",
+                ns(*throttled_ns)
+            ),
             LogKind::Exec { tid, comm } => write!(f, "exec: thread {tid} is now {}", clean(comm)),
             LogKind::ChildProcesses { count } => write!(f, "{count} child process(es) started"),
         }

@@ -11,6 +11,7 @@ use std::collections::{HashMap, VecDeque};
 use serde::Serialize;
 
 use crate::{
+    cgroup::CpuStat,
     event::{Event, EventKind},
     hist::Histogram,
 };
@@ -82,6 +83,18 @@ pub struct Model {
     /// Births and exits of the open interval, logged one by one if few.
     pending: Vec<LogEntry>,
     pending_more: bool,
+    /// The cgroup's cpu.stat: when first seen (or at reset), now, and at the last tick.
+    throttle_base: Option<CpuStat>,
+    throttle_now: CpuStat,
+    throttle_at_tick: CpuStat,
+}
+
+fn stat_minus(a: &CpuStat, b: &CpuStat) -> CpuStat {
+    CpuStat {
+        nr_periods: a.nr_periods.saturating_sub(b.nr_periods),
+        nr_throttled: a.nr_throttled.saturating_sub(b.nr_throttled),
+        throttled_ns: a.throttled_ns.saturating_sub(b.throttled_ns),
+    }
 }
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Latency {
@@ -154,6 +167,9 @@ pub struct Snapshot {
     pub process: ProcessStats,
     /// Sorted by on-CPU time, then TID.
     pub threads: Vec<ThreadStats>,
+    /// The cgroup's CFS bandwidth periods and throttling over the window (None: no cgroup seen).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throttle: Option<CpuStat>,
 }
 
 fn per_sec(count: u64, ns: u64) -> f64 {
@@ -220,6 +236,9 @@ impl Model {
             log: VecDeque::new(),
             pending: Vec::new(),
             pending_more: false,
+            throttle_base: None,
+            throttle_now: CpuStat::default(),
+            throttle_at_tick: CpuStat::default(),
         }
     }
 
@@ -377,6 +396,14 @@ impl Model {
                 }
             }
             EventKind::Lost { total } => self.lost = self.lost.max(total),
+            EventKind::Throttle { nr_periods, nr_throttled, throttled_ns } => {
+                let s = CpuStat { nr_periods, nr_throttled, throttled_ns };
+                if self.throttle_base.is_none() {
+                    self.throttle_base = Some(s);
+                    self.throttle_at_tick = s;
+                }
+                self.throttle_now = s;
+            }
         }
     }
 
@@ -419,7 +446,8 @@ impl Model {
         process.sigurg_per_sec = per_sec(process.sigurg, duration_ns);
         process.runq_latency_ns = Latency::from(&runq);
         threads.sort_by(|a, b| b.on_cpu_ns.cmp(&a.on_cpu_ns).then(a.tid.cmp(&b.tid)));
-        Snapshot { duration_ns, events: self.p.events, lost_events: self.lost, process, threads }
+        let throttle = self.throttle_base.map(|b| stat_minus(&self.throttle_now, &b));
+        Snapshot { duration_ns, events: self.p.events, lost_events: self.lost, process, threads, throttle }
     }
 
     /// Closes the interval that ends at `now_ns`: per-interval deltas and
@@ -459,6 +487,7 @@ impl Model {
             clone_calls: self.p.clone_calls - self.p_at_tick.clone_calls.min(self.p.clone_calls),
         };
         let lost = self.lost.saturating_sub(self.lost_at_tick);
+        let throttle = self.throttle_base.map(|_| stat_minus(&self.throttle_now, &self.throttle_at_tick));
         let process = ProcessStats {
             threads_at_start: self.at_start,
             threads_now: self.alive,
@@ -490,6 +519,11 @@ impl Model {
             signals_per_sec: per_sec(sum.signals_received, len),
             cpus_used: if len == 0 { 0.0 } else { sum.on_cpu_ns as f64 / len as f64 },
             events_per_sec: per_sec(d.events, len),
+            throttled_periods_pct: throttle
+                .filter(|t| t.nr_periods > 0)
+                .map(|t| 100.0 * t.nr_throttled as f64 / t.nr_periods as f64),
+            throttled_ms_per_sec: throttle
+                .map(|t| if len == 0 { 0.0 } else { t.throttled_ns as f64 * 1e3 / len as f64 }),
         };
         let point = HistoryPoint {
             t_ns: now,
@@ -501,6 +535,7 @@ impl Model {
             sigurg_per_sec: rates.sigurg_per_sec,
             runq_p99_ns: process.runq_latency_ns.p99,
             cpus_used: rates.cpus_used,
+            throttled_pct: rates.throttled_periods_pct.unwrap_or(0.0),
         };
 
         // The event log.
@@ -519,6 +554,12 @@ impl Model {
         }
         if lost > 0 {
             self.log(now, LogKind::Lost { count: lost, total: self.lost });
+        }
+        if let Some(t) = throttle.filter(|t| t.nr_throttled > 0) {
+            self.log(
+                now,
+                LogKind::Throttled { periods: t.nr_periods, throttled: t.nr_throttled, throttled_ns: t.throttled_ns },
+            );
         }
         let usual =
             median(self.history.iter().rev().take(BURST_BASELINE).map(|h| h.sigurg_per_sec).collect::<Vec<_>>());
@@ -539,13 +580,21 @@ impl Model {
             self.history.pop_front();
         }
         self.history.push_back(point);
-        self.interval =
-            IntervalStats { start_ns: self.tick_ns, end_ns: now, events: d.events, lost_events: lost, process, rates };
+        self.interval = IntervalStats {
+            start_ns: self.tick_ns,
+            end_ns: now,
+            events: d.events,
+            lost_events: lost,
+            throttle,
+            process,
+            rates,
+        };
         self.senders = senders;
         self.prev_tick_ns = self.tick_ns;
         self.tick_ns = now;
         self.p_at_tick = self.p;
         self.lost_at_tick = self.lost;
+        self.throttle_at_tick = self.throttle_now;
         self.lifetimes_iv = Histogram::default();
         self.prune(now);
     }
@@ -585,6 +634,9 @@ impl Model {
         self.pruned = Counts::default();
         self.pruned_runq = Histogram::default();
         self.tick_ns = self.tick_ns.max(now_ns);
+        if self.throttle_base.is_some() {
+            self.throttle_base = Some(self.throttle_now);
+        }
     }
 
     /// What a live front end shows after the last `tick`, with the detail

@@ -66,6 +66,7 @@ fn get_comm(buf: &mut &[u8]) -> Result<Comm, String> {
 // Event codes in the file. The kernel kinds keep their wire numbers.
 const CODE_THREAD_SEEN: u8 = 100;
 const CODE_LOST: u8 = 101;
+const CODE_THROTTLE: u8 = 102;
 
 pub(super) fn encode(buf: &mut BytesMut, prev_ts: u64, e: &Event) {
     use pintrace_common as w;
@@ -82,6 +83,7 @@ pub(super) fn encode(buf: &mut BytesMut, prev_ts: u64, e: &Event) {
         EventKind::Exec { .. } => w::KIND_EXEC as u8,
         EventKind::ThreadSeen { .. } => CODE_THREAD_SEEN,
         EventKind::Lost { .. } => CODE_LOST,
+        EventKind::Throttle { .. } => CODE_THROTTLE,
     };
     buf.put_u8(code);
     put_zigzag(buf, e.ts_ns.wrapping_sub(prev_ts) as i64);
@@ -153,6 +155,11 @@ pub(super) fn encode(buf: &mut BytesMut, prev_ts: u64, e: &Event) {
             put_comm(buf, &comm);
         }
         EventKind::Lost { total } => put_varint(buf, total),
+        EventKind::Throttle { nr_periods, nr_throttled, throttled_ns } => {
+            put_varint(buf, nr_periods);
+            put_varint(buf, nr_throttled);
+            put_varint(buf, throttled_ns);
+        }
     }
 }
 
@@ -209,6 +216,11 @@ pub(super) fn decode_one(buf: &mut &[u8], prev_ts: u64) -> Result<Event, String>
             EventKind::ThreadSeen { tid: get_u32(buf)?, tgid: get_u32(buf)?, comm: get_comm(buf)? }
         }
         c if c == u32::from(CODE_LOST) => EventKind::Lost { total: get_varint(buf)? },
+        c if c == u32::from(CODE_THROTTLE) => EventKind::Throttle {
+            nr_periods: get_varint(buf)?,
+            nr_throttled: get_varint(buf)?,
+            throttled_ns: get_varint(buf)?,
+        },
         other => return Err(format!("unknown event code {other}")),
     };
     Ok(Event { ts_ns, cpu, kind })

@@ -61,7 +61,7 @@ pub struct ProbeRecord {
     pub status: String,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RecordHeader {
     pub pintrace_version: String,
     pub host: String,
@@ -74,6 +74,9 @@ pub struct RecordHeader {
     pub probes: Vec<ProbeRecord>,
     #[serde(default)]
     pub syscalls: bool,
+    /// The target's CPU cgroup at the start (absent in older files, or when none was found).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<crate::cgroup::CpuGroup>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

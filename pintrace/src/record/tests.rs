@@ -13,6 +13,7 @@ fn header() -> RecordHeader {
         start_ns: 1_000,
         probes: vec![ProbeRecord { name: "sched_switch".into(), status: "attached".into() }],
         syscalls: false,
+        cgroup: None,
     }
 }
 

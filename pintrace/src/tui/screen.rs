@@ -70,6 +70,7 @@ pub fn live_status(header: &RecordHeader, interval: Duration) -> Status {
 }
 
 pub struct TuiSink {
+    cgroup: Option<crate::cgroup::CpuGroup>,
     model: Model,
     app: App,
     term: Terminal<CrosstermBackend<Stdout>>,
@@ -101,8 +102,14 @@ impl TuiSink {
         };
         let mut model = Model::new(header.start_ns).retain_exited(RETAIN_EXITED_NS);
         initial.iter().for_each(|e| model.apply(e));
-        let mut sink =
-            TuiSink { model, app: App::new(status, color()), term, last_tick: header.start_ns, last_draw: None };
+        let mut sink = TuiSink {
+            cgroup: header.cgroup.clone(),
+            model,
+            app: App::new(status, color()),
+            term,
+            last_tick: header.start_ns,
+            last_draw: None,
+        };
         let size = sink.term.size().context("reading the terminal's size")?;
         sink.app.update(super::app::Msg::Resize(size.width, size.height));
         sink.app.show(sink.model.live(None));
@@ -121,8 +128,23 @@ impl TuiSink {
     }
 
     fn refresh(&mut self) {
-        self.app.show(self.model.live(self.app.focus()));
+        let live = self.model.live(self.app.focus());
+        self.app.status.extra = extras(self.cgroup.as_ref(), &live);
+        self.app.show(live);
     }
+}
+
+/// The header's figures about the CPU quota and throttling.
+fn extras(cgroup: Option<&crate::cgroup::CpuGroup>, live: &crate::model::live::LiveSnapshot) -> Vec<(String, String)> {
+    let Some(g) = cgroup else { return Vec::new() };
+    let mut out = vec![("quota".to_string(), g.describe_quota())];
+    if g.quota_cpus.is_some() {
+        let r = &live.interval.rates;
+        if let (Some(pct), Some(ms)) = (r.throttled_periods_pct, r.throttled_ms_per_sec) {
+            out.push(("throttled".to_string(), format!("{pct:.0}% of periods, {ms:.0}ms/s")));
+        }
+    }
+    out
 }
 
 impl Drop for TuiSink {

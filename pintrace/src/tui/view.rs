@@ -304,7 +304,9 @@ fn draw_log(frame: &mut Frame, app: &App, snap: &LiveSnapshot, area: Rect) {
         .map(|e| {
             let style = match e.kind {
                 LogKind::Lost { .. } => alarm(app, 1),
-                LogKind::SigurgBurst { .. } | LogKind::Churn { .. } => fg(app, Color::Yellow),
+                LogKind::SigurgBurst { .. } | LogKind::Churn { .. } | LogKind::Throttled { .. } => {
+                    fg(app, Color::Yellow)
+                }
                 LogKind::Born { .. } => fg(app, Color::Green),
                 LogKind::Exited { .. } => DIM,
                 LogKind::Exec { .. } | LogKind::ChildProcesses { .. } => Style::new(),

@@ -1,0 +1,297 @@
+//! The target's CPU cgroup: the CFS bandwidth limit the kernel enforces
+//! (the tightest quota over its group and the group's ancestors, v1 `cpu`
+//! or v2 `cpu.max`), the CPUs it may run on, and the throttling counters.
+//!
+//! Parsing is pure and unit-tested; `CpuGroup::of_pid` reads /proc and
+//! /sys/fs/cgroup.
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{bail, Context as _, Result};
+use serde::{Deserialize, Serialize};
+
+/// The CPU controller's view of one process.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CpuGroup {
+    /// 1 or 2.
+    pub version: u8,
+    /// The process's group, as /proc/PID/cgroup names it.
+    pub path: String,
+    /// The quota the kernel enforces, in CPUs: the tightest over the group
+    /// and its ancestors (Go reads only the group's own). None: no limit.
+    pub quota_cpus: Option<f64>,
+    /// The period of that quota.
+    pub period_us: Option<u64>,
+    /// The group that sets that quota (it is where throttling is counted).
+    pub limited_by: Option<String>,
+    /// How many CPUs the process may run on (its affinity, within its cpuset).
+    pub cpus_allowed: u32,
+    /// The directory of the limiting group (or the process's own), for `cpu.stat`.
+    #[serde(skip)]
+    pub stat_dir: Option<PathBuf>,
+}
+
+/// `cpu.stat`'s bandwidth counters, cumulative.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpuStat {
+    pub nr_periods: u64,
+    pub nr_throttled: u64,
+    pub throttled_ns: u64,
+}
+
+/// A `/proc/PID/cgroup` line's (controllers, path).
+fn cgroup_lines(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let (_, ctrl, path) = (parts.next()?, parts.next()?, parts.next()?);
+            Some((ctrl.to_string(), path.to_string()))
+        })
+        .collect()
+}
+
+/// A cgroup mount from /proc/self/mountinfo: (root inside the hierarchy, mount point, v2?, super options).
+fn cgroup_mounts(mountinfo: &str) -> Vec<(String, PathBuf, bool, String)> {
+    mountinfo
+        .lines()
+        .filter_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let f: Vec<&str> = left.split_whitespace().collect();
+            let r: Vec<&str> = right.split_whitespace().collect();
+            let fstype = *r.first()?;
+            if fstype != "cgroup" && fstype != "cgroup2" {
+                return None;
+            }
+            Some((
+                f.get(3)?.to_string(),
+                PathBuf::from(unescape(f.get(4)?)),
+                fstype == "cgroup2",
+                r.get(2)?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// mountinfo escapes spaces and the like as \ooo.
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The directory of `path` (a group in a hierarchy mounted at `mount` with root `root`).
+fn group_dir(mount: &Path, root: &str, path: &str) -> Option<PathBuf> {
+    let rel = if root == "/" { path } else { path.strip_prefix(root)? };
+    Some(mount.join(rel.trim_start_matches('/')))
+}
+
+/// A v1 quota: (cfs_quota_us, cfs_period_us); -1 is no limit.
+pub fn parse_v1_quota(quota: &str, period: &str) -> Option<(u64, u64)> {
+    let q: i64 = quota.trim().parse().ok()?;
+    let p: u64 = period.trim().parse().ok()?;
+    (q > 0 && p > 0).then_some((q as u64, p))
+}
+
+/// A v2 `cpu.max`: "max 100000" or "50000 100000".
+pub fn parse_v2_max(text: &str) -> Option<(u64, u64)> {
+    let mut it = text.split_whitespace();
+    let q = it.next()?;
+    let p: u64 = it.next().unwrap_or("100000").parse().ok()?;
+    let q: u64 = q.parse().ok()?;
+    (q > 0 && p > 0).then_some((q, p))
+}
+
+/// `cpu.stat`: v1 `throttled_time` (ns), v2 `throttled_usec`.
+pub fn parse_stat(text: &str) -> CpuStat {
+    let mut s = CpuStat::default();
+    for line in text.lines() {
+        let mut it = line.split_whitespace();
+        let (Some(k), Some(v)) = (it.next(), it.next().and_then(|v| v.parse::<u64>().ok())) else { continue };
+        match k {
+            "nr_periods" => s.nr_periods = v,
+            "nr_throttled" => s.nr_throttled = v,
+            "throttled_time" => s.throttled_ns = v,
+            "throttled_usec" => s.throttled_ns = v.saturating_mul(1000),
+            _ => {}
+        }
+    }
+    s
+}
+
+/// A CPU list like "0-3,8,10-11": how many CPUs.
+pub fn count_cpu_list(list: &str) -> u32 {
+    list.trim()
+        .split(',')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('-') {
+            Some((a, b)) => match (a.parse::<u32>(), b.parse::<u32>()) {
+                (Ok(a), Ok(b)) if b >= a => b - a + 1,
+                _ => 0,
+            },
+            None => u32::from(p.parse::<u32>().is_ok()),
+        })
+        .sum()
+}
+
+impl CpuGroup {
+    /// The CPU group of process `pid`.
+    pub fn of_pid(pid: u32) -> Result<CpuGroup> {
+        let cg =
+            fs::read_to_string(format!("/proc/{pid}/cgroup")).with_context(|| format!("reading /proc/{pid}/cgroup"))?;
+        let mountinfo = fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
+        let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let cpus_allowed = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .map_or_else(crate::target::nr_cpus, count_cpu_list);
+        let lines = cgroup_lines(&cg);
+        let mounts = cgroup_mounts(&mountinfo);
+        // v1 with the cpu controller, else v2 where it has the cpu controller.
+        let v1 = lines.iter().find(|(c, _)| c.split(',').any(|c| c == "cpu")).and_then(|(c, path)| {
+            let (root, mount, ..) = mounts.iter().find(|(_, _, v2, opts)| {
+                !v2 && opts.split(',').any(|o| o == "cpu") && c.split(',').all(|c| opts.split(',').any(|o| o == c))
+            })?;
+            Some((1u8, path.clone(), group_dir(mount, root, path)?, mount.clone()))
+        });
+        let v2 = || {
+            let (_, path) = lines.iter().find(|(c, _)| c.is_empty())?;
+            let (root, mount, ..) = mounts.iter().find(|(_, _, v2, _)| *v2)?;
+            let dir = group_dir(mount, root, path)?;
+            let controllers = fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+            if !controllers.split_whitespace().any(|c| c == "cpu") {
+                return None;
+            }
+            Some((2u8, path.clone(), dir, mount.clone()))
+        };
+        let Some((version, path, dir, mount)) = v1.or_else(v2) else {
+            bail!("process {pid} is in no cgroup with a CPU controller (v1 cpu or v2 cpu.max)");
+        };
+        let mut group = CpuGroup { version, path, cpus_allowed, stat_dir: Some(dir.clone()), ..Default::default() };
+        // The tightest quota from the group up to the hierarchy's root.
+        let mut at = Some(dir.as_path());
+        while let Some(d) = at {
+            let limit = if version == 1 {
+                let q = fs::read_to_string(d.join("cpu.cfs_quota_us")).unwrap_or_default();
+                let p = fs::read_to_string(d.join("cpu.cfs_period_us")).unwrap_or_default();
+                parse_v1_quota(&q, &p)
+            } else {
+                parse_v2_max(&fs::read_to_string(d.join("cpu.max")).unwrap_or_default())
+            };
+            if let Some((q, p)) = limit {
+                let cpus = q as f64 / p as f64;
+                if group.quota_cpus.is_none_or(|c| cpus < c) {
+                    group.quota_cpus = Some(cpus);
+                    group.period_us = Some(p);
+                    group.stat_dir = Some(d.to_path_buf());
+                    let rel = d.strip_prefix(&mount).map(|r| format!("/{}", r.display())).unwrap_or_default();
+                    group.limited_by = Some(rel);
+                }
+            }
+            if d == mount {
+                break;
+            }
+            at = d.parent();
+        }
+        Ok(group)
+    }
+
+    /// The throttling counters of the limiting group now.
+    pub fn stat(&self) -> Option<CpuStat> {
+        let dir = self.stat_dir.as_ref()?;
+        fs::read_to_string(dir.join("cpu.stat")).ok().map(|t| parse_stat(&t))
+    }
+
+    /// The CPUs the process can use at most: its quota, or the CPUs it may run on.
+    pub fn cpus_usable(&self) -> f64 {
+        let allowed = f64::from(self.cpus_allowed.max(1));
+        self.quota_cpus.map_or(allowed, |q| q.min(allowed))
+    }
+
+    /// "0.5 CPUs (quota 50ms per 100ms, /T)" or "no limit".
+    pub fn describe_quota(&self) -> String {
+        match (self.quota_cpus, self.period_us) {
+            (Some(q), Some(p)) => format!(
+                "{q:.2} CPUs ({}ms per {}ms{})",
+                (q * p as f64 / 1000.0).round(),
+                p / 1000,
+                self.limited_by.as_deref().map(|g| format!(", {g}")).unwrap_or_default()
+            ),
+            _ => "no limit".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotas_v1_and_v2() {
+        assert_eq!(parse_v1_quota("-1\n", "100000\n"), None);
+        assert_eq!(parse_v1_quota("50000\n", "100000\n"), Some((50000, 100000)));
+        assert_eq!(parse_v2_max("max 100000\n"), None);
+        assert_eq!(parse_v2_max("200000 100000\n"), Some((200000, 100000)));
+        assert_eq!(parse_v2_max("garbage"), None);
+    }
+
+    #[test]
+    fn stat_v1_and_v2() {
+        let v1 = parse_stat("nr_periods 10\nnr_throttled 4\nthrottled_time 123456789\nnr_bursts 0\n");
+        assert_eq!(v1, CpuStat { nr_periods: 10, nr_throttled: 4, throttled_ns: 123_456_789 });
+        let v2 = parse_stat("usage_usec 5\nnr_periods 7\nnr_throttled 2\nthrottled_usec 1500\n");
+        assert_eq!(v2, CpuStat { nr_periods: 7, nr_throttled: 2, throttled_ns: 1_500_000 });
+    }
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(count_cpu_list("0-1\n"), 2);
+        assert_eq!(count_cpu_list("0-3,8,10-11"), 7);
+        assert_eq!(count_cpu_list("5"), 1);
+        assert_eq!(count_cpu_list(""), 0);
+    }
+
+    #[test]
+    fn groups_and_mounts_from_proc() {
+        let lines = cgroup_lines("4:memory:/a\n1:cpu,cpuacct:/kubepods/pod1/c1\n0::/user.slice\n");
+        assert_eq!(lines[1], ("cpu,cpuacct".to_string(), "/kubepods/pod1/c1".to_string()));
+        let mounts = cgroup_mounts(
+            "32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n\
+             30 23 0:27 /kubepods/pod1 /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n\
+             40 23 0:3 / /proc rw - proc proc rw\n",
+        );
+        assert_eq!(mounts.len(), 2);
+        assert_eq!(mounts[0].1, PathBuf::from("/sys/fs/cgroup/cpu,cpuacct"));
+        assert!(mounts[1].2);
+        // In a container the mount's root is the container's group.
+        assert_eq!(
+            group_dir(&mounts[1].1, &mounts[1].0, "/kubepods/pod1/c1"),
+            Some(PathBuf::from("/sys/fs/cgroup/c1"))
+        );
+        assert_eq!(group_dir(Path::new("/m"), "/", "/"), Some(PathBuf::from("/m")));
+        assert_eq!(unescape("/a\\040b"), "/a b");
+    }
+
+    #[test]
+    fn usable_cpus_and_description() {
+        let mut g = CpuGroup { cpus_allowed: 8, ..Default::default() };
+        assert_eq!(g.cpus_usable(), 8.0);
+        assert_eq!(g.describe_quota(), "no limit");
+        g.quota_cpus = Some(0.5);
+        g.period_us = Some(100_000);
+        g.limited_by = Some("/T".into());
+        assert_eq!(g.cpus_usable(), 0.5);
+        assert_eq!(g.describe_quota(), "0.50 CPUs (50ms per 100ms, /T)");
+    }
+}

@@ -1,0 +1,96 @@
+//! A real CFS quota (cgroup v1 `cpu`, nested groups): pintrace reads the
+//! quota the kernel enforces and counts the throttling it causes.
+use std::{fs, path::PathBuf};
+
+use pintrace_tests::{go_program, u64_of, Recording, Workload};
+
+const ROOT: &str = "/sys/fs/cgroup/cpu";
+
+/// A v1 cpu group, removed when dropped (its processes moved back to the root first).
+struct Group(PathBuf);
+
+impl Group {
+    fn new(path: PathBuf, quota_us: Option<u64>) -> Group {
+        let _ = fs::remove_dir(&path);
+        fs::create_dir(&path).unwrap_or_else(|e| panic!("creating {}: {e} (cgroup v1 cpu is needed)", path.display()));
+        if let Some(q) = quota_us {
+            fs::write(path.join("cpu.cfs_period_us"), "100000").expect("period");
+            fs::write(path.join("cpu.cfs_quota_us"), q.to_string()).expect("quota");
+        }
+        Group(path)
+    }
+
+    fn add(&self, pid: u32) {
+        fs::write(self.0.join("cgroup.procs"), pid.to_string()).expect("moving the workload into the group");
+    }
+
+    fn stat(&self) -> (u64, u64, u64) {
+        let s = fs::read_to_string(self.0.join("cpu.stat")).expect("cpu.stat");
+        let get = |k: &str| -> u64 {
+            s.lines().find_map(|l| l.strip_prefix(k)?.trim().parse().ok()).unwrap_or_else(|| panic!("{k} in cpu.stat"))
+        };
+        (get("nr_periods "), get("nr_throttled "), get("throttled_time "))
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        if let Ok(procs) = fs::read_to_string(self.0.join("cgroup.procs")) {
+            for p in procs.lines() {
+                let _ = fs::write(PathBuf::from(ROOT).join("cgroup.procs"), p);
+            }
+        }
+        let _ = fs::remove_dir(&self.0);
+    }
+}
+
+#[test]
+fn the_tightest_quota_over_the_ancestors_and_its_throttling() {
+    let name = format!("pintrace-test-{}", std::process::id());
+    // The parent allows half a CPU; the group the workload is in sets none.
+    let parent = Group::new(PathBuf::from(ROOT).join(&name), Some(50_000));
+    let child = Group::new(parent.0.join("app"), None);
+    let mut w = Workload::spawn(&go_program("busy"), &["2", "2000"]);
+    child.add(w.pid);
+    let before = parent.stat();
+    let rec = Recording::start(w.pid, "cgroup", &[]);
+    w.send("go");
+    assert_eq!(w.read_line(), "done");
+    assert!(w.wait().success());
+    let r = rec.finish().report();
+    let after = parent.stat();
+
+    let c = &r["cgroup"];
+    assert_eq!(c["version"], 1);
+    assert_eq!(c["path"], format!("/{name}/app"));
+    assert_eq!(c["quota_cpus"], 0.5, "the parent's quota is the one enforced: {c}");
+    assert_eq!(c["period_us"], 100_000);
+    assert_eq!(c["limited_by"], format!("/{name}"));
+    assert_eq!(u64_of(&c["cpus_allowed"]), u64::from(pintrace::target::nr_cpus()));
+
+    // Two busy goroutines on half a CPU are throttled in nearly every period.
+    let (periods, throttled, throttled_ns) =
+        (u64_of(&c["nr_periods"]), u64_of(&c["nr_throttled"]), u64_of(&c["throttled_ns"]));
+    assert!(periods >= 15, "about 2 s of 100 ms periods: {c}");
+    assert!(throttled * 10 >= periods * 8, "throttled in most periods: {c}");
+    // pintrace's counts are the group's own over a window inside the test's.
+    assert!(periods <= after.0 - before.0 && throttled <= after.1 - before.1, "{c} vs {before:?}..{after:?}");
+    assert!(throttled_ns > 0 && throttled_ns <= after.2 - before.2, "{c} vs {before:?}..{after:?}");
+    // Half a CPU: on-CPU time is about half the wall time.
+    let share = u64_of(&r["process"]["on_cpu_ns"]) as f64 / u64_of(&r["duration_ns"]) as f64;
+    assert!((0.35..0.65).contains(&share), "{share} CPUs used under a 0.5 CPU quota");
+    drop(child);
+}
+
+#[test]
+fn no_quota_says_so() {
+    let mut w = Workload::spawn(&go_program("busy"), &["1", "300"]);
+    let rec = Recording::start(w.pid, "cgroup-none", &[]);
+    w.send("go");
+    assert_eq!(w.read_line(), "done");
+    assert!(w.wait().success());
+    let r = rec.finish().report();
+    let c = &r["cgroup"];
+    assert_eq!(c["quota_cpus"], serde_json::Value::Null, "{c}");
+    assert_eq!(u64_of(&c["nr_throttled"]), 0);
+}
