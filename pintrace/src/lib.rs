@@ -7,6 +7,7 @@
 pub mod cgroup;
 pub mod cli;
 pub mod event;
+pub mod findings;
 pub mod fmt;
 pub mod hist;
 pub mod launch;

@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::{
     cgroup::{CpuGroup, CpuStat},
     event::Event,
+    findings::{self, Context, Finding, Thresholds},
     model::{
         live::{IntervalStats, LiveSnapshot, SenderRate, ThreadRow},
         Model, ProcessStats, Snapshot, ThreadStats,
@@ -39,6 +40,8 @@ pub struct Report {
     pub process: ProcessStats,
     /// The target's CPU cgroup and its throttling over the recording (null: none found).
     pub cgroup: Option<CgroupReport>,
+    /// What was wrong, worst first, with when.
+    pub findings: Vec<ReportFinding>,
     /// The busiest SIGURG senders (Go's sysmon sends almost all of them).
     pub sigurg_senders: Vec<Sender>,
     pub threads: Vec<ThreadStats>,
@@ -85,13 +88,51 @@ pub struct Sender {
     pub sigurg_sent: u64,
 }
 
-/// Folds every event into a model: the sink of `report`.
-struct Fold(Model);
+/// A finding of a recording: when its condition first and last held.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct ReportFinding {
+    #[serde(flatten)]
+    pub finding: Finding,
+    /// Relative to the start of the recording.
+    pub first_ns: u64,
+    pub last_ns: u64,
+    /// Seconds (intervals) in which it held.
+    pub intervals: u64,
+}
 
-impl Sink for Fold {
+/// Folds every event into a model and evaluates the findings once a
+/// second of the recording: the sink of `report`.
+struct Fold<'a> {
+    model: Model,
+    header: &'a RecordHeader,
+    thresholds: Thresholds,
+    found: Vec<ReportFinding>,
+}
+
+impl Sink for Fold<'_> {
     fn events(&mut self, events: &[Event]) -> Result<()> {
-        events.iter().for_each(|e| self.0.apply(e));
+        events.iter().for_each(|e| self.model.apply(e));
         Ok(())
+    }
+
+    fn tick(&mut self, now_ns: u64, _: &run::Stats) -> Result<Flow> {
+        self.model.tick(now_ns);
+        let live = self.model.live(None);
+        let ctx = Context { cgroup: self.header.cgroup.as_ref(), nr_cpus: self.header.nr_cpus, ..Default::default() };
+        let at = now_ns.saturating_sub(self.header.start_ns);
+        for f in findings::evaluate(&live, &ctx, &self.thresholds) {
+            match self.found.iter_mut().find(|r| r.finding.rule == f.rule) {
+                Some(r) => {
+                    r.last_ns = at;
+                    r.intervals += 1;
+                    if f.severity >= r.finding.severity {
+                        r.finding = f;
+                    }
+                }
+                None => self.found.push(ReportFinding { finding: f, first_ns: at, last_ns: at, intervals: 1 }),
+            }
+        }
+        Ok(Flow::Continue)
     }
 
     fn ended(&mut self, _: run::End, _: u64, _: &run::Stats) -> Result<Flow> {
@@ -104,9 +145,17 @@ impl Sink for Fold {
 pub fn build(path: &Path) -> Result<Report> {
     let mut feed = FileFeed::open(path)?;
     let header: RecordHeader = feed.header().clone();
-    let mut fold = Fold(Model::new(header.start_ns));
-    let outcome = run::block_on(run::replay(&mut feed, &mut fold, Options::default(), Pace::Max, None))??;
-    let snap = fold.0.snapshot(outcome.end_ns.max(header.start_ns));
+    let mut fold = Fold {
+        model: Model::new(header.start_ns),
+        header: &header,
+        thresholds: Thresholds::default(),
+        found: Vec::new(),
+    };
+    let opts = Options { interval: Some(std::time::Duration::from_secs(1)), duration: None };
+    let outcome = run::block_on(run::replay(&mut feed, &mut fold, opts, Pace::Max, None))??;
+    let snap = fold.model.snapshot(outcome.end_ns.max(header.start_ns));
+    let mut found = std::mem::take(&mut fold.found);
+    found.sort_by(|a, b| b.finding.severity.cmp(&a.finding.severity).then(a.first_ns.cmp(&b.first_ns)));
     let problem = match (&feed.problem, &feed.trailer) {
         (Some(e), _) => Some(format!("{e}: reported the events before it")),
         (None, None) => Some("the recording did not finish (no trailer): reported every event in the file".into()),
@@ -115,7 +164,9 @@ pub fn build(path: &Path) -> Result<Report> {
     let lost = feed.trailer.as_ref().map_or(0, |t| t.lost_events);
     let end_reason = feed.trailer.as_ref().map(|t| t.end_reason.clone());
     let target = feed.trailer.as_ref().and_then(|t| t.target.clone()).unwrap_or(header.target.clone());
-    Ok(Report::new(header, target, snap, lost, end_reason, problem))
+    let mut report = Report::new(header, target, snap, lost, end_reason, problem);
+    report.findings = found;
+    Ok(report)
 }
 
 impl Report {
@@ -150,6 +201,7 @@ impl Report {
             events: snap.events,
             lost_events: snap.lost_events.max(lost),
             cgroup: header.cgroup.as_ref().map(|g| CgroupReport::new(g, snap.throttle)),
+            findings: Vec::new(),
             probes: header.probes,
             process: snap.process,
             sigurg_senders,
@@ -174,6 +226,8 @@ pub struct IntervalReport<'a> {
     pub process: &'a IntervalStats,
     /// The cgroup and its throttling in the interval (null: none found).
     pub cgroup: Option<CgroupReport>,
+    /// What is wrong now, worst first.
+    pub findings: &'a [Finding],
     pub sigurg_senders: &'a [SenderRate],
     /// Threads alive or active in the interval, busiest first.
     pub threads: Vec<&'a ThreadRow>,
@@ -184,6 +238,7 @@ impl<'a> IntervalReport<'a> {
         header: &RecordHeader,
         target: &'a Target,
         live: &'a LiveSnapshot,
+        findings: &'a [Finding],
         stats: &run::Stats,
     ) -> IntervalReport<'a> {
         let mut threads: Vec<&ThreadRow> = live
@@ -204,6 +259,7 @@ impl<'a> IntervalReport<'a> {
             pintrace_cpu_pct: stats.self_cpu_pct,
             process: &live.interval,
             cgroup: header.cgroup.as_ref().map(|g| CgroupReport::new(g, live.interval.throttle)),
+            findings,
             sigurg_senders: &live.sigurg_senders,
             threads,
         }

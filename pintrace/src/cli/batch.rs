@@ -6,6 +6,7 @@ use anyhow::{Context as _, Result};
 
 use crate::{
     event::Event,
+    findings::{self, Context, Finding, Thresholds},
     fmt::{self, clean},
     model::{live::LiveSnapshot, Model},
     record::{RecordHeader, Target},
@@ -43,12 +44,15 @@ impl BatchSink {
         self.model.tick(now_ns);
         self.last_tick = now_ns;
         let live = self.model.live(None);
+        let ctx = Context { cgroup: self.header.cgroup.as_ref(), nr_cpus: self.header.nr_cpus, ..Default::default() };
+        let found = findings::evaluate(&live, &ctx, &Thresholds::default());
         let out = if self.json {
-            let mut line = serde_json::to_string(&IntervalReport::new(&self.header, &self.target, &live, stats))?;
+            let mut line =
+                serde_json::to_string(&IntervalReport::new(&self.header, &self.target, &live, &found, stats))?;
             line.push('\n');
             line
         } else {
-            block(&self.header, &self.target, &live, stats)
+            block(&self.header, &self.target, &live, &found, stats)
         };
         let mut stdout = std::io::stdout().lock();
         stdout.write_all(out.as_bytes()).and_then(|()| stdout.flush()).context("writing to standard output")?;
@@ -84,7 +88,7 @@ impl Sink for BatchSink {
 }
 
 /// One interval as text.
-fn block(header: &RecordHeader, target: &Target, live: &LiveSnapshot, stats: &Stats) -> String {
+fn block(header: &RecordHeader, target: &Target, live: &LiveSnapshot, found: &[Finding], stats: &Stats) -> String {
     use std::fmt::Write as _;
     let iv = &live.interval;
     let (p, r) = (&iv.process, &iv.rates);
@@ -132,6 +136,9 @@ fn block(header: &RecordHeader, target: &Target, live: &LiveSnapshot, stats: &St
             let _ = write!(o, "; throttled in {pct:.0}% of periods, {ms:.0}ms/s");
         }
         let _ = writeln!(o);
+    }
+    for f in found {
+        let _ = writeln!(o, "FINDING {} ({:?}): {}", f.rule, f.severity, f.message);
     }
     let _ = writeln!(
         o,

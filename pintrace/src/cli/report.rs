@@ -89,6 +89,22 @@ pub fn render(r: &Report, rows: usize) -> String {
     if let Some(problem) = &r.problem {
         let _ = writeln!(o, "          WARNING: {problem}");
     }
+    if !r.findings.is_empty() {
+        let _ = writeln!(o, "\nfindings");
+        for f in &r.findings {
+            let _ = writeln!(
+                o,
+                "  {} ({:?}, {} to {}, {} s): {}\n      what to do: {}",
+                f.finding.rule,
+                f.finding.severity,
+                fmt::ns(f.first_ns),
+                fmt::ns(f.last_ns),
+                f.intervals,
+                f.finding.message,
+                f.finding.advice
+            );
+        }
+    }
     let _ = writeln!(o, "\nprocess");
     let _ = writeln!(
         o,

@@ -162,6 +162,8 @@ pub struct Status {
     pub nr_cpus: u32,
     /// Label and value pairs for the header (GOMAXPROCS, CPU quota, ...).
     pub extra: Vec<(String, String)>,
+    /// What is wrong now, worst first: one line each under the header.
+    pub findings: Vec<crate::findings::Finding>,
 }
 
 impl Status {
@@ -179,6 +181,7 @@ impl Status {
             bpf_stats_on: false,
             nr_cpus,
             extra: Vec::new(),
+            findings: Vec::new(),
         }
     }
 

@@ -25,6 +25,7 @@ use super::{
 };
 use crate::{
     event::Event,
+    findings,
     model::Model,
     record::{RecordHeader, Target},
     run::{Control, End, Flow, Sink, Stats},
@@ -71,6 +72,7 @@ pub fn live_status(header: &RecordHeader, interval: Duration) -> Status {
 
 pub struct TuiSink {
     cgroup: Option<crate::cgroup::CpuGroup>,
+    thresholds: findings::Thresholds,
     model: Model,
     app: App,
     term: Terminal<CrosstermBackend<Stdout>>,
@@ -104,6 +106,7 @@ impl TuiSink {
         initial.iter().for_each(|e| model.apply(e));
         let mut sink = TuiSink {
             cgroup: header.cgroup.clone(),
+            thresholds: findings::Thresholds::default(),
             model,
             app: App::new(status, color()),
             term,
@@ -130,6 +133,9 @@ impl TuiSink {
     fn refresh(&mut self) {
         let live = self.model.live(self.app.focus());
         self.app.status.extra = extras(self.cgroup.as_ref(), &live);
+        let ctx =
+            findings::Context { cgroup: self.cgroup.as_ref(), nr_cpus: self.app.status.nr_cpus, ..Default::default() };
+        self.app.status.findings = findings::evaluate(&live, &ctx, &self.thresholds);
         self.app.show(live);
     }
 }

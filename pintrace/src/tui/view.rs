@@ -17,6 +17,7 @@ use ratatui::{
 };
 
 use super::app::{App, Mode, Screen, SortColumn};
+use crate::findings::Severity;
 use crate::{
     fmt::{clean, count, ns},
     model::live::{HistoryPoint, LiveSnapshot, LogKind, RunState, ThreadDetail, ThreadRow},
@@ -499,6 +500,21 @@ mod header {
         match app.snapshot() {
             Some(s) => lines.extend(flow(figures(app, s), width)),
             None => lines.push(Line::styled("waiting for the first interval…", DIM)),
+        }
+        for f in &st.findings {
+            let (mark, style) = match f.severity {
+                Severity::Critical => ("▲▲", fg(app, Color::Red).add_modifier(Modifier::BOLD)),
+                Severity::Warning => ("▲ ", fg(app, Color::Yellow).add_modifier(Modifier::BOLD)),
+                Severity::Info => ("· ", Style::new()),
+            };
+            let text = format!("{mark} {}: {}", f.rule, f.message);
+            let room = usize::from(width);
+            let text = if text.chars().count() > room {
+                text.chars().take(room.saturating_sub(1)).chain(['…']).collect()
+            } else {
+                text
+            };
+            lines.push(Line::styled(text, style));
         }
         lines
     }
