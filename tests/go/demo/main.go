@@ -1,8 +1,9 @@
 // The pintrace demo workload: a small Go program with the thread-level
 // problems pintrace is built to show.
 //
-//   - Two CPU-bound goroutines: the runtime's sysmon thread preempts each
-//     with SIGURG every 10-20 ms.
+//   - GOMAXPROCS set to twice the CPUs, and as many CPU-bound goroutines:
+//     more runnable threads than CPUs, so they wait in the kernel's run
+//     queue, and sysmon preempts each with SIGURG every 10-20 ms.
 //   - "Per-request pinning": every 20 ms a handler calls
 //     runtime.LockOSThread and returns without unlocking, so the runtime
 //     destroys its thread and creates another (thread churn, ~50/s).
@@ -53,8 +54,10 @@ func main() {
 		}
 	}
 	stop := time.Now().Add(time.Duration(secs) * time.Second)
+	procs := 2 * runtime.NumCPU()
+	runtime.GOMAXPROCS(procs)
 	var wg sync.WaitGroup
-	for i := 0; i < 2; i++ {
+	for i := 0; i < procs; i++ {
 		wg.Add(1)
 		go busy(stop, &wg)
 	}
