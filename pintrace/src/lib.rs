@@ -9,6 +9,7 @@ pub mod cli;
 pub mod event;
 pub mod findings;
 pub mod fmt;
+pub mod goruntime;
 pub mod hist;
 pub mod launch;
 pub mod model;

@@ -99,6 +99,62 @@ pub fn go_program(name: &str) -> PathBuf {
     out
 }
 
+/// Builds tests/go/NAME with the toolchain `go` as the module
+/// `pintrace.test/NAME` (a go.mod with `go 1.19` beside a copy of main.go),
+/// with extra `go build` flags, CGO_ENABLED=0, offline (`GOTOOLCHAIN=local
+/// GOPROXY=off`). The output goes to target/go-tests/GOVERSION/NAME[-FLAGS].
+pub fn go_program_with(go: &Path, name: &str, flags: &[&str]) -> PathBuf {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let go_cmd = || {
+        let mut c = Command::new(go);
+        c.env("GOTOOLCHAIN", "local")
+            .env("GOPROXY", "off")
+            .env("GOFLAGS", "-mod=mod")
+            .env("GO111MODULE", "on")
+            .env("CGO_ENABLED", "0")
+            .env("GOCACHE", root.join("../target/go-cache"));
+        c
+    };
+    let version = go_cmd()
+        .args(["env", "GOVERSION"])
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e} (cargo xtask setup installs the Go toolchains)", go.display()));
+    assert!(version.status.success(), "{} env GOVERSION failed", go.display());
+    let version = String::from_utf8_lossy(&version.stdout).trim().to_string();
+    let dir = root.join("../target/go-tests").join(&version);
+    let module = dir.join(format!("src-{name}"));
+    std::fs::create_dir_all(&module).expect("creating the Go module directory");
+    // The path /proc/PID/exe will show.
+    let dir = dir.canonicalize().expect("target/go-tests");
+    std::fs::copy(root.join("go").join(name).join("main.go"), module.join("main.go")).expect("copying main.go");
+    std::fs::write(module.join("go.mod"), format!("module pintrace.test/{name}\n\ngo 1.19\n")).expect("writing go.mod");
+    let mut out_name = name.to_string();
+    for f in flags {
+        out_name.push('-');
+        out_name.extend(f.trim_start_matches('-').chars().map(|c| {
+            if c.is_ascii_alphanumeric() || c == '=' {
+                c
+            } else {
+                '_'
+            }
+        }));
+    }
+    let out = dir.join(out_name);
+    let status = go_cmd()
+        .current_dir(&module)
+        .arg("build")
+        .args(flags)
+        .arg("-o")
+        .arg(&out)
+        .arg(".")
+        .status()
+        .unwrap_or_else(|e| panic!("running {}: {e}", go.display()));
+    assert!(status.success(), "building tests/go/{name} with {} {flags:?} failed", go.display());
+    out
+}
+
 /// A fresh path in a per-test-binary scratch directory under target/, kept for inspection.
 pub fn scratch(name: &str) -> PathBuf {
     let exe = std::env::current_exe().ok().and_then(|e| e.file_stem().map(|s| s.to_string_lossy().into_owned()));

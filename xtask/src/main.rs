@@ -127,5 +127,6 @@ fn test(args: &[String]) -> Result<()> {
         .args(args)
         .args(["--", "--test-threads=1"])
         .env("PINTRACE_BIN", &pintrace)
-        .env("PINTRACE_GO", setup::GO))
+        .env("PINTRACE_GO", setup::GO)
+        .env("PINTRACE_GO_NEW", setup::go_new()))
 }

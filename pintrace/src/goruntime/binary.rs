@@ -1,0 +1,233 @@
+//! A Go executable on disk: is it Go, how was it built, and where are the
+//! runtime variables pintrace reads.
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+use object::{elf, Object as _, ObjectKind, ObjectSection as _, ObjectSegment as _, ObjectSymbol as _, SegmentFlags};
+
+use super::{
+    buildinfo::{self, BuildInfo, BuildInfoError},
+    GoError,
+};
+
+/// The bytes Go's reader searches for the blob when there is no
+/// `.go.buildinfo` section.
+const SEARCH_LEN: usize = 64 * 1024;
+
+/// A PT_LOAD program header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadSegment {
+    pub vaddr: u64,
+    pub offset: u64,
+    pub filesz: u64,
+    pub memsz: u64,
+    pub flags: u32,
+}
+
+/// A data symbol: its name, link-time address and size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Symbol {
+    pub name: &'static str,
+    pub addr: u64,
+    pub size: u64,
+}
+
+/// Runtime variables that pintrace reads, as found in the symbol table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuntimeSymbols {
+    /// `runtime.gomaxprocs` (int32).
+    pub gomaxprocs: Option<Symbol>,
+    /// `runtime.ncpu` (int32): the CPUs the runtime saw at start; named
+    /// `runtime.numCPUStartup` in newer Go (1.26 here).
+    pub ncpu: Option<Symbol>,
+}
+
+#[derive(Debug)]
+pub struct GoBinary {
+    path: PathBuf,
+    build: Result<BuildInfo, BuildInfoError>,
+    /// ET_DYN (position-independent: loaded at a random base).
+    pie: bool,
+    loads: Vec<LoadSegment>,
+    /// False when there is no symbol table at all.
+    has_symtab: bool,
+    symbols: RuntimeSymbols,
+}
+
+impl GoBinary {
+    /// Reads the Go executable at `path`; `GoError::NotGo` if it is not one.
+    pub fn open(path: impl AsRef<Path>) -> Result<GoBinary, GoError> {
+        let path = path.as_ref();
+        let data = fs::read(path).map_err(|source| GoError::Read { path: path.to_path_buf(), source })?;
+        GoBinary::parse(path, &data)
+    }
+
+    /// The executable of process `pid` (through /proc/PID/exe, so it works
+    /// for a binary replaced or deleted since, and across mount namespaces).
+    pub fn from_pid(pid: u32) -> Result<GoBinary, GoError> {
+        let exe = PathBuf::from(format!("/proc/{pid}/exe"));
+        let data = fs::read(&exe).map_err(|source| GoError::Read { path: exe.clone(), source })?;
+        // Name the file in messages, not the /proc link.
+        let shown = fs::read_link(&exe).unwrap_or(exe);
+        GoBinary::parse(&shown, &data)
+    }
+
+    /// Parses an executable's bytes; `path` is only for messages.
+    pub fn parse(path: &Path, data: &[u8]) -> Result<GoBinary, GoError> {
+        let not_go = |reason: String| GoError::NotGo { path: path.to_path_buf(), reason };
+        let file = object::File::parse(data).map_err(|e| not_go(format!("not an ELF file ({e})")))?;
+        let pie = match file.kind() {
+            ObjectKind::Executable => false,
+            ObjectKind::Dynamic => true,
+            other => return Err(not_go(format!("an ELF {other:?} file, not an executable"))),
+        };
+        let loads: Vec<LoadSegment> = file
+            .segments()
+            .map(|s| {
+                let (offset, filesz) = s.file_range();
+                let flags = match s.flags() {
+                    SegmentFlags::Elf { p_flags } => p_flags,
+                    _ => 0,
+                };
+                LoadSegment { vaddr: s.address(), offset, filesz, memsz: s.size(), flags }
+            })
+            .collect();
+
+        let section = file.section_by_name(".go.buildinfo");
+        let build = match section.as_ref().and_then(|s| s.data().ok()) {
+            Some(d) => buildinfo::parse(d),
+            None => buildinfo::parse(first_writable_data(data, &loads)),
+        };
+
+        let mut symbols = RuntimeSymbols::default();
+        let mut has_symtab = false;
+        let mut runtime_symbols = false;
+        for sym in file.symbols() {
+            has_symtab = true;
+            let Ok(name) = sym.name() else { continue };
+            let found = |name| Some(Symbol { name, addr: sym.address(), size: sym.size() });
+            match name {
+                "runtime.gomaxprocs" => symbols.gomaxprocs = found("runtime.gomaxprocs"),
+                "runtime.ncpu" => symbols.ncpu = found("runtime.ncpu"),
+                "runtime.numCPUStartup" => symbols.ncpu = found("runtime.numCPUStartup"),
+                "runtime.main" | "runtime.buildVersion" => runtime_symbols = true,
+                _ => {}
+            }
+        }
+        // A build info header (readable or not), or the runtime's traces.
+        let is_go = section.is_some()
+            || !matches!(build, Err(BuildInfoError::NoHeader))
+            || runtime_symbols
+            || file.section_by_name(".gopclntab").is_some();
+        if !is_go {
+            return Err(not_go("no .go.buildinfo, .gopclntab or Go runtime symbols".into()));
+        }
+        Ok(GoBinary { path: path.to_path_buf(), build, pie, loads, has_symtab, symbols })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The build info, when it could be read (Go ≥ 1.18).
+    pub fn build_info(&self) -> Result<&BuildInfo, &BuildInfoError> {
+        self.build.as_ref()
+    }
+
+    /// "go1.26.6", or "unknown" (say, a Go older than 1.18).
+    pub fn go_version(&self) -> &str {
+        self.build.as_ref().map_or("unknown", |b| b.go_version.as_str())
+    }
+
+    /// Position-independent (ET_DYN): symbol addresses need the load bias.
+    pub fn is_pie(&self) -> bool {
+        self.pie
+    }
+
+    /// Whether the symbol table is gone (`-ldflags=-s` or `strip`).
+    pub fn is_stripped(&self) -> bool {
+        !self.has_symtab
+    }
+
+    pub fn load_segments(&self) -> &[LoadSegment] {
+        &self.loads
+    }
+
+    pub fn runtime_symbols(&self) -> &RuntimeSymbols {
+        &self.symbols
+    }
+
+    /// `runtime.gomaxprocs`, or why it is not known.
+    pub fn gomaxprocs_symbol(&self) -> Result<Symbol, GoError> {
+        self.int32_symbol(self.symbols.gomaxprocs, "runtime.gomaxprocs", "GOMAXPROCS")
+    }
+
+    /// `runtime.ncpu`, or why it is not known.
+    pub fn ncpu_symbol(&self) -> Result<Symbol, GoError> {
+        self.int32_symbol(self.symbols.ncpu, "runtime.ncpu (or runtime.numCPUStartup)", "the runtime's CPU count")
+    }
+
+    fn int32_symbol(&self, sym: Option<Symbol>, symbol: &'static str, what: &'static str) -> Result<Symbol, GoError> {
+        let path = self.path.clone();
+        match sym {
+            // An int32 in a Go binary has size 4; anything else is not the variable we know.
+            Some(s) if s.size == 4 || s.size == 0 => Ok(s),
+            Some(_) | None if self.has_symtab => Err(GoError::NoSymbol { path, symbol, what }),
+            _ => Err(GoError::Stripped { path, symbol, what }),
+        }
+    }
+}
+
+/// The start of the first writable, non-executable PT_LOAD, where the linker
+/// puts the blob on platforms without a `.go.buildinfo` section.
+fn first_writable_data<'a>(data: &'a [u8], loads: &[LoadSegment]) -> &'a [u8] {
+    loads
+        .iter()
+        .find(|l| l.flags & (elf::PF_X | elf::PF_W) == elf::PF_W)
+        .and_then(|l| {
+            let rest = data.get(usize::try_from(l.offset).ok()?..)?;
+            let len = usize::try_from(l.filesz).unwrap_or(usize::MAX).min(SEARCH_LEN).min(rest.len());
+            Some(&rest[..len])
+        })
+        .unwrap_or(&[])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rust_binary_is_not_go() {
+        let me = std::env::current_exe().expect("the test binary");
+        match GoBinary::open(&me) {
+            Err(GoError::NotGo { path, reason }) => {
+                assert_eq!(path, me);
+                assert!(reason.contains("no .go.buildinfo"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn garbage_and_missing_files() {
+        let p = Path::new("garbage");
+        assert!(matches!(GoBinary::parse(p, b""), Err(GoError::NotGo { .. })));
+        assert!(matches!(GoBinary::parse(p, b"#!/bin/sh\necho hi\n"), Err(GoError::NotGo { .. })));
+        // A valid ELF magic followed by nonsense.
+        let mut elfish = b"\x7fELF\x02\x01\x01".to_vec();
+        elfish.resize(200, 0xa5);
+        assert!(matches!(GoBinary::parse(p, &elfish), Err(GoError::NotGo { .. })));
+        assert!(matches!(GoBinary::open("/nonexistent/go"), Err(GoError::Read { .. })));
+    }
+
+    #[test]
+    fn first_writable_data_is_bounded() {
+        let w = LoadSegment { vaddr: 0, offset: 4, filesz: 100, memsz: 100, flags: elf::PF_R | elf::PF_W };
+        let x = LoadSegment { flags: elf::PF_R | elf::PF_X, offset: 0, ..w };
+        assert_eq!(first_writable_data(&[1; 10], &[x, w]), &[1; 6]);
+        assert_eq!(first_writable_data(&[1; 3], &[w]), &[] as &[u8]);
+        assert_eq!(first_writable_data(&[1; 10], &[x]), &[] as &[u8]);
+    }
+}
