@@ -6,6 +6,9 @@
 //! from round to round. Wall times are compared as medians. pintrace's own
 //! CPU time and peak memory come from wait4(2); events, losses and bytes
 //! per event from its record file.
+//!
+//! Then the live screen's own cost: `pintrace top`'s CPU and memory and its
+//! time to the first screen (bench_top.rs); `--only-top` runs only that.
 use std::{
     fmt::Write as _,
     io::{BufRead, BufReader, Write},
@@ -24,6 +27,9 @@ pub struct Args {
     /// Rounds (each runs every workload under every tracer once)
     #[arg(long, default_value_t = 7)]
     rounds: usize,
+    /// Only measure the live screen (`pintrace top`): CPU, peak memory, time to the first screen
+    #[arg(long)]
+    only_top: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -93,7 +99,7 @@ tracepoint:task:task_rename /@tids[args->pid]/ {{ @rename[args->pid] = count(); 
     )
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() {
         return f64::NAN;
     }
@@ -123,7 +129,7 @@ fn wait_rusage(child: &mut Child) -> Result<(f64, u64)> {
     Ok((secs(ru.ru_utime) + secs(ru.ru_stime), ru.ru_maxrss as u64))
 }
 
-fn read_until(reader: &mut impl BufRead, prefix: &str, what: &str) -> Result<()> {
+pub(crate) fn read_until(reader: &mut impl BufRead, prefix: &str, what: &str) -> Result<()> {
     let mut line = String::new();
     loop {
         line.clear();
@@ -218,7 +224,9 @@ fn one_run(w: &Workload, tracer: Tracer, pintrace: &Path, scratch: &Path) -> Res
 }
 
 pub fn run(args: &Args) -> Result<()> {
-    setup::apt(&["linux-perf", "bpftrace"])?;
+    if !args.only_top {
+        setup::apt(&["linux-perf", "bpftrace"])?;
+    }
     let pintrace = build_pintrace(true)?;
     crate::run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())).current_dir(root()).args([
         "build",
@@ -227,10 +235,29 @@ pub fn run(args: &Args) -> Result<()> {
         "pintrace-tests",
         "--bin",
         "pingpong",
+        "--bin",
+        "paced",
+        "--bin",
+        "churn",
     ]))?;
+    let bins = root().join("target/release");
+    let (mut report, out) = if args.only_top {
+        (String::new(), root().join("target/bench-top.md"))
+    } else {
+        (overhead(args, &pintrace, &bins)?, root().join("target/bench.md"))
+    };
+    report.push_str(&crate::bench_top::run(&pintrace, &bins)?);
+    print!("{report}");
+    std::fs::write(&out, &report)?;
+    eprintln!("bench: written to {}", out.display());
+    Ok(())
+}
+
+/// The tracers side by side on each workload: the report's first sections.
+fn overhead(args: &Args, pintrace: &Path, bins: &Path) -> Result<String> {
     let scratch: PathBuf = root().join("target/bench");
     std::fs::create_dir_all(&scratch)?;
-    let pingpong = root().join("target/release/pingpong").display().to_string();
+    let pingpong = bins.join("pingpong").display().to_string();
     let workloads = [
         Workload {
             name: "perf bench sched messaging -t -p (10 groups x 40 threads over pipes, 1000 loops)",
@@ -248,19 +275,14 @@ pub fn run(args: &Args) -> Result<()> {
         for (wi, w) in workloads.iter().enumerate() {
             for k in 0..TRACERS.len() {
                 let ti = (k + round) % TRACERS.len();
-                let s = one_run(w, TRACERS[ti], &pintrace, &scratch)
+                let s = one_run(w, TRACERS[ti], pintrace, &scratch)
                     .with_context(|| format!("{} under {}", w.name, TRACERS[ti].name()))?;
                 eprintln!("bench: round {} {} {}: {:.3} s", round + 1, w.name, TRACERS[ti].name(), s.wall);
                 results[wi][ti].push(s);
             }
         }
     }
-    let report = summarise(&workloads, &results, args.rounds);
-    print!("{report}");
-    let out = root().join("target/bench.md");
-    std::fs::write(&out, &report)?;
-    eprintln!("bench: written to {}", out.display());
-    Ok(())
+    Ok(summarise(&workloads, &results, args.rounds))
 }
 
 fn summarise(workloads: &[Workload], results: &[Vec<Vec<Sample>>], rounds: usize) -> String {
