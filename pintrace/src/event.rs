@@ -123,6 +123,10 @@ pub enum EventKind {
     Lost {
         total: u64,
     },
+    /// Synthesised: the Go target's GOMAXPROCS, read when tracing starts and whenever it changes.
+    GoMaxProcs {
+        value: u32,
+    },
     /// Synthesised: the target's CPU cgroup's `cpu.stat` as polled (cumulative counters).
     Throttle {
         nr_periods: u64,

@@ -75,6 +75,7 @@ pub struct Finding {
 /// What is known of the target besides its events.
 #[derive(Clone, Debug, Default)]
 pub struct Context<'a> {
+    /// GOMAXPROCS, if not in the snapshot (tests).
     pub gomaxprocs: Option<u32>,
     /// Threads locked to goroutines (LockOSThread), when known.
     pub pinned: Option<u64>,
@@ -190,8 +191,9 @@ pub fn evaluate(live: &LiveSnapshot, ctx: &Context, t: &Thresholds) -> Vec<Findi
         }
     }
 
+    let gomaxprocs = ctx.gomaxprocs.or(live.gomaxprocs);
     // gomaxprocs_over_quota
-    if let (Some(g), Some(cg)) = (ctx.gomaxprocs, ctx.cgroup) {
+    if let (Some(g), Some(cg)) = (gomaxprocs, ctx.cgroup) {
         let usable = cg.cpus_usable();
         if f64::from(g) > usable.ceil() {
             let r = &iv.rates;
@@ -200,16 +202,21 @@ pub fn evaluate(live: &LiveSnapshot, ctx: &Context, t: &Thresholds) -> Vec<Findi
                 (Some(s), Some(_)) if s.nr_throttled > 0 => s.throttled_ns as f64 / s.nr_throttled as f64 / 1e6,
                 _ => 0.0,
             };
-            let limit = match cg.quota_cpus {
-                Some(q) if q <= f64::from(cg.cpus_allowed) => format!("quota {q:.1} CPUs"),
-                _ => format!("{} CPUs allowed", cg.cpus_allowed),
+            let quota = cg.quota_cpus.filter(|q| *q <= f64::from(cg.cpus_allowed));
+            let limit = match quota {
+                Some(q) => format!("quota {q:.1} CPUs"),
+                None => format!("{} CPUs allowed", cg.cpus_allowed),
+            };
+            let effect = match quota {
+                Some(_) => {
+                    format!("throttled in {throttled:.0}% of periods, {per_period_ms:.0} ms per throttled period")
+                }
+                None => "more Ps than CPUs: runnable goroutines' threads wait for each other".to_string(),
             };
             out.push(Finding {
                 rule: GOMAXPROCS_OVER_QUOTA,
                 severity: if throttled > 0.0 { Severity::Critical } else { Severity::Warning },
-                message: format!(
-                    "GOMAXPROCS {g} > {limit}; throttled in {throttled:.0}% of periods, {per_period_ms:.0} ms per throttled period"
-                ),
+                message: format!("GOMAXPROCS {g} > {limit}; {effect}"),
                 advice: "set GOMAXPROCS to the quota (Go 1.25+ does this itself; older: GOMAXPROCS env or go.uber.org/automaxprocs)",
                 evidence: BTreeMap::from([
                     ("gomaxprocs", f64::from(g)),
@@ -222,7 +229,7 @@ pub fn evaluate(live: &LiveSnapshot, ctx: &Context, t: &Thresholds) -> Vec<Findi
     }
 
     // thread_growth
-    if let Some(g) = ctx.gomaxprocs {
+    if let Some(g) = gomaxprocs {
         let pinned = ctx.pinned.unwrap_or(0);
         let expected = u64::from(g) + pinned + t.thread_baseline;
         let now = iv.process.threads_now;

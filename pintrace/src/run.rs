@@ -237,6 +237,8 @@ pub async fn live<S: Sink>(session: &mut Session, sink: &mut S, opts: Options, m
     let mut alive = interval(ALIVE_CHECK);
     let mut throttle = interval(THROTTLE_POLL);
     let mut last_throttle: Option<EventKind> = None;
+    let mut last_gomaxprocs: Option<EventKind> =
+        session.initial.iter().rev().map(|e| e.kind).find(|k| matches!(k, EventKind::GoMaxProcs { .. }));
     let has_cgroup = session.cgroup.is_ok();
     let mut self_cpu = SelfCpu::new();
     let mut bpf = BpfMeter { last: None };
@@ -292,6 +294,12 @@ pub async fn live<S: Sink>(session: &mut Session, sink: &mut S, opts: Options, m
                 }
             }
             _ = ticks.tick(), if end.is_none() && opts.interval.is_some() => {
+                if let Some(e) = session.gomaxprocs_event() {
+                    if last_gomaxprocs != Some(e.kind) {
+                        last_gomaxprocs = Some(e.kind);
+                        sink.events(&[e])?;
+                    }
+                }
                 stats.decode_errors = decode_errors.get();
                 stats.self_cpu_pct = Some(self_cpu.pct());
                 stats.bpf = bpf.rate(session.bpf_usage());

@@ -10,6 +10,7 @@ use aya::maps::{MapData, RingBuf};
 use crate::{
     cgroup::CpuGroup,
     event::{Event, EventKind, NO_CPU},
+    goruntime::{GoInfo, GoProcess},
     launch::{self, Launched, RunAs},
     probe::{LostCounter, Options, ProbeStatus, Probes, TidSet},
     record::{ProbeRecord, RecordHeader, Target},
@@ -37,6 +38,8 @@ pub struct Session {
     stats_fd: Option<OwnedFd>,
     /// The target's CPU cgroup, or why it could not be found.
     pub cgroup: Result<CpuGroup, String>,
+    /// The target's Go runtime, if it is a Go program.
+    go: Option<GoProcess>,
 }
 
 impl Session {
@@ -70,6 +73,9 @@ impl Session {
         let start_ns = clock.monotonic_ns;
         let initial = reconcile(target.pid, &tids, &before, start_ns)?;
         let cgroup = CpuGroup::of_pid(target.pid).map_err(|e| format!("{e:#}"));
+        // A started command is still pintrace's fork here: its program is read after the exec.
+        let go = if launched.is_none() { GoProcess::attach(target.pid).ok() } else { None };
+        let go_info = go.as_ref().map(GoInfo::of);
         let header = RecordHeader {
             pintrace_version: env!("CARGO_PKG_VERSION").to_string(),
             host: target::hostname(),
@@ -85,20 +91,32 @@ impl Session {
                 .collect(),
             syscalls: opts.syscalls,
             cgroup: cgroup.as_ref().ok().cloned(),
+            go: go_info,
         };
-        Ok(Session { probes, tids, target, header, initial, launched, stats_fd: None, cgroup })
+        let mut session = Session { probes, tids, target, header, initial, launched, stats_fd: None, cgroup, go };
+        if let Some(e) = session.gomaxprocs_event() {
+            session.initial.push(Event { ts_ns: start_ns, ..e });
+        }
+        Ok(session)
     }
 
     /// Warnings about probes that are missing or did not attach, and about
     /// the cgroup, one line each.
     pub fn warnings(&self) -> Vec<String> {
         let cgroup = self.cgroup.as_ref().err().map(|e| format!("{e}; so no CPU quota or throttling figures"));
+        let go = self
+            .header
+            .go
+            .as_ref()
+            .and_then(|g| g.gomaxprocs_problem.clone())
+            .map(|p| format!("Go {}: {p}", self.header.go.as_ref().map_or("", |g| g.version.as_str())));
         self.probes
             .statuses
             .iter()
             .filter(|(_, st)| !matches!(st, ProbeStatus::Attached | ProbeStatus::Off))
             .map(|(spec, st)| format!("{}:{} {st}; so {}", spec.category, spec.name, spec.without))
             .chain(cgroup)
+            .chain(go)
             .collect()
     }
 
@@ -128,12 +146,25 @@ impl Session {
         target::alive(self.target.pid)
     }
 
-    /// Reads the target's name and command line again (after an exec).
+    /// Reads the target's name and command line again (after an exec), and
+    /// finds its Go runtime anew.
     pub fn refresh_target(&mut self) -> &Target {
         if let Ok(t) = target::resolve(self.target.pid) {
             self.target = t;
         }
+        self.go = GoProcess::attach(self.target.pid).ok();
         &self.target
+    }
+
+    /// The Go target's GOMAXPROCS now, as an event (None: not Go, or unreadable).
+    pub fn gomaxprocs_event(&self) -> Option<Event> {
+        let value = self.go.as_ref()?.gomaxprocs().ok()?;
+        Some(Event { ts_ns: target::monotonic_ns(), cpu: NO_CPU, kind: EventKind::GoMaxProcs { value } })
+    }
+
+    /// What is known of the Go runtime (after an exec: of the new program).
+    pub fn go_info(&self) -> Option<GoInfo> {
+        self.go.as_ref().map(GoInfo::of)
     }
 
     /// The cgroup's throttling counters now, as an event (None without a cgroup).

@@ -10,6 +10,7 @@ use crate::{
     cgroup::{CpuGroup, CpuStat},
     event::Event,
     findings::{self, Context, Finding, Thresholds},
+    goruntime::GoInfo,
     model::{
         live::{IntervalStats, LiveSnapshot, SenderRate, ThreadRow},
         Model, ProcessStats, Snapshot, ThreadStats,
@@ -40,6 +41,8 @@ pub struct Report {
     pub process: ProcessStats,
     /// The target's CPU cgroup and its throttling over the recording (null: none found).
     pub cgroup: Option<CgroupReport>,
+    /// The Go runtime (null: not a Go program); gomaxprocs as last read.
+    pub go: Option<GoInfo>,
     /// What was wrong, worst first, with when.
     pub findings: Vec<ReportFinding>,
     /// The busiest SIGURG senders (Go's sysmon sends almost all of them).
@@ -164,7 +167,9 @@ pub fn build(path: &Path) -> Result<Report> {
     let lost = feed.trailer.as_ref().map_or(0, |t| t.lost_events);
     let end_reason = feed.trailer.as_ref().map(|t| t.end_reason.clone());
     let target = feed.trailer.as_ref().and_then(|t| t.target.clone()).unwrap_or(header.target.clone());
+    let go = feed.trailer.as_ref().and_then(|t| t.go.clone()).or(header.go.clone());
     let mut report = Report::new(header, target, snap, lost, end_reason, problem);
+    report.go = go.map(|g| GoInfo { gomaxprocs: report.go.as_ref().and_then(|r| r.gomaxprocs).or(g.gomaxprocs), ..g });
     report.findings = found;
     Ok(report)
 }
@@ -202,6 +207,7 @@ impl Report {
             lost_events: snap.lost_events.max(lost),
             cgroup: header.cgroup.as_ref().map(|g| CgroupReport::new(g, snap.throttle)),
             findings: Vec::new(),
+            go: header.go.clone().map(|g| GoInfo { gomaxprocs: snap.gomaxprocs.or(g.gomaxprocs), ..g }),
             probes: header.probes,
             process: snap.process,
             sigurg_senders,
@@ -228,6 +234,8 @@ pub struct IntervalReport<'a> {
     pub cgroup: Option<CgroupReport>,
     /// What is wrong now, worst first.
     pub findings: &'a [Finding],
+    /// The Go runtime (null: not a Go program).
+    pub go: Option<GoInfo>,
     pub sigurg_senders: &'a [SenderRate],
     /// Threads alive or active in the interval, busiest first.
     pub threads: Vec<&'a ThreadRow>,
@@ -260,6 +268,7 @@ impl<'a> IntervalReport<'a> {
             process: &live.interval,
             cgroup: header.cgroup.as_ref().map(|g| CgroupReport::new(g, live.interval.throttle)),
             findings,
+            go: header.go.clone().map(|g| GoInfo { gomaxprocs: live.gomaxprocs.or(g.gomaxprocs), ..g }),
             sigurg_senders: &live.sigurg_senders,
             threads,
         }

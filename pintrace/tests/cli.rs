@@ -37,6 +37,7 @@ fn sample_file(name: &str, trailer: bool) -> (PathBuf, Vec<u8>) {
         probes: vec![],
         syscalls: false,
         cgroup: None,
+        go: None,
     };
     let ev = |t: u64, cpu: u32, kind| Event { ts_ns: start + t * MS, cpu, kind };
     let mut events = vec![
@@ -98,6 +99,7 @@ fn sample_file(name: &str, trailer: bool) -> (PathBuf, Vec<u8>) {
             lost_events: 0,
             decode_errors: 0,
             target: None,
+            go: None,
         };
         w.finish(&t).expect("finish").1
     } else {

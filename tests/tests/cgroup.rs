@@ -79,6 +79,15 @@ fn the_tightest_quota_over_the_ancestors_and_its_throttling() {
     // Half a CPU: on-CPU time is about half the wall time.
     let share = u64_of(&r["process"]["on_cpu_ns"]) as f64 / u64_of(&r["duration_ns"]) as f64;
     assert!((0.35..0.65).contains(&share), "{share} CPUs used under a 0.5 CPU quota");
+    // Go 1.19 sets GOMAXPROCS to the CPUs, not to the quota.
+    assert_eq!(u64_of(&r["go"]["gomaxprocs"]), u64::from(pintrace::target::nr_cpus()), "{}", r["go"]);
+    let over = r["findings"].as_array().expect("findings").iter().find(|f| f["rule"] == "gomaxprocs_over_quota");
+    let over = over.unwrap_or_else(|| panic!("gomaxprocs_over_quota: {}", r["findings"]));
+    assert!(
+        over["message"].as_str().is_some_and(|m| m.starts_with("GOMAXPROCS 2 > quota 0.5 CPUs; throttled in")),
+        "{over}"
+    );
+    assert_eq!(over["severity"], "critical");
     // The finding names the cause.
     let f = r["findings"].as_array().expect("findings").iter().find(|f| f["rule"] == "runq_latency");
     let f = f.unwrap_or_else(|| panic!("runq_latency fires under a 0.5 CPU quota: {}", r["findings"]));

@@ -100,3 +100,38 @@ fn a_command_that_cannot_run_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot run /nonexistent/program: No such file or directory"), "{err}");
 }
+
+fn toolchains() -> Vec<std::path::PathBuf> {
+    let old =
+        std::env::var_os("PINTRACE_GO").map_or_else(|| "/usr/lib/go-1.19/bin/go".into(), std::path::PathBuf::from);
+    let new = std::env::var_os("PINTRACE_GO_NEW")
+        .map(std::path::PathBuf::from)
+        .expect("PINTRACE_GO_NEW (cargo xtask test sets it)");
+    vec![old, new]
+}
+
+#[test]
+fn gomaxprocs_is_followed_while_tracing_with_both_go_toolchains() {
+    for go in toolchains() {
+        let mut w = pintrace_tests::Workload::spawn(&pintrace_tests::go_program_with(&go, "maxprocs", &[]), &[]);
+        let start: u64 = w.ready[0].parse().expect("GOMAXPROCS at start");
+        let pid = w.pid.to_string();
+        let top = Recording::start_args(&["top", "--pid", &pid, "--batch", "--json", "--interval", "200ms"]);
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        for n in [3, 1, 2] {
+            w.send(&n.to_string());
+            assert_eq!(w.read_line(), format!("set {n}"));
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+        assert!(w.wait().success());
+        let done = top.finish();
+        assert!(done.status.success(), "{}", done.stderr);
+        let intervals = lines(&done.stdout);
+        let mut seen: Vec<u64> = intervals.iter().map(|i| u64_of(&i["go"]["gomaxprocs"])).collect();
+        seen.dedup();
+        assert_eq!(seen, [start, 3, 1, 2], "GOMAXPROCS per interval with {}", go.display());
+        let version = intervals[0]["go"]["version"].as_str().expect("version").to_string();
+        assert!(version.starts_with("go1."), "{version}");
+        assert_eq!(intervals[0]["go"]["module"], "pintrace.test/maxprocs");
+    }
+}

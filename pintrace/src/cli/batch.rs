@@ -130,6 +130,13 @@ fn block(header: &RecordHeader, target: &Target, live: &LiveSnapshot, found: &[F
         let _ = write!(o, "; pintrace {c:.1}% CPU");
     }
     let _ = writeln!(o);
+    if let Some(g) = live.gomaxprocs {
+        let _ = writeln!(
+            o,
+            "GOMAXPROCS {g}{}",
+            header.go.as_ref().map(|g| format!(" ({})", clean(&g.version))).unwrap_or_default()
+        );
+    }
     if let Some(g) = &header.cgroup {
         let _ = write!(o, "cgroup {} quota {}", clean(&g.path), g.describe_quota());
         if let (Some(pct), Some(ms)) = (r.throttled_periods_pct, r.throttled_ms_per_sec) {

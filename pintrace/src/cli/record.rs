@@ -78,6 +78,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     let opts = Options { interval: Some(FLUSH), duration: args.duration };
     let outcome = run::block_on(run::live(&mut session, &mut sink, opts, None))??;
     let target = sink.target.take().filter(|t| *t != session.header.target);
+    let go = if session.header.go.is_none() { session.go_info() } else { None };
     drop(session);
 
     let stats = outcome.stats;
@@ -88,6 +89,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         lost_events: stats.lost,
         decode_errors: stats.decode_errors,
         target,
+        go,
     };
     let (bytes, out) = sink.writer.finish(&trailer).with_context(|| format!("writing {}", args.output.display()))?;
     out.into_inner()

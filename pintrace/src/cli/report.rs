@@ -52,6 +52,24 @@ pub fn render(r: &Report, rows: usize) -> String {
     let p = &r.process;
     let _ = writeln!(o, "target    {} ({})  {}", r.target.pid, clean(&r.target.comm), clean(&r.target.cmdline));
     let _ = writeln!(o, "host      {}, kernel {}, {} CPUs", r.host, r.kernel, r.nr_cpus);
+    if let Some(g) = &r.go {
+        let _ = write!(o, "go        {}", clean(&g.version));
+        if let Some(m) = &g.module {
+            let _ = write!(o, ", module {}", clean(m));
+        }
+        match g.gomaxprocs {
+            Some(n) => {
+                let _ = write!(o, ", GOMAXPROCS {n}");
+            }
+            None => {
+                let _ = write!(o, ", GOMAXPROCS unknown");
+            }
+        }
+        if let Some(c) = g.cgo_enabled {
+            let _ = write!(o, ", cgo {}", if c { "on" } else { "off" });
+        }
+        let _ = writeln!(o);
+    }
     if let Some(c) = &r.cgroup {
         let _ = write!(o, "cgroup    {} (v{}), {} CPUs allowed, quota ", clean(&c.path), c.version, c.cpus_allowed);
         match (c.quota_cpus, c.period_us) {

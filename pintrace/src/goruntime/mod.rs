@@ -14,6 +14,46 @@ pub use binary::GoBinary;
 pub use buildinfo::{BuildInfo, BuildInfoError, BuildSetting, Module};
 pub use process::GoProcess;
 
+/// What a recording keeps of a Go target (the `go` object of the JSON).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GoInfo {
+    /// "go1.19.8"; "unknown" when the build info is unreadable.
+    pub version: String,
+    /// The main module's path.
+    pub module: Option<String>,
+    /// GOMAXPROCS when tracing started (None: unreadable, e.g. a stripped binary).
+    pub gomaxprocs: Option<u32>,
+    pub cgo_enabled: Option<bool>,
+    pub build_mode: Option<String>,
+    pub default_godebug: Option<String>,
+    /// Why GOMAXPROCS cannot be read, if it cannot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gomaxprocs_problem: Option<String>,
+}
+
+impl GoInfo {
+    /// The build info of `process` and its GOMAXPROCS now.
+    pub fn of(process: &GoProcess) -> GoInfo {
+        let b = process.binary();
+        let bi = b.build_info().ok();
+        let (gomaxprocs, problem) = match process.gomaxprocs() {
+            Ok(n) => (Some(n), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        GoInfo {
+            version: b.go_version().to_string(),
+            module: bi
+                .and_then(|i| i.main.as_ref().map(|m| m.path.clone()).or_else(|| Some(i.path.clone())))
+                .filter(|p| !p.is_empty()),
+            gomaxprocs,
+            cgo_enabled: bi.and_then(BuildInfo::cgo_enabled),
+            build_mode: bi.and_then(|i| i.build_mode().map(str::to_string)),
+            default_godebug: bi.and_then(|i| i.default_godebug().map(str::to_string)),
+            gomaxprocs_problem: problem,
+        }
+    }
+}
+
 /// The errors a caller may want to tell apart.
 #[derive(Debug, thiserror::Error)]
 pub enum GoError {

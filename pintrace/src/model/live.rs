@@ -157,6 +157,11 @@ pub enum LogKind {
         count: u64,
         total: u64,
     },
+    /// The Go runtime's GOMAXPROCS changed (the program, or Go 1.25+ following the cgroup's limit).
+    GoMaxProcs {
+        value: u32,
+        was: Option<u32>,
+    },
     /// The cgroup was throttled in some of the interval's CFS periods.
     Throttled {
         periods: u64,
@@ -210,6 +215,8 @@ impl fmt::Display for LogKind {
                 "CPU quota throttled the cgroup in {throttled} of {periods} periods, {} in all",
                 ns(*throttled_ns)
             ),
+            LogKind::GoMaxProcs { value, was: Some(w) } => write!(f, "GOMAXPROCS changed from {w} to {value}"),
+            LogKind::GoMaxProcs { value, was: None } => write!(f, "GOMAXPROCS is {value}"),
             LogKind::Exec { tid, comm } => write!(f, "exec: thread {tid} is now {}", clean(comm)),
             LogKind::ChildProcesses { count } => write!(f, "{count} child process(es) started"),
         }
@@ -249,6 +256,8 @@ pub struct LiveSnapshot {
     pub history: Vec<HistoryPoint>,
     /// Oldest first.
     pub log: Vec<LogEntry>,
+    /// The Go target's GOMAXPROCS, as last read (None: not Go, or unreadable).
+    pub gomaxprocs: Option<u32>,
     /// The thread asked for with `live(.., Some(tid))`, if it is known.
     pub detail: Option<ThreadDetail>,
 }

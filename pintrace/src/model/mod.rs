@@ -87,6 +87,7 @@ pub struct Model {
     throttle_base: Option<CpuStat>,
     throttle_now: CpuStat,
     throttle_at_tick: CpuStat,
+    gomaxprocs: Option<u32>,
 }
 
 fn stat_minus(a: &CpuStat, b: &CpuStat) -> CpuStat {
@@ -170,6 +171,9 @@ pub struct Snapshot {
     /// The cgroup's CFS bandwidth periods and throttling over the window (None: no cgroup seen).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub throttle: Option<CpuStat>,
+    /// The Go target's GOMAXPROCS as last read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gomaxprocs: Option<u32>,
 }
 
 fn per_sec(count: u64, ns: u64) -> f64 {
@@ -239,6 +243,7 @@ impl Model {
             throttle_base: None,
             throttle_now: CpuStat::default(),
             throttle_at_tick: CpuStat::default(),
+            gomaxprocs: None,
         }
     }
 
@@ -396,6 +401,12 @@ impl Model {
                 }
             }
             EventKind::Lost { total } => self.lost = self.lost.max(total),
+            EventKind::GoMaxProcs { value } => {
+                if self.gomaxprocs.is_some_and(|g| g != value) {
+                    self.log(ts, LogKind::GoMaxProcs { value, was: self.gomaxprocs });
+                }
+                self.gomaxprocs = Some(value);
+            }
             EventKind::Throttle { nr_periods, nr_throttled, throttled_ns } => {
                 let s = CpuStat { nr_periods, nr_throttled, throttled_ns };
                 if self.throttle_base.is_none() {
@@ -447,7 +458,15 @@ impl Model {
         process.runq_latency_ns = Latency::from(&runq);
         threads.sort_by(|a, b| b.on_cpu_ns.cmp(&a.on_cpu_ns).then(a.tid.cmp(&b.tid)));
         let throttle = self.throttle_base.map(|b| stat_minus(&self.throttle_now, &b));
-        Snapshot { duration_ns, events: self.p.events, lost_events: self.lost, process, threads, throttle }
+        Snapshot {
+            duration_ns,
+            events: self.p.events,
+            lost_events: self.lost,
+            process,
+            threads,
+            throttle,
+            gomaxprocs: self.gomaxprocs,
+        }
     }
 
     /// Closes the interval that ends at `now_ns`: per-interval deltas and
@@ -712,6 +731,7 @@ impl Model {
             threads,
             history: self.history.iter().copied().collect(),
             log: self.log.iter().cloned().collect(),
+            gomaxprocs: self.gomaxprocs,
             detail,
         }
     }

@@ -67,6 +67,7 @@ fn get_comm(buf: &mut &[u8]) -> Result<Comm, String> {
 const CODE_THREAD_SEEN: u8 = 100;
 const CODE_LOST: u8 = 101;
 const CODE_THROTTLE: u8 = 102;
+const CODE_GOMAXPROCS: u8 = 103;
 
 pub(super) fn encode(buf: &mut BytesMut, prev_ts: u64, e: &Event) {
     use pintrace_common as w;
@@ -84,6 +85,7 @@ pub(super) fn encode(buf: &mut BytesMut, prev_ts: u64, e: &Event) {
         EventKind::ThreadSeen { .. } => CODE_THREAD_SEEN,
         EventKind::Lost { .. } => CODE_LOST,
         EventKind::Throttle { .. } => CODE_THROTTLE,
+        EventKind::GoMaxProcs { .. } => CODE_GOMAXPROCS,
     };
     buf.put_u8(code);
     put_zigzag(buf, e.ts_ns.wrapping_sub(prev_ts) as i64);
@@ -155,6 +157,7 @@ pub(super) fn encode(buf: &mut BytesMut, prev_ts: u64, e: &Event) {
             put_comm(buf, &comm);
         }
         EventKind::Lost { total } => put_varint(buf, total),
+        EventKind::GoMaxProcs { value } => v(buf, value),
         EventKind::Throttle { nr_periods, nr_throttled, throttled_ns } => {
             put_varint(buf, nr_periods);
             put_varint(buf, nr_throttled);
@@ -216,6 +219,7 @@ pub(super) fn decode_one(buf: &mut &[u8], prev_ts: u64) -> Result<Event, String>
             EventKind::ThreadSeen { tid: get_u32(buf)?, tgid: get_u32(buf)?, comm: get_comm(buf)? }
         }
         c if c == u32::from(CODE_LOST) => EventKind::Lost { total: get_varint(buf)? },
+        c if c == u32::from(CODE_GOMAXPROCS) => EventKind::GoMaxProcs { value: get_u32(buf)? },
         c if c == u32::from(CODE_THROTTLE) => EventKind::Throttle {
             nr_periods: get_varint(buf)?,
             nr_throttled: get_varint(buf)?,

@@ -77,6 +77,9 @@ pub struct RecordHeader {
     /// The target's CPU cgroup at the start (absent in older files, or when none was found).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<crate::cgroup::CpuGroup>,
+    /// The Go runtime of the target, if it is a Go program.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub go: Option<crate::goruntime::GoInfo>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,6 +94,9 @@ pub struct Trailer {
     /// The target at the end, when it differs from the header's (it exec'd).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<Target>,
+    /// Its Go runtime at the end, when the header has none (a command started by pintrace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub go: Option<crate::goruntime::GoInfo>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -14,6 +14,7 @@ fn header() -> RecordHeader {
         probes: vec![ProbeRecord { name: "sched_switch".into(), status: "attached".into() }],
         syscalls: false,
         cgroup: None,
+        go: None,
     }
 }
 
@@ -64,6 +65,7 @@ fn write(events: &[Event], trailer: bool) -> Vec<u8> {
             lost_events: 0,
             decode_errors: 0,
             target: None,
+            go: None,
         };
         w.finish(&t).expect("finish").1
     } else {

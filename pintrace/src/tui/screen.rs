@@ -133,6 +133,9 @@ impl TuiSink {
     fn refresh(&mut self) {
         let live = self.model.live(self.app.focus());
         self.app.status.extra = extras(self.cgroup.as_ref(), &live);
+        if let Some(g) = live.gomaxprocs {
+            self.app.status.extra.insert(0, ("GOMAXPROCS".to_string(), g.to_string()));
+        }
         let ctx =
             findings::Context { cgroup: self.cgroup.as_ref(), nr_cpus: self.app.status.nr_cpus, ..Default::default() };
         self.app.status.findings = findings::evaluate(&live, &ctx, &self.thresholds);

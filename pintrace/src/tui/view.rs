@@ -310,7 +310,7 @@ fn draw_log(frame: &mut Frame, app: &App, snap: &LiveSnapshot, area: Rect) {
                 }
                 LogKind::Born { .. } => fg(app, Color::Green),
                 LogKind::Exited { .. } => DIM,
-                LogKind::Exec { .. } | LogKind::ChildProcesses { .. } => Style::new(),
+                LogKind::Exec { .. } | LogKind::ChildProcesses { .. } | LogKind::GoMaxProcs { .. } => Style::new(),
             };
             let at = format!("{:>8}  ", rel(e.ts_ns.saturating_sub(app.status.start_ns)));
             Line::from(vec![Span::styled(at, DIM), Span::styled(e.kind.to_string(), style)])
