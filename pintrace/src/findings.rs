@@ -83,6 +83,13 @@ pub struct Context<'a> {
     pub nr_cpus: u32,
 }
 
+impl<'a> Context<'a> {
+    /// What a recording's header says of the target.
+    pub fn of(header: &'a crate::record::RecordHeader) -> Context<'a> {
+        Context { cgroup: header.cgroup.as_ref(), nr_cpus: header.nr_cpus, ..Default::default() }
+    }
+}
+
 /// The history points of the last `sustain_ns` (None if the history is shorter).
 fn recent(history: &[HistoryPoint], sustain_ns: u64) -> Option<&[HistoryPoint]> {
     let last = history.last()?;

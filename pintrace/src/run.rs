@@ -218,6 +218,18 @@ impl BpfMeter {
     }
 }
 
+/// Hands a reading of the target's state (cgroup counters, GOMAXPROCS) to
+/// the sink as an event when it differs from the last one handed over.
+fn send_if_changed<S: Sink>(sink: &mut S, last: &mut Option<EventKind>, reading: Option<Event>) -> Result<()> {
+    match reading {
+        Some(e) if *last != Some(e.kind) => {
+            *last = Some(e.kind);
+            sink.events(&[e])
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Traces a live session into `sink` until the duration, a signal, the
 /// target's exit or the sink ends it. Call inside a tokio runtime.
 pub async fn live<S: Sink>(session: &mut Session, sink: &mut S, opts: Options, mut keys: Keys) -> Result<Outcome> {
@@ -255,7 +267,6 @@ pub async fn live<S: Sink>(session: &mut Session, sink: &mut S, opts: Options, m
             batch = rx.recv(), if !drained => match batch {
                 Some(batch) => {
                     sink.events(&batch)?;
-                    stats.events += batch.len() as u64;
                     for e in &batch {
                         last_ts = last_ts.max(e.ts_ns);
                         match e.kind {
@@ -263,11 +274,7 @@ pub async fn live<S: Sink>(session: &mut Session, sink: &mut S, opts: Options, m
                                 stop_with = Some(End::TargetExited);
                             }
                             EventKind::Exec { tid, .. } if tid == pid => sink.retarget(session.refresh_target()),
-                            EventKind::Lost { total } => {
-                                stats.events -= 1;
-                                stats.lost = stats.lost.max(total);
-                            }
-                            EventKind::ThreadSeen { .. } => stats.events -= 1,
+                            EventKind::Lost { total } => stats.lost = stats.lost.max(total),
                             _ => {}
                         }
                     }
@@ -281,12 +288,7 @@ pub async fn live<S: Sink>(session: &mut Session, sink: &mut S, opts: Options, m
                 stop_with = Some(End::Duration);
             }
             _ = throttle.tick(), if end.is_none() && has_cgroup => {
-                if let Some(e) = session.throttle_event() {
-                    if last_throttle != Some(e.kind) {
-                        last_throttle = Some(e.kind);
-                        sink.events(&[e])?;
-                    }
-                }
+                send_if_changed(sink, &mut last_throttle, session.throttle_event())?;
             }
             _ = alive.tick(), if end.is_none() => {
                 if !session.alive() {
@@ -294,12 +296,7 @@ pub async fn live<S: Sink>(session: &mut Session, sink: &mut S, opts: Options, m
                 }
             }
             _ = ticks.tick(), if end.is_none() && opts.interval.is_some() => {
-                if let Some(e) = session.gomaxprocs_event() {
-                    if last_gomaxprocs != Some(e.kind) {
-                        last_gomaxprocs = Some(e.kind);
-                        sink.events(&[e])?;
-                    }
-                }
+                send_if_changed(sink, &mut last_gomaxprocs, session.gomaxprocs_event())?;
                 stats.decode_errors = decode_errors.get();
                 stats.self_cpu_pct = Some(self_cpu.pct());
                 stats.bpf = bpf.rate(session.bpf_usage());
@@ -416,7 +413,7 @@ impl FileFeed {
         while self.pending.is_empty() && !self.eof {
             match self.reader.next_chunk() {
                 Ok(Some(Chunk::Events(events))) => self.pending.extend(events),
-                Ok(Some(Chunk::Trailer(t))) => self.trailer = Some(t),
+                Ok(Some(Chunk::Trailer(t))) => self.trailer = Some(*t),
                 Ok(None) => self.eof = true,
                 Err(e) => {
                     self.problem = Some(e);

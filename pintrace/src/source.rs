@@ -52,6 +52,11 @@ impl Source {
         Ok(Source { ring, lost, stats: SourceStats::default(), decode_errors: DecodeErrors::default() })
     }
 
+    /// The totals, the decode errors read from their shared count.
+    fn finish(&self) -> SourceStats {
+        SourceStats { decode_errors: self.decode_errors.get(), ..self.stats }
+    }
+
     pub fn decode_errors(&self) -> DecodeErrors {
         self.decode_errors.clone()
     }
@@ -69,7 +74,7 @@ impl Source {
             let stopping = *stop.borrow_and_update();
             self.drain(&tx).await?;
             if stopping {
-                return Ok(self.stats);
+                return Ok(self.finish());
             }
             tokio::select! {
                 guard = self.ring.readable() => {
@@ -82,7 +87,7 @@ impl Source {
                     if changed.is_err() {
                         // Whoever could stop us is gone: stop.
                         self.drain(&tx).await?;
-                        return Ok(self.stats);
+                        return Ok(self.finish());
                     }
                 }
             }
@@ -102,7 +107,6 @@ impl Source {
                             self.stats.events += 1;
                         }
                         Err(_) => {
-                            self.stats.decode_errors += 1;
                             self.decode_errors.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         }
                     }

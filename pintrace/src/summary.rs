@@ -121,7 +121,7 @@ impl Sink for Fold<'_> {
     fn tick(&mut self, now_ns: u64, _: &run::Stats) -> Result<Flow> {
         self.model.tick(now_ns);
         let live = self.model.live(None);
-        let ctx = Context { cgroup: self.header.cgroup.as_ref(), nr_cpus: self.header.nr_cpus, ..Default::default() };
+        let ctx = Context::of(self.header);
         let at = now_ns.saturating_sub(self.header.start_ns);
         for f in findings::evaluate(&live, &ctx, &self.thresholds) {
             match self.found.iter_mut().find(|r| r.finding.rule == f.rule) {
@@ -164,25 +164,30 @@ pub fn build(path: &Path) -> Result<Report> {
         (None, None) => Some("the recording did not finish (no trailer): reported every event in the file".into()),
         (None, Some(_)) => None,
     };
-    let lost = feed.trailer.as_ref().map_or(0, |t| t.lost_events);
-    let end_reason = feed.trailer.as_ref().map(|t| t.end_reason.clone());
-    let target = feed.trailer.as_ref().and_then(|t| t.target.clone()).unwrap_or(header.target.clone());
-    let go = feed.trailer.as_ref().and_then(|t| t.go.clone()).or(header.go.clone());
-    let mut report = Report::new(header, target, snap, lost, end_reason, problem);
-    report.go = go.map(|g| GoInfo { gomaxprocs: report.go.as_ref().and_then(|r| r.gomaxprocs).or(g.gomaxprocs), ..g });
-    report.findings = found;
-    Ok(report)
+    let t = feed.trailer.as_ref();
+    let end = Ending {
+        target: t.and_then(|t| t.target.clone()).unwrap_or(header.target.clone()),
+        go: t.and_then(|t| t.go.clone()).or(header.go.clone()),
+        lost: t.map_or(0, |t| t.lost_events),
+        end_reason: t.map(|t| t.end_reason.clone()),
+        problem,
+    };
+    Ok(Report::new(header, end, snap, found))
+}
+
+/// What the end of a recording says about it: the target and its Go runtime
+/// as they were then, the kernel's lost count, why it ended, and any damage.
+pub struct Ending {
+    pub target: Target,
+    pub go: Option<GoInfo>,
+    pub lost: u64,
+    pub end_reason: Option<String>,
+    pub problem: Option<String>,
 }
 
 impl Report {
-    pub fn new(
-        header: RecordHeader,
-        target: Target,
-        snap: Snapshot,
-        lost: u64,
-        end_reason: Option<String>,
-        problem: Option<String>,
-    ) -> Report {
+    pub fn new(header: RecordHeader, end: Ending, snap: Snapshot, findings: Vec<ReportFinding>) -> Report {
+        let Ending { target, go, lost, end_reason, problem } = end;
         let mut sigurg_senders: Vec<Sender> = snap
             .threads
             .iter()
@@ -206,8 +211,8 @@ impl Report {
             events: snap.events,
             lost_events: snap.lost_events.max(lost),
             cgroup: header.cgroup.as_ref().map(|g| CgroupReport::new(g, snap.throttle)),
-            findings: Vec::new(),
-            go: header.go.clone().map(|g| GoInfo { gomaxprocs: snap.gomaxprocs.or(g.gomaxprocs), ..g }),
+            findings,
+            go: go.map(|g| g.with_gomaxprocs(snap.gomaxprocs)),
             probes: header.probes,
             process: snap.process,
             sigurg_senders,
@@ -268,7 +273,7 @@ impl<'a> IntervalReport<'a> {
             process: &live.interval,
             cgroup: header.cgroup.as_ref().map(|g| CgroupReport::new(g, live.interval.throttle)),
             findings,
-            go: header.go.clone().map(|g| GoInfo { gomaxprocs: live.gomaxprocs.or(g.gomaxprocs), ..g }),
+            go: header.go.as_ref().map(|g| g.with_gomaxprocs(live.gomaxprocs)),
             sigurg_senders: &live.sigurg_senders,
             threads,
         }

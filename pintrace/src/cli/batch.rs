@@ -44,8 +44,7 @@ impl BatchSink {
         self.model.tick(now_ns);
         self.last_tick = now_ns;
         let live = self.model.live(None);
-        let ctx = Context { cgroup: self.header.cgroup.as_ref(), nr_cpus: self.header.nr_cpus, ..Default::default() };
-        let found = findings::evaluate(&live, &ctx, &Thresholds::default());
+        let found = findings::evaluate(&live, &Context::of(&self.header), &Thresholds::default());
         let out = if self.json {
             let mut line =
                 serde_json::to_string(&IntervalReport::new(&self.header, &self.target, &live, &found, stats))?;

@@ -32,6 +32,11 @@ pub struct GoInfo {
 }
 
 impl GoInfo {
+    /// This info with GOMAXPROCS as last read, when it was read.
+    pub fn with_gomaxprocs(&self, last: Option<u32>) -> GoInfo {
+        GoInfo { gomaxprocs: last.or(self.gomaxprocs), ..self.clone() }
+    }
+
     /// The build info of `process` and its GOMAXPROCS now.
     pub fn of(process: &GoProcess) -> GoInfo {
         let b = process.binary();

@@ -12,7 +12,8 @@ use crate::event::Event;
 
 pub enum Chunk {
     Events(Vec<Event>),
-    Trailer(Trailer),
+    /// Boxed: one per file, and much larger than an events chunk's handle.
+    Trailer(Box<Trailer>),
 }
 
 /// Reads a record file a chunk at a time; never holds the whole file.
@@ -121,7 +122,7 @@ impl<R: Read> Reader<R> {
         if tag == TAG_TRAILER {
             self.finished = true;
             let t = serde_json::from_slice(&payload).map_err(|e| corrupt(format!("bad trailer: {e}")))?;
-            return Ok(Some(Chunk::Trailer(t)));
+            return Ok(Some(Chunk::Trailer(Box::new(t))));
         }
         let mut p = &payload[..];
         if p.remaining() < 12 {

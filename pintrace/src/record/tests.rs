@@ -83,7 +83,7 @@ fn read_all(bytes: &[u8]) -> (Vec<Event>, Option<Trailer>, Option<ReadError>) {
     loop {
         match r.next_chunk() {
             Ok(Some(Chunk::Events(e))) => events.extend(e),
-            Ok(Some(Chunk::Trailer(t))) => trailer = Some(t),
+            Ok(Some(Chunk::Trailer(t))) => trailer = Some(*t),
             Ok(None) => return (events, trailer, None),
             Err(e) => return (events, trailer, Some(e)),
         }

@@ -71,7 +71,8 @@ pub fn live_status(header: &RecordHeader, interval: Duration) -> Status {
 }
 
 pub struct TuiSink {
-    cgroup: Option<crate::cgroup::CpuGroup>,
+    /// What is known of the target besides its events (cgroup, Go runtime).
+    header: RecordHeader,
     thresholds: findings::Thresholds,
     model: Model,
     app: App,
@@ -105,7 +106,7 @@ impl TuiSink {
         let mut model = Model::new(header.start_ns).retain_exited(RETAIN_EXITED_NS);
         initial.iter().for_each(|e| model.apply(e));
         let mut sink = TuiSink {
-            cgroup: header.cgroup.clone(),
+            header: header.clone(),
             thresholds: findings::Thresholds::default(),
             model,
             app: App::new(status, color()),
@@ -132,13 +133,11 @@ impl TuiSink {
 
     fn refresh(&mut self) {
         let live = self.model.live(self.app.focus());
-        self.app.status.extra = extras(self.cgroup.as_ref(), &live);
+        self.app.status.extra = extras(self.header.cgroup.as_ref(), &live);
         if let Some(g) = live.gomaxprocs {
             self.app.status.extra.insert(0, ("GOMAXPROCS".to_string(), g.to_string()));
         }
-        let ctx =
-            findings::Context { cgroup: self.cgroup.as_ref(), nr_cpus: self.app.status.nr_cpus, ..Default::default() };
-        self.app.status.findings = findings::evaluate(&live, &ctx, &self.thresholds);
+        self.app.status.findings = findings::evaluate(&live, &findings::Context::of(&self.header), &self.thresholds);
         self.app.show(live);
     }
 }
