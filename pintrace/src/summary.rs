@@ -91,6 +91,9 @@ pub struct Sender {
     pub sigurg_sent: u64,
 }
 
+/// The report judges findings once per this much of the recording.
+const REPORT_TICK: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A finding of a recording: when its condition first and last held.
 #[derive(Debug, Serialize, PartialEq)]
 pub struct ReportFinding {
@@ -121,6 +124,10 @@ impl Sink for Fold<'_> {
     fn tick(&mut self, now_ns: u64, _: &run::Stats) -> Result<Flow> {
         self.model.tick(now_ns);
         let live = self.model.live(None);
+        // The last, partial interval (the target's exit) says too little to judge by.
+        if live.interval.end_ns - live.interval.start_ns < REPORT_TICK.as_nanos() as u64 {
+            return Ok(Flow::Continue);
+        }
         let ctx = Context::of(self.header);
         let at = now_ns.saturating_sub(self.header.start_ns);
         for f in findings::evaluate(&live, &ctx, &self.thresholds) {
@@ -128,7 +135,8 @@ impl Sink for Fold<'_> {
                 Some(r) => {
                     r.last_ns = at;
                     r.intervals += 1;
-                    if f.severity >= r.finding.severity {
+                    // The first time it was at its worst tells the most.
+                    if f.severity > r.finding.severity {
                         r.finding = f;
                     }
                 }
@@ -154,7 +162,7 @@ pub fn build(path: &Path) -> Result<Report> {
         thresholds: Thresholds::default(),
         found: Vec::new(),
     };
-    let opts = Options { interval: Some(std::time::Duration::from_secs(1)), duration: None };
+    let opts = Options { interval: Some(REPORT_TICK), duration: None };
     let outcome = run::block_on(run::replay(&mut feed, &mut fold, opts, Pace::Max, None))??;
     let snap = fold.model.snapshot(outcome.end_ns.max(header.start_ns));
     let mut found = std::mem::take(&mut fold.found);

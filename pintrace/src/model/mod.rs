@@ -41,6 +41,8 @@ pub const MAX_EXITED: usize = 1000;
 pub const BURST_MIN_PER_SEC: f64 = 100.0;
 pub const BURST_FACTOR: f64 = 4.0;
 pub const BURST_BASELINE: usize = 10;
+/// Intervals of history needed before any SIGURG rate can be called a burst.
+pub const BURST_BASELINE_MIN: usize = 3;
 
 /// Process-wide counters that only grow between resets.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -349,25 +351,22 @@ impl Model {
                     self.p.forks += 1;
                 }
             }
-            EventKind::Exit { tid, tgid, comm, .. } => {
-                let t = self.thread(tid);
-                if t.died_ns.is_some() {
-                    return;
+            EventKind::Exit { tid, tgid, comm, group_dead } => {
+                {
+                    let t = self.thread(tid);
+                    t.tgid = tgid;
+                    t.comm = comm;
                 }
-                t.died_ns = Some(ts);
-                t.tgid = tgid;
-                t.comm = comm;
-                let lifetime = t.born_ns.map(|b| ts.saturating_sub(b));
-                if std::mem::replace(&mut t.alive, false) {
-                    self.alive = self.alive.saturating_sub(1);
-                }
-                if tid != tgid {
-                    self.p.exited += 1;
-                    self.log_pending(ts, LogKind::Exited { tid, comm: comm.to_string(), lifetime_ns: lifetime });
-                }
-                if let Some(l) = lifetime {
-                    self.lifetimes.record(l);
-                    self.lifetimes_iv.record(l);
+                self.exited(tid, ts);
+                if group_dead {
+                    // The last thread of the group is gone, so all are: an
+                    // exit recorded on another CPU can reach the ring after
+                    // the reader has stopped.
+                    let rest: Vec<u32> =
+                        self.threads.iter().filter(|(_, t)| t.alive && t.tgid == tgid).map(|(&tid, _)| tid).collect();
+                    for tid in rest {
+                        self.exited(tid, ts);
+                    }
                 }
             }
             EventKind::Rename { tid, comm } => self.thread(tid).comm = comm,
@@ -415,6 +414,28 @@ impl Model {
                 }
                 self.throttle_now = s;
             }
+        }
+    }
+
+    /// Thread `tid` exited at `ts` (once: a second exit is ignored).
+    fn exited(&mut self, tid: u32, ts: u64) {
+        let t = self.thread(tid);
+        if t.died_ns.is_some() {
+            return;
+        }
+        t.died_ns = Some(ts);
+        let (tgid, comm) = (t.tgid, t.comm);
+        let lifetime = t.born_ns.map(|b| ts.saturating_sub(b));
+        if std::mem::replace(&mut t.alive, false) {
+            self.alive = self.alive.saturating_sub(1);
+        }
+        if tid != tgid {
+            self.p.exited += 1;
+            self.log_pending(ts, LogKind::Exited { tid, comm: comm.to_string(), lifetime_ns: lifetime });
+        }
+        if let Some(l) = lifetime {
+            self.lifetimes.record(l);
+            self.lifetimes_iv.record(l);
         }
     }
 
@@ -580,9 +601,14 @@ impl Model {
                 LogKind::Throttled { periods: t.nr_periods, throttled: t.nr_throttled, throttled_ns: t.throttled_ns },
             );
         }
-        let usual =
-            median(self.history.iter().rev().take(BURST_BASELINE).map(|h| h.sigurg_per_sec).collect::<Vec<_>>());
-        if len > 0 && rates.sigurg_per_sec >= BURST_MIN_PER_SEC && rates.sigurg_per_sec >= BURST_FACTOR * usual {
+        let baseline: Vec<f64> = self.history.iter().rev().take(BURST_BASELINE).map(|h| h.sigurg_per_sec).collect();
+        let usual = median(baseline.clone());
+        // Without a few intervals to compare with, no rate is a burst.
+        if len > 0
+            && baseline.len() >= BURST_BASELINE_MIN
+            && rates.sigurg_per_sec >= BURST_MIN_PER_SEC
+            && rates.sigurg_per_sec >= BURST_FACTOR * usual
+        {
             self.log(
                 now,
                 LogKind::SigurgBurst {

@@ -419,3 +419,43 @@ fn detail_of_a_thread() {
     assert_eq!(d.state, Sleeping);
     assert!(m.live(Some(999)).detail.is_none());
 }
+
+#[test]
+fn no_sigurg_burst_without_intervals_to_compare_with() {
+    let mut m = Model::new(0);
+    m.apply(&seen(100));
+    m.apply(&seen(101));
+    for i in 0..500 {
+        m.apply(&ev(
+            i * MS,
+            0,
+            EventKind::Signal {
+                sender_tid: 101,
+                sender_tgid: 100,
+                target_tid: 100,
+                sig: SIGURG,
+                code: -6,
+                result: 0,
+                group: false,
+            },
+        ));
+    }
+    m.tick(1000 * MS);
+    assert!(m.live(None).log.is_empty(), "the first interval has nothing to be a burst against");
+}
+
+#[test]
+fn when_the_group_is_dead_every_thread_is_even_if_an_exit_comes_late() {
+    let mut m = Model::new(0);
+    for tid in [100, 101, 102] {
+        m.apply(&seen(tid));
+    }
+    m.apply(&died(10 * MS, 101));
+    // The leader's exit ends the group; 102's exit, recorded on another CPU, arrives later.
+    m.apply(&ev(11 * MS, 0, EventKind::Exit { tid: 100, tgid: 100, group_dead: true, comm: Comm::new("m") }));
+    let p = m.snapshot(20 * MS).process;
+    assert_eq!((p.threads_now, p.threads_exited), (0, 2));
+    m.apply(&died(12 * MS, 102));
+    let p = m.snapshot(20 * MS).process;
+    assert_eq!((p.threads_now, p.threads_exited), (0, 2), "the late exit is not counted twice");
+}
