@@ -1,14 +1,19 @@
-//! A Go executable on disk: is it Go, how was it built, and where are the
-//! runtime variables pintrace reads.
+//! A Go executable on disk: is it Go, how was it built, where are the
+//! runtime variables pintrace reads, how are the runtime's `m` and `g`
+//! laid out (DWARF), and which function holds a code address.
 use std::{
     fs,
     path::{Path, PathBuf},
 };
 
-use object::{elf, Object as _, ObjectKind, ObjectSection as _, ObjectSegment as _, ObjectSymbol as _, SegmentFlags};
+use object::{
+    elf, Object as _, ObjectKind, ObjectSection as _, ObjectSegment as _, ObjectSymbol as _, SegmentFlags, SymbolKind,
+};
 
 use super::{
     buildinfo::{self, BuildInfo, BuildInfoError},
+    dwarf::{self, DwarfProblem, RuntimeLayout},
+    functions::FunctionTable,
     GoError,
 };
 
@@ -42,6 +47,8 @@ pub struct RuntimeSymbols {
     /// `runtime.ncpu` (int32): the CPUs the runtime saw at start; named
     /// `runtime.numCPUStartup` in newer Go (1.26 here).
     pub ncpu: Option<Symbol>,
+    /// `runtime.allm` (*m): the head of the list of all Ms (OS threads).
+    pub allm: Option<Symbol>,
 }
 
 #[derive(Debug)]
@@ -54,6 +61,10 @@ pub struct GoBinary {
     /// False when there is no symbol table at all.
     has_symtab: bool,
     symbols: RuntimeSymbols,
+    /// The symbol table's functions, to name code addresses.
+    functions: FunctionTable,
+    /// The layout of runtime.m and runtime.g, from DWARF.
+    layout: Result<RuntimeLayout, DwarfProblem>,
 }
 
 impl GoBinary {
@@ -74,7 +85,9 @@ impl GoBinary {
         GoBinary::parse(&shown, &data)
     }
 
-    /// Parses an executable's bytes; `path` is only for messages.
+    /// Parses an executable's bytes; `path` is only for messages. This
+    /// includes the DWARF layout of the runtime's structs (a few
+    /// milliseconds: see `dwarf`) and the function table.
     pub fn parse(path: &Path, data: &[u8]) -> Result<GoBinary, GoError> {
         let not_go = |reason: String| GoError::NotGo { path: path.to_path_buf(), reason };
         let file = object::File::parse(data).map_err(|e| not_go(format!("not an ELF file ({e})")))?;
@@ -104,14 +117,19 @@ impl GoBinary {
         let mut symbols = RuntimeSymbols::default();
         let mut has_symtab = false;
         let mut runtime_symbols = false;
+        let mut functions = Vec::new();
         for sym in file.symbols() {
             has_symtab = true;
             let Ok(name) = sym.name() else { continue };
+            if sym.kind() == SymbolKind::Text {
+                functions.push((sym.address(), sym.size(), name));
+            }
             let found = |name| Some(Symbol { name, addr: sym.address(), size: sym.size() });
             match name {
                 "runtime.gomaxprocs" => symbols.gomaxprocs = found("runtime.gomaxprocs"),
                 "runtime.ncpu" => symbols.ncpu = found("runtime.ncpu"),
                 "runtime.numCPUStartup" => symbols.ncpu = found("runtime.numCPUStartup"),
+                "runtime.allm" => symbols.allm = found("runtime.allm"),
                 "runtime.main" | "runtime.buildVersion" => runtime_symbols = true,
                 _ => {}
             }
@@ -124,7 +142,9 @@ impl GoBinary {
         if !is_go {
             return Err(not_go("no .go.buildinfo, .gopclntab or Go runtime symbols".into()));
         }
-        Ok(GoBinary { path: path.to_path_buf(), build, pie, loads, has_symtab, symbols })
+        let functions = FunctionTable::new(functions);
+        let layout = dwarf::runtime_layout(&file);
+        Ok(GoBinary { path: path.to_path_buf(), build, pie, loads, has_symtab, symbols, functions, layout })
     }
 
     pub fn path(&self) -> &Path {
@@ -169,11 +189,45 @@ impl GoBinary {
         self.int32_symbol(self.symbols.ncpu, "runtime.ncpu (or runtime.numCPUStartup)", "the runtime's CPU count")
     }
 
+    /// `runtime.allm`, or why it is not known.
+    pub fn allm_symbol(&self) -> Result<Symbol, GoError> {
+        self.sized_symbol(self.symbols.allm, 8, "runtime.allm", "the list of Go threads (Ms)")
+    }
+
+    /// The offsets of the fields of `runtime.m` and `runtime.g` that
+    /// pintrace reads, or what is missing (`GoError::NoDwarf` for a binary
+    /// built with `-ldflags=-w` or `-s`, or stripped).
+    pub fn runtime_layout(&self) -> Result<&RuntimeLayout, GoError> {
+        let path = self.path.clone();
+        match &self.layout {
+            Ok(l) => Ok(l),
+            Err(DwarfProblem::NoDebugInfo) => Err(GoError::NoDwarf { path }),
+            Err(problem) => Err(GoError::Dwarf { path, problem: problem.clone() }),
+        }
+    }
+
+    /// The function whose code holds `link_addr` (a link-time address, as
+    /// in the symbol table; see `GoProcess::function_at` for a run-time
+    /// one). None outside every function, or when the binary is stripped.
+    pub fn function_at(&self, link_addr: u64) -> Option<&str> {
+        self.functions.at(link_addr)
+    }
+
     fn int32_symbol(&self, sym: Option<Symbol>, symbol: &'static str, what: &'static str) -> Result<Symbol, GoError> {
+        self.sized_symbol(sym, 4, symbol, what)
+    }
+
+    fn sized_symbol(
+        &self,
+        sym: Option<Symbol>,
+        size: u64,
+        symbol: &'static str,
+        what: &'static str,
+    ) -> Result<Symbol, GoError> {
         let path = self.path.clone();
         match sym {
-            // An int32 in a Go binary has size 4; anything else is not the variable we know.
-            Some(s) if s.size == 4 || s.size == 0 => Ok(s),
+            // A variable of another size is not the one we know.
+            Some(s) if s.size == size || s.size == 0 => Ok(s),
             Some(_) | None if self.has_symtab => Err(GoError::NoSymbol { path, symbol, what }),
             _ => Err(GoError::Stripped { path, symbol, what }),
         }

@@ -1,17 +1,25 @@
 //! Reading a Go program from outside: its build info from the executable
-//! (`binary`), and runtime variables such as GOMAXPROCS from its memory
-//! (`process`).
+//! (`binary`), runtime variables such as GOMAXPROCS from its memory
+//! (`process`), and its threads (Ms), which are pinned and what each is
+//! for (`mlist`), using the layout of the runtime's structs from DWARF
+//! (`dwarf`) and function names from the symbol table (`functions`).
 //!
-//! The parsers (`buildinfo`, and the maps and load-bias functions of
-//! `process`) are pure; reading files and /proc is a thin layer on top.
+//! The parsers (`buildinfo`, `dwarf`, `functions`, the maps and load-bias
+//! functions of `process`, the M bytes and roles of `mlist`) are pure;
+//! reading files and /proc is a thin layer on top.
 use std::{io, path::PathBuf};
 
 pub mod binary;
 pub mod buildinfo;
+pub mod dwarf;
+pub mod functions;
+pub mod mlist;
 pub mod process;
 
 pub use binary::GoBinary;
 pub use buildinfo::{BuildInfo, BuildInfoError, BuildSetting, Module};
+pub use dwarf::{DwarfProblem, RuntimeLayout};
+pub use mlist::{GoRole, GoThread, WalkError};
 pub use process::GoProcess;
 
 /// What a recording keeps of a Go target (the `go` object of the JSON).
@@ -79,4 +87,18 @@ pub enum GoError {
     /// runtime has initialised it.
     #[error("{symbol} in process {pid} is {value}: the Go runtime has not set it (yet)")]
     Unset { pid: u32, symbol: &'static str, value: i32 },
+    /// No DWARF (`-ldflags=-w` or `-s`, or `strip`): the runtime's struct
+    /// layouts, and so the Go threads' roles and pins, are unknown.
+    #[error(
+        "{path} has no DWARF debug info (no .debug_info section: built with -ldflags=-w or -s, or stripped); \
+         the layout of runtime.m and runtime.g is unknown, so its Go threads cannot be read"
+    )]
+    NoDwarf { path: PathBuf },
+    /// DWARF that does not parse, or lacks a type or member pintrace reads.
+    #[error("{path}: {problem}; the layout of runtime.m and runtime.g is unknown")]
+    Dwarf { path: PathBuf, problem: DwarfProblem },
+    /// The M list could not be walked consistently (it kept changing under
+    /// the reader, or the memory is not an M list).
+    #[error("walking the Go threads (runtime.allm) of process {pid}: {problem}")]
+    MList { pid: u32, problem: WalkError },
 }

@@ -1,5 +1,6 @@
-//! A running Go process: where its executable is loaded, and its runtime
-//! variables (GOMAXPROCS, the CPU count) read from /proc/PID/mem.
+//! A running Go process: where its executable is loaded, its runtime
+//! variables (GOMAXPROCS, the CPU count) and its threads (the M list)
+//! read from /proc/PID/mem.
 use std::{
     fs::{self, File},
     os::unix::fs::{FileExt as _, MetadataExt as _},
@@ -9,6 +10,7 @@ use anyhow::{bail, Context as _, Result};
 
 use super::{
     binary::{GoBinary, LoadSegment, Symbol},
+    mlist::{self, GoThread},
     GoError,
 };
 
@@ -175,6 +177,21 @@ impl GoProcess {
     /// `runtime.ncpu`: the CPUs the runtime counted at start (its affinity mask).
     pub fn ncpu(&self) -> Result<u32, GoError> {
         self.read_positive(self.binary.ncpu_symbol()?)
+    }
+
+    /// Every started Go thread (M) with its pins and role, in the order of
+    /// `runtime.allm` (newest first). Needs the binary's DWARF (`GoError::NoDwarf`
+    /// otherwise) and symbols. Costs about 0.9 µs per M (see `mlist`).
+    pub fn threads(&self) -> Result<Vec<GoThread>, GoError> {
+        let layout = self.binary.runtime_layout()?;
+        let allm = self.binary.allm_symbol()?;
+        mlist::threads(&self.mem, layout, allm.addr.wrapping_add(self.bias), self.pid, |pc| self.function_at(pc))
+    }
+
+    /// The function whose code holds `addr`, a run-time address in this
+    /// process (a return address from a uprobe, a goroutine's startpc).
+    pub fn function_at(&self, addr: u64) -> Option<&str> {
+        self.binary.function_at(addr.wrapping_sub(self.bias))
     }
 
     fn read_positive(&self, sym: Symbol) -> Result<u32, GoError> {
