@@ -30,6 +30,8 @@ pub const KIND_TGKILL: u32 = 8;
 pub const KIND_CLONE_EXIT: u32 = 9;
 /// `sched_process_exec` of a target thread: it now runs another program.
 pub const KIND_EXEC: u32 = 10;
+/// Entry uprobe on a Go target's `runtime.LockOSThread`: a goroutine pins its thread.
+pub const KIND_GO_LOCK: u32 = 11;
 
 /// `WakeupRecord::flags`: the wake-up of a newly created task (`sched_wakeup_new`).
 pub const WAKEUP_NEW: u32 = 1;
@@ -38,6 +40,10 @@ pub const CLONE_IS_CLONE3: u32 = 1;
 
 /// `sched_switch` prev_state bits that mean "this task is gone": EXIT_DEAD, EXIT_ZOMBIE.
 pub const STATE_DEAD_MASK: u32 = 0x10 | 0x20;
+/// A bit pintrace sets in `SwitchRecord::prev_state` (the kernel's states end
+/// at 0x100): the switching-out task had `task_struct.throttled` set, i.e. its
+/// CFS bandwidth group ran out of quota and it was parked until the next period.
+pub const STATE_THROTTLED: u32 = 0x1_0000;
 /// `sched_switch` prev_state bits that describe a sleep; none set means the
 /// task was still runnable (an involuntary switch, matching the kernel's nivcsw).
 pub const STATE_SLEEP_MASK: u32 = 0xff;
@@ -178,6 +184,17 @@ pub struct ExecRecord {
     pub comm: [u8; COMM_LEN],
 }
 
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GoLockRecord {
+    pub hdr: Header,
+    /// The thread whose goroutine called `runtime.LockOSThread`.
+    pub tid: u32,
+    pub _pad: u32,
+    /// The return address at entry: a run-time code address in the caller.
+    pub caller: u64,
+}
+
 macro_rules! assert_size {
     ($t:ty, $n:expr) => {
         const _: () = assert!(core::mem::size_of::<$t>() == $n);
@@ -195,3 +212,4 @@ assert_size!(RenameRecord, 40);
 assert_size!(TgkillRecord, 32);
 assert_size!(CloneExitRecord, 32);
 assert_size!(ExecRecord, 40);
+assert_size!(GoLockRecord, 32);

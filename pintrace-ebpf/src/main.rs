@@ -23,8 +23,8 @@ mod programs {
     use aya_ebpf::{
         bindings::{BPF_F_MMAPABLE, BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
         helpers::{
-            bpf_get_current_comm, bpf_get_current_pid_tgid,
-            generated::{bpf_get_smp_processor_id, bpf_ktime_get_ns},
+            bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_probe_read_kernel, bpf_probe_read_user,
+            generated::{bpf_get_current_task, bpf_get_smp_processor_id, bpf_ktime_get_ns},
         },
         macros::{map, tracepoint, uprobe},
         maps::{Array, PerCpuArray, RingBuf},
@@ -53,6 +53,12 @@ mod programs {
     /// its own wake-ups do not add context switches per event.
     #[no_mangle]
     static WAKEUP_BYTES: u64 = 1 << 20;
+
+    /// Byte offset of `throttled` (a bool) in `struct task_struct`, resolved
+    /// by user space from the kernel's BTF; 0 when unknown (older kernels,
+    /// no BTF), and then switch-outs are not marked.
+    #[no_mangle]
+    static TASK_THROTTLED_OFFSET: u64 = 0;
 
     #[inline(always)]
     fn field<T: Copy>(ctx: &TracePointContext, offset: usize) -> T {
@@ -145,10 +151,13 @@ mod programs {
         if !prev_is && !next_is {
             return 0;
         }
-        let prev_state = field::<i64>(&ctx, 32) as u32;
+        let mut prev_state = field::<i64>(&ctx, 32) as u32;
         if prev_is && prev_state & STATE_DEAD_MASK != 0 {
             // A thread's final switch-out: only now can it no longer block or migrate.
             set_target(prev, false);
+        }
+        if prev_is && prev_state & STATE_SLEEP_MASK == 0 && throttled_now() {
+            prev_state |= STATE_THROTTLED;
         }
         submit(SwitchRecord {
             hdr: header(KIND_SWITCH),
@@ -158,6 +167,24 @@ mod programs {
             _pad: 0,
         });
         0
+    }
+
+    /// Whether `current` (the task switching out, at `sched_switch`) has
+    /// `task_struct.throttled` set. Read only for a target's involuntary
+    /// switch-outs: a throttled task is parked while still runnable.
+    #[inline(always)]
+    fn throttled_now() -> bool {
+        // SAFETY: reading a global that user space sets at load time.
+        let offset = unsafe { core::ptr::read_volatile(&TASK_THROTTLED_OFFSET) };
+        if offset == 0 {
+            return false;
+        }
+        // SAFETY: bpf_get_current_task has no preconditions; the read goes
+        // through bpf_probe_read_kernel, which fails safely on a bad address.
+        unsafe {
+            let task = bpf_get_current_task() as *const u8;
+            bpf_probe_read_kernel(task.wrapping_add(offset as usize)).unwrap_or(0u8) != 0
+        }
     }
 
     // sched:sched_migrate_task  pid@12 orig_cpu@20 dest_cpu@24
@@ -341,6 +368,44 @@ mod programs {
     #[tracepoint(category = "syscalls", name = "sys_exit_clone3")]
     pub fn sys_exit_clone3(ctx: TracePointContext) -> u32 {
         clone_exit(&ctx, CLONE_IS_CLONE3)
+    }
+
+    /// Entry of a Go target's `runtime.LockOSThread` (attached to the target's
+    /// executable and process only). Never a uretprobe: returning through a
+    /// trampoline breaks Go's stack moves. The return address is the word at
+    /// the stack pointer on x86-64 and the link register on arm64.
+    #[uprobe]
+    pub fn go_lock_os_thread(ctx: ProbeContext) -> u32 {
+        let tid = current_tid();
+        if !is_target(tid) {
+            return 0;
+        }
+        submit(GoLockRecord { hdr: header(KIND_GO_LOCK), tid, _pad: 0, caller: caller_pc(&ctx) });
+        0
+    }
+
+    #[cfg(bpf_target_arch = "x86_64")]
+    #[inline(always)]
+    fn caller_pc(ctx: &ProbeContext) -> u64 {
+        // SAFETY: `regs` is the probe's register context; the stack word is
+        // read with bpf_probe_read_user, which fails safely.
+        unsafe {
+            let sp = (*ctx.regs).rsp;
+            bpf_probe_read_user(sp as *const u64).unwrap_or(0)
+        }
+    }
+
+    #[cfg(bpf_target_arch = "aarch64")]
+    #[inline(always)]
+    fn caller_pc(ctx: &ProbeContext) -> u64 {
+        // SAFETY: `regs` is the probe's register context.
+        unsafe { (*ctx.regs).regs[30] }
+    }
+
+    #[cfg(not(any(bpf_target_arch = "x86_64", bpf_target_arch = "aarch64")))]
+    #[inline(always)]
+    fn caller_pc(_ctx: &ProbeContext) -> u64 {
+        0
     }
 
     /// Calls seen by the uprobe self-test of `pintrace check`.

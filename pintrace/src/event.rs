@@ -35,6 +35,9 @@ impl fmt::Debug for Comm {
     }
 }
 
+/// A function name in the Go target (interned, so events stay `Copy`).
+pub type FnName = ustr::Ustr;
+
 /// One thing that happened to the target, at a CLOCK_MONOTONIC time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Event {
@@ -113,6 +116,24 @@ pub enum EventKind {
         ret: i32,
         clone3: bool,
     },
+    /// A goroutine on thread `tid` called `runtime.LockOSThread` (entry
+    /// uprobe). `caller` is the return address (run-time), `func` the
+    /// function it lies in, when the binary's symbols say.
+    GoLock {
+        tid: u32,
+        caller: u64,
+        func: Option<FnName>,
+    },
+    /// Synthesised from the Go runtime's list of Ms (read each interval):
+    /// thread `tid` is an M with this role and lock counts; `locked_g` is the
+    /// start function of the goroutine locked to it. Sent when it changes.
+    GoThread {
+        tid: u32,
+        role: crate::goruntime::GoRole,
+        locked_ext: u32,
+        locked_int: u32,
+        locked_g: Option<FnName>,
+    },
     /// Synthesised: a thread that already existed when tracing started.
     ThreadSeen {
         tid: u32,
@@ -139,6 +160,12 @@ impl EventKind {
     /// True for an involuntary switch: the task was still runnable.
     pub fn is_involuntary(prev_state: u32) -> bool {
         prev_state & wire::STATE_SLEEP_MASK == 0
+    }
+
+    /// True when the task was switched out because its CPU cgroup ran out
+    /// of quota (`task_struct.throttled` was set; see the kernel program).
+    pub fn is_throttled(prev_state: u32) -> bool {
+        prev_state & wire::STATE_THROTTLED != 0
     }
 }
 
@@ -177,6 +204,8 @@ unsafe impl WireRecord for wire::TgkillRecord {}
 unsafe impl WireRecord for wire::CloneExitRecord {}
 // SAFETY: as above.
 unsafe impl WireRecord for wire::ExecRecord {}
+// SAFETY: as above.
+unsafe impl WireRecord for wire::GoLockRecord {}
 
 fn read<T: WireRecord>(kind: u32, bytes: &[u8]) -> Result<T, DecodeError> {
     let expected = std::mem::size_of::<T>();
@@ -256,6 +285,11 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         wire::KIND_EXEC => {
             let r: wire::ExecRecord = read(kind, bytes)?;
             EventKind::Exec { tid: r.tid, old_tid: r.old_tid, comm: Comm(r.comm) }
+        }
+        wire::KIND_GO_LOCK => {
+            let r: wire::GoLockRecord = read(kind, bytes)?;
+            // The name is filled in by the live source, which knows the binary.
+            EventKind::GoLock { tid: r.tid, caller: r.caller, func: None }
         }
         other => return Err(DecodeError::UnknownKind(other)),
     };

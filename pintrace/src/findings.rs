@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::{
     cgroup::CpuGroup,
     fmt::ns,
+    goruntime::GoRole,
     model::live::{HistoryPoint, LiveSnapshot},
 };
 
@@ -19,6 +20,19 @@ pub const THREAD_CHURN: &str = "thread_churn";
 pub const THREAD_GROWTH: &str = "thread_growth";
 pub const SIGURG_PREEMPTION: &str = "sigurg_preemption";
 pub const RUNQ_LATENCY: &str = "runq_latency";
+pub const PINNED_STARVATION: &str = "pinned_starvation";
+pub const PINNED_MIGRATION: &str = "pinned_migration";
+
+/// Every rule, in the order of the issue that named them.
+pub const RULES: [&str; 7] = [
+    GOMAXPROCS_OVER_QUOTA,
+    THREAD_CHURN,
+    THREAD_GROWTH,
+    PINNED_STARVATION,
+    SIGURG_PREEMPTION,
+    RUNQ_LATENCY,
+    PINNED_MIGRATION,
+];
 
 /// The thresholds of the rules (each overridable from the command line).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -37,6 +51,132 @@ pub struct Thresholds {
     pub sigurg_sender_share: f64,
     /// `thread_growth`: threads beyond GOMAXPROCS + pinned + this baseline.
     pub thread_baseline: u64,
+    /// `pinned_starvation`: the busiest long-lived pinned thread on a CPU at least this much (percent of one CPU)...
+    pub pinned_hot_pct: f64,
+    /// ...while the other pinned threads are on a CPU at most this much (median)...
+    pub pinned_idle_pct: f64,
+    /// ...and are woken at least this often (median, per second): trickles of work.
+    pub pinned_wakeups_per_sec: f64,
+    /// `pinned_migration`: long-lived pinned threads moved between CPUs at least this often
+    /// (per second and pinned thread; the load balancer moves a thread now and then).
+    pub pinned_migrations_per_sec: f64,
+}
+
+/// A threshold's command-line name, what it means, and its place in `Thresholds`.
+pub struct ThresholdSpec {
+    pub name: &'static str,
+    pub unit: &'static str,
+    pub help: &'static str,
+    get: fn(&Thresholds) -> f64,
+    set: fn(&mut Thresholds, f64),
+}
+
+/// Every threshold, as `--threshold NAME=VALUE` names it.
+pub const THRESHOLDS: &[ThresholdSpec] = &[
+    ThresholdSpec {
+        name: "sustain",
+        unit: "s",
+        help: "how long a condition must hold before its finding shows",
+        get: |t| t.sustain_ns as f64 / 1e9,
+        set: |t, v| t.sustain_ns = (v * 1e9) as u64,
+    },
+    ThresholdSpec {
+        name: "runq_p99",
+        unit: "ms",
+        help: "runq_latency: run-queue p99 above this",
+        get: |t| t.runq_p99_ns as f64 / 1e6,
+        set: |t, v| t.runq_p99_ns = (v * 1e6) as u64,
+    },
+    ThresholdSpec {
+        name: "churn_per_sec",
+        unit: "/s",
+        help: "thread_churn: thread creations and exits per second, each at least",
+        get: |t| t.churn_per_sec,
+        set: |t, v| t.churn_per_sec = v,
+    },
+    ThresholdSpec {
+        name: "churn_lifetime",
+        unit: "ms",
+        help: "thread_churn: threads living less than this (p50)",
+        get: |t| t.churn_lifetime_ns as f64 / 1e6,
+        set: |t, v| t.churn_lifetime_ns = (v * 1e6) as u64,
+    },
+    ThresholdSpec {
+        name: "sigurg_per_sec",
+        unit: "/s",
+        help: "sigurg_preemption: SIGURG from sysmon per second",
+        get: |t| t.sigurg_per_sec,
+        set: |t, v| t.sigurg_per_sec = v,
+    },
+    ThresholdSpec {
+        name: "sigurg_sender_share",
+        unit: "",
+        help: "sigurg_preemption: sysmon's share of all SIGURG (0-1)",
+        get: |t| t.sigurg_sender_share,
+        set: |t, v| t.sigurg_sender_share = v,
+    },
+    ThresholdSpec {
+        name: "thread_baseline",
+        unit: "threads",
+        help: "thread_growth: threads allowed beyond GOMAXPROCS + long-lived pinned",
+        get: |t| t.thread_baseline as f64,
+        set: |t, v| t.thread_baseline = v as u64,
+    },
+    ThresholdSpec {
+        name: "pinned_hot",
+        unit: "%",
+        help: "pinned_starvation: the busiest pinned thread's CPU, at least",
+        get: |t| t.pinned_hot_pct,
+        set: |t, v| t.pinned_hot_pct = v,
+    },
+    ThresholdSpec {
+        name: "pinned_idle",
+        unit: "%",
+        help: "pinned_starvation: the other pinned threads' CPU (median), at most",
+        get: |t| t.pinned_idle_pct,
+        set: |t, v| t.pinned_idle_pct = v,
+    },
+    ThresholdSpec {
+        name: "pinned_wakeups",
+        unit: "/s",
+        help: "pinned_starvation: the other pinned threads' wake-ups per second (median), at least",
+        get: |t| t.pinned_wakeups_per_sec,
+        set: |t, v| t.pinned_wakeups_per_sec = v,
+    },
+    ThresholdSpec {
+        name: "pinned_migrations",
+        unit: "/s",
+        help: "pinned_migration: CPU migrations per second of each long-lived pinned thread (mean), at least",
+        get: |t| t.pinned_migrations_per_sec,
+        set: |t, v| t.pinned_migrations_per_sec = v,
+    },
+];
+
+impl Thresholds {
+    /// Applies `NAME=VALUE` (a name from `THRESHOLDS`, a finite non-negative number).
+    pub fn set(&mut self, assignment: &str) -> Result<(), String> {
+        let names = || THRESHOLDS.iter().map(|s| s.name).collect::<Vec<_>>().join(", ");
+        let (name, value) = assignment
+            .split_once('=')
+            .ok_or_else(|| format!("threshold {assignment:?} is not NAME=VALUE (names: {})", names()))?;
+        let spec = THRESHOLDS
+            .iter()
+            .find(|s| s.name == name.trim())
+            .ok_or_else(|| format!("no threshold named {:?} (names: {})", name.trim(), names()))?;
+        let v: f64 = value
+            .trim()
+            .parse()
+            .ok()
+            .filter(|v: &f64| v.is_finite() && *v >= 0.0 && *v < 1e12)
+            .ok_or_else(|| format!("threshold {}: {:?} is not a number from 0 up", spec.name, value.trim()))?;
+        (spec.set)(self, v);
+        Ok(())
+    }
+
+    /// Every threshold as `name=value unit`, for help and reports.
+    pub fn describe(&self) -> Vec<String> {
+        THRESHOLDS.iter().map(|s| format!("{}={} {}  {}", s.name, (s.get)(self), s.unit, s.help)).collect()
+    }
 }
 
 impl Default for Thresholds {
@@ -49,6 +189,10 @@ impl Default for Thresholds {
             sigurg_per_sec: 20.0,
             sigurg_sender_share: 0.8,
             thread_baseline: 10,
+            pinned_hot_pct: 80.0,
+            pinned_idle_pct: 20.0,
+            pinned_wakeups_per_sec: 10.0,
+            pinned_migrations_per_sec: 2.0,
         }
     }
 }
@@ -77,8 +221,6 @@ pub struct Finding {
 pub struct Context<'a> {
     /// GOMAXPROCS, if not in the snapshot (tests).
     pub gomaxprocs: Option<u32>,
-    /// Threads locked to goroutines (LockOSThread), when known.
-    pub pinned: Option<u64>,
     pub cgroup: Option<&'a CpuGroup>,
     pub nr_cpus: u32,
 }
@@ -105,6 +247,40 @@ fn history_step(history: &[HistoryPoint]) -> u64 {
     match history {
         [.., a, b] => b.t_ns.saturating_sub(a.t_ns),
         _ => u64::MAX / 2,
+    }
+}
+
+/// Threads now against what a Go program needs: one per P (GOMAXPROCS),
+/// one per long-lived pinned worker, and a small baseline (the main
+/// thread, sysmon, the template thread, the signal M, idle spares).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Capacity {
+    pub threads: u64,
+    pub gomaxprocs: u32,
+    pub pinned: u64,
+    pub baseline: u64,
+    pub expected_max: u64,
+}
+
+pub fn capacity(live: &LiveSnapshot, gomaxprocs: Option<u32>, t: &Thresholds) -> Option<Capacity> {
+    let g = gomaxprocs.or(live.gomaxprocs)?;
+    let pinned = live.interval.process.long_pinned_threads;
+    Some(Capacity {
+        threads: live.interval.process.threads_now,
+        gomaxprocs: g,
+        pinned,
+        baseline: t.thread_baseline,
+        expected_max: u64::from(g) + pinned + t.thread_baseline,
+    })
+}
+
+impl std::fmt::Display for Capacity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} threads of at most {} expected (GOMAXPROCS {} + {} pinned + {} baseline)",
+            self.threads, self.expected_max, self.gomaxprocs, self.pinned, self.baseline
+        )
     }
 }
 
@@ -168,7 +344,15 @@ pub fn evaluate(live: &LiveSnapshot, ctx: &Context, t: &Thresholds) -> Vec<Findi
 
     // sigurg_preemption: one thread (sysmon) preempting the same hot threads.
     let total: u64 = live.sigurg_senders.iter().map(|s| s.sigurg_sent).sum();
-    if let Some(top) = live.sigurg_senders.first() {
+    let role_of = |tid: u32| live.threads.iter().find(|r| r.tid == tid).and_then(|r| r.role);
+    // With the M list the sender is sysmon for sure; without it, the busiest sender.
+    let known = live.threads.iter().any(|r| r.role == Some(GoRole::Sysmon));
+    let top = if known {
+        live.sigurg_senders.iter().find(|s| role_of(s.tid) == Some(GoRole::Sysmon))
+    } else {
+        live.sigurg_senders.first()
+    };
+    if let Some(top) = top {
         let share = if total > 0 { top.sigurg_sent as f64 / total as f64 } else { 0.0 };
         let receives = live.threads.iter().find(|r| r.tid == top.tid).map_or(0, |r| r.sigurg_received);
         let hot: Vec<_> = live.threads.iter().filter(|r| r.sigurg_received_per_sec >= t.sigurg_per_sec / 2.0).collect();
@@ -182,8 +366,9 @@ pub fn evaluate(live: &LiveSnapshot, ctx: &Context, t: &Thresholds) -> Vec<Findi
                 rule: SIGURG_PREEMPTION,
                 severity: Severity::Warning,
                 message: format!(
-                    "thread {} (sysmon) preempts {} busy thread(s) {:.0} times a second: goroutines run over 10 ms without yielding, and each preemption is a signal and a context switch",
+                    "thread {} ({}) preempts {} busy thread(s) {:.0} times a second: goroutines run over 10 ms without yielding, and each preemption is a signal and a context switch",
                     top.tid,
+                    if known { "sysmon" } else { "likely sysmon" },
                     hot.len(),
                     top.sigurg_per_sec
                 ),
@@ -236,27 +421,85 @@ pub fn evaluate(live: &LiveSnapshot, ctx: &Context, t: &Thresholds) -> Vec<Findi
     }
 
     // thread_growth
-    if let Some(g) = gomaxprocs {
-        let pinned = ctx.pinned.unwrap_or(0);
-        let expected = u64::from(g) + pinned + t.thread_baseline;
-        let now = iv.process.threads_now;
-        if now > expected && window.iter().all(|h| h.threads > expected) {
+    if let Some(cap) = capacity(live, gomaxprocs, t) {
+        let (now, expected, g, pinned) = (cap.threads, cap.expected_max, cap.gomaxprocs, cap.pinned);
+        if now > expected && window.iter().all(|h| h.threads > u64::from(g) + h.pinned + t.thread_baseline) {
+            let locks = iv.rates.lock_calls_per_sec;
+            let cause = if locks >= 1.0 {
+                format!("LockOSThread is called {locks:.0} times a second, so pinned threads follow the load (a lock per request)")
+            } else if iv.process.pinned_threads > pinned {
+                format!("{} threads are pinned just now (per-request locking)", iv.process.pinned_threads)
+            } else {
+                "threads blocked in syscalls or cgo, or goroutines locked per request".to_string()
+            };
             out.push(Finding {
                 rule: THREAD_GROWTH,
                 severity: if now > 2 * expected { Severity::Critical } else { Severity::Warning },
                 message: format!(
-                    "{now} threads for GOMAXPROCS {g}{}: expected at most {expected}; threads blocked in syscalls or cgo, or goroutines locked per request",
-                    ctx.pinned.map(|p| format!(" + {p} pinned")).unwrap_or_default()
+                    "{now} threads for GOMAXPROCS {g}{}: expected at most {expected}; {cause}",
+                    if pinned > 0 { format!(" + {pinned} pinned") } else { String::new() }
                 ),
-                advice: "look for blocking syscalls and cgo calls on many goroutines, and LockOSThread per request; bound them with a worker pool",
+                advice: "bound blocking syscalls and cgo calls with a worker pool, and lock a fixed pool of worker goroutines instead of one per request",
                 evidence: BTreeMap::from([
                     ("threads", now as f64),
                     ("gomaxprocs", f64::from(g)),
                     ("pinned", pinned as f64),
+                    ("pinned_now", iv.process.pinned_threads as f64),
+                    ("lock_calls_per_sec", locks),
                     ("expected_max", expected as f64),
                 ]),
             });
         }
+    }
+
+    // pinned_starvation: one pinned worker saturated while the others idle.
+    let last = window.last().copied().unwrap_or_default();
+    if window.iter().all(|h| {
+        h.pinned >= 2
+            && h.pinned_cpu_max_pct >= t.pinned_hot_pct
+            && h.pinned_cpu_rest_median_pct <= t.pinned_idle_pct
+            && h.pinned_wakeups_rest_median_per_sec >= t.pinned_wakeups_per_sec
+    }) {
+        out.push(Finding {
+            rule: PINNED_STARVATION,
+            severity: Severity::Warning,
+            message: format!(
+                "pinned thread {} is on a CPU {:.0}% of the time while the other {} pinned threads use {:.0}% (median), woken {:.0} times a second for trickles of work: work queued for the busy one waits behind it",
+                last.pinned_hot_tid,
+                last.pinned_cpu_max_pct,
+                last.pinned - 1,
+                last.pinned_cpu_rest_median_pct,
+                last.pinned_wakeups_rest_median_per_sec
+            ),
+            advice: "spread work over the pinned workers (one shared queue, not one per worker), or pin fewer goroutines and let the scheduler balance the rest",
+            evidence: BTreeMap::from([
+                ("hot_tid", f64::from(last.pinned_hot_tid)),
+                ("hot_cpu_pct", last.pinned_cpu_max_pct),
+                ("pinned", last.pinned as f64),
+                ("rest_cpu_median_pct", last.pinned_cpu_rest_median_pct),
+                ("rest_wakeups_median_per_sec", last.pinned_wakeups_rest_median_per_sec),
+            ]),
+        });
+    }
+
+    // pinned_migration
+    if window
+        .iter()
+        .all(|h| h.pinned >= 1 && h.pinned_migrations_per_sec / h.pinned as f64 >= t.pinned_migrations_per_sec)
+    {
+        out.push(Finding {
+            rule: PINNED_MIGRATION,
+            severity: Severity::Info,
+            message: format!(
+                "{} pinned threads moved between CPUs {:.0} times a second: LockOSThread ties a goroutine to a thread, not the thread to a CPU, so caches (and NUMA locality) are lost",
+                last.pinned, last.pinned_migrations_per_sec
+            ),
+            advice: "if CPU locality matters, set the pinned thread's affinity after LockOSThread (unix.SchedSetaffinity) or give the process a cpuset",
+            evidence: BTreeMap::from([
+                ("pinned", last.pinned as f64),
+                ("pinned_migrations_per_sec", last.pinned_migrations_per_sec),
+            ]),
+        });
     }
     out.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.rule.cmp(b.rule)));
     out
@@ -367,9 +610,16 @@ mod tests {
         assert!(rules(&m.live(None), &ctx()).is_empty(), "clears when the churn stops");
     }
 
+    fn go_m(tid: u32, role: GoRole, locked_ext: u32) -> Event {
+        ev(0, NO_CPU, EventKind::GoThread { tid, role, locked_ext, locked_int: 0, locked_g: None })
+    }
+
     #[test]
     fn sysmon_preempting_a_hot_thread() {
         let m = run(5, |m, s| {
+            if s == 0 {
+                m.apply(&go_m(101, GoRole::Sysmon, 0));
+            }
             for i in 0..50 {
                 m.apply(&ev(
                     s * S + i * 20 * MS,
@@ -397,6 +647,128 @@ mod tests {
     }
 
     #[test]
+    fn without_the_m_list_the_busiest_sender_is_only_likely_sysmon_and_gc_senders_are_not_it() {
+        let send = |m: &mut Model, ts: u64, from: u32| {
+            let kind = EventKind::Signal {
+                sender_tid: from,
+                sender_tgid: 100,
+                target_tid: 100,
+                sig: SIGURG,
+                code: -6,
+                result: 0,
+                group: false,
+            };
+            m.apply(&ev(ts, 0, kind));
+        };
+        let m = run(5, |m, s| (0..50).for_each(|i| send(m, s * S + i * 20 * MS, 101)));
+        let f = evaluate(&m.live(None), &ctx(), &Thresholds::default());
+        assert!(f[0].message.starts_with("thread 101 (likely sysmon) preempts"), "{}", f[0].message);
+        // With the M list: the same signals from a thread that is not sysmon (GC workers) are no finding.
+        let m = run(5, |m, s| {
+            if s == 0 {
+                m.apply(&go_m(102, GoRole::Sysmon, 0));
+            }
+            (0..50).for_each(|i| send(m, s * S + i * 20 * MS, 101));
+        });
+        assert!(rules(&m.live(None), &ctx()).is_empty());
+        assert_eq!(m.live(None).interval.process.sigurg_from_sysmon, 0);
+    }
+
+    /// Threads 200.. pinned from the start; each second `each(m, s, tid, i)` adds their events.
+    fn pinned_pool(n: u32, secs: u64, each: impl Fn(&mut Model, u64, u32, u32)) -> Model {
+        let mut m = Model::new(0);
+        for tid in 100..102 {
+            m.apply(&ev(0, NO_CPU, EventKind::ThreadSeen { tid, tgid: 100, comm: Comm::new("app") }));
+        }
+        for (i, tid) in (200..200 + n).enumerate() {
+            m.apply(&ev(0, NO_CPU, EventKind::ThreadSeen { tid, tgid: 100, comm: Comm::new("worker") }));
+            m.apply(&go_m(tid, GoRole::Pinned, 1));
+            let _ = i;
+        }
+        for s in 0..secs {
+            for (i, tid) in (200..200 + n).enumerate() {
+                each(&mut m, s, tid, i as u32);
+            }
+            m.tick((s + 1) * S);
+        }
+        m
+    }
+
+    #[test]
+    fn one_saturated_pinned_worker_while_the_others_trickle() {
+        let sw = |m: &mut Model, ts, prev, next, st| {
+            m.apply(&ev(ts, 0, EventKind::Switch { prev_tid: prev, next_tid: next, prev_state: st }))
+        };
+        let m = pinned_pool(4, 12, |m, s, tid, i| {
+            let t0 = s * S;
+            if i == 0 {
+                // Runs the whole second.
+                sw(m, t0, 0, tid, 0);
+                sw(m, t0 + S - 1, tid, 0, 0);
+            } else {
+                // Woken 50 times a second for 100 µs of work.
+                for k in 0..50 {
+                    sw(m, t0 + k * 20 * MS, 0, tid, 0);
+                    sw(m, t0 + k * 20 * MS + MS / 10, tid, 0, 1);
+                }
+            }
+        });
+        let live = m.live(None);
+        assert_eq!(live.interval.process.long_pinned_threads, 4);
+        let f = evaluate(&live, &ctx(), &Thresholds::default());
+        assert_eq!(f.iter().map(|f| f.rule).collect::<Vec<_>>(), [PINNED_STARVATION]);
+        assert!(
+            f[0].message.starts_with("pinned thread 200 is on a CPU 100% of the time while the other 3 pinned threads use 0% (median), woken 50 times a second"),
+            "{}",
+            f[0].message
+        );
+        // An even pool is fine.
+        let even = pinned_pool(4, 12, |m, s, tid, _| {
+            sw(m, s * S, 0, tid, 0);
+            sw(m, s * S + S / 2, tid, 0, 1);
+        });
+        assert!(rules(&even.live(None), &ctx()).is_empty());
+        // Not before the pins are 3 s old (they could be per-request pins).
+        let young = pinned_pool(4, 2, |_, _, _, _| {});
+        assert_eq!(young.live(None).interval.process.long_pinned_threads, 0);
+    }
+
+    #[test]
+    fn pinned_threads_that_move_between_cpus() {
+        let m = pinned_pool(2, 10, |m, s, tid, _| {
+            for k in 0..5 {
+                m.apply(&ev(s * S + k * 100 * MS, 0, EventKind::Migrate { tid, from_cpu: 0, to_cpu: 1 }));
+            }
+        });
+        let f = evaluate(&m.live(None), &ctx(), &Thresholds::default());
+        assert_eq!(f.iter().map(|f| f.rule).collect::<Vec<_>>(), [PINNED_MIGRATION]);
+        assert!(f[0].message.starts_with("2 pinned threads moved between CPUs 10 times a second"), "{}", f[0].message);
+        let mut t = Thresholds::default();
+        t.set("pinned_migrations=20").expect("a threshold");
+        assert!(evaluate(&m.live(None), &ctx(), &t).is_empty(), "the threshold is honoured");
+    }
+
+    #[test]
+    fn thresholds_from_the_command_line() {
+        let mut t = Thresholds::default();
+        t.set("runq_p99=10").expect("valid");
+        t.set(" sustain = 5 ").expect("spaces are fine");
+        assert_eq!((t.runq_p99_ns, t.sustain_ns), (10_000_000, 5_000_000_000));
+        assert!(t.set("runq_p99").expect_err("no value").contains("NAME=VALUE"));
+        assert!(t.set("nope=1").expect_err("no such name").starts_with("no threshold named \"nope\""));
+        assert!(t.set("runq_p99=-1").is_err());
+        assert!(t.set("runq_p99=NaN").is_err());
+        assert!(t.set("runq_p99=1e400").is_err());
+        assert_eq!(t.describe().len(), THRESHOLDS.len());
+        assert!(t.describe()[1].starts_with("runq_p99=10 ms"));
+        // Every rule has a name, and each threshold's name is unique.
+        let mut names: Vec<_> = THRESHOLDS.iter().map(|s| s.name).collect();
+        names.dedup();
+        assert_eq!(names.len(), THRESHOLDS.len());
+        assert_eq!(RULES.len(), 7);
+    }
+
+    #[test]
     fn run_queue_latency_and_gomaxprocs_over_the_quota() {
         let m = run(5, |m, s| {
             m.apply(&ev(
@@ -415,7 +787,7 @@ mod tests {
             cpus_allowed: 8,
             ..Default::default()
         };
-        let ctx = Context { gomaxprocs: Some(8), cgroup: Some(&cg), nr_cpus: 8, pinned: None };
+        let ctx = Context { gomaxprocs: Some(8), cgroup: Some(&cg), nr_cpus: 8 };
         let live = m.live(None);
         let f = evaluate(&live, &ctx, &Thresholds::default());
         assert_eq!(f.iter().map(|f| f.rule).collect::<Vec<_>>(), [GOMAXPROCS_OVER_QUOTA, RUNQ_LATENCY]);
@@ -448,8 +820,45 @@ mod tests {
             }
         });
         let ctx = Context { gomaxprocs: Some(4), nr_cpus: 4, ..Default::default() };
-        let f = evaluate(&m.live(None), &ctx, &Thresholds::default());
+        let live = m.live(None);
+        let f = evaluate(&live, &ctx, &Thresholds::default());
         assert_eq!(f.iter().map(|f| f.rule).collect::<Vec<_>>(), [THREAD_GROWTH]);
         assert!(f[0].message.starts_with("33 threads for GOMAXPROCS 4: expected at most 14"), "{}", f[0].message);
+        let cap = capacity(&live, Some(4), &Thresholds::default()).expect("a Go target");
+        assert_eq!(cap.to_string(), "33 threads of at most 14 expected (GOMAXPROCS 4 + 0 pinned + 10 baseline)");
+    }
+
+    #[test]
+    fn per_request_locking_is_named_and_is_no_excuse() {
+        // 30 threads, each pinned and locked again every second (a lock per request).
+        let m = run(8, |m, s| {
+            for tid in 200..230 {
+                if s == 0 {
+                    m.apply(&ev(
+                        MS,
+                        0,
+                        EventKind::NewTask {
+                            parent_tid: 100,
+                            parent_tgid: 100,
+                            child_tid: tid,
+                            clone_flags: pintrace_common::CLONE_THREAD,
+                            comm: Comm::new("app"),
+                        },
+                    ));
+                    m.apply(&go_m(tid, GoRole::Pinned, 1));
+                }
+                m.apply(&ev(s * S + 2 * MS, 0, EventKind::GoLock { tid, caller: 0x1000, func: None }));
+            }
+        });
+        let ctx = Context { gomaxprocs: Some(4), nr_cpus: 4, ..Default::default() };
+        let live = m.live(None);
+        assert_eq!((live.interval.process.pinned_threads, live.interval.process.long_pinned_threads), (30, 0));
+        let f = evaluate(&live, &ctx, &Thresholds::default());
+        assert_eq!(f.iter().map(|f| f.rule).collect::<Vec<_>>(), [THREAD_GROWTH]);
+        assert!(
+            f[0].message.contains("expected at most 14; LockOSThread is called 30 times a second"),
+            "{}",
+            f[0].message
+        );
     }
 }

@@ -83,6 +83,17 @@ pub fn count(v: u64) -> String {
     out
 }
 
+/// A thread's Go role after its name: " [sysmon]", " [pinned]"; nothing
+/// for plain workers and threads the M list does not know.
+pub fn role_tag(role: Option<crate::goruntime::GoRole>, pinned: bool) -> String {
+    use crate::goruntime::GoRole;
+    match role {
+        Some(GoRole::Worker) | None if pinned => " [pinned]".to_string(),
+        Some(GoRole::Worker) | None => String::new(),
+        Some(r) => format!(" [{}]", r.label()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

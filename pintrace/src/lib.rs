@@ -4,6 +4,7 @@
 //! kernel programs, `source` reads their ring buffer and decodes each record
 //! once into an `event::Event`, and a sink either writes them to a `record`
 //! file or folds them into the pure aggregation `model`.
+pub mod btf;
 pub mod cgroup;
 pub mod cli;
 pub mod event;

@@ -9,7 +9,10 @@ use std::{
 use anyhow::{bail, Context as _, Result};
 use aya::{
     maps::{Array, Map, MapData, PerCpuArray, RingBuf},
-    programs::{uprobe::UProbeScope, TracePoint, UProbe},
+    programs::{
+        uprobe::{UProbeLinkId, UProbeScope},
+        TracePoint, UProbe,
+    },
     Btf, Ebpf, EbpfLoader,
 };
 
@@ -142,6 +145,8 @@ pub enum ProbeStatus {
     Attached,
     /// A syscall probe left off (no `--syscalls`).
     Off,
+    /// Turned off on the command line (the flag that did it).
+    Disabled(&'static str),
     /// The tracepoint does not exist on this kernel.
     Missing,
     /// The tracepoint's record differs from what the program reads.
@@ -154,6 +159,7 @@ impl fmt::Display for ProbeStatus {
         match self {
             ProbeStatus::Attached => f.write_str("attached"),
             ProbeStatus::Off => f.write_str("off (enable with --syscalls)"),
+            ProbeStatus::Disabled(flag) => write!(f, "off ({flag})"),
             ProbeStatus::Missing => f.write_str("missing: no such tracepoint on this kernel"),
             ProbeStatus::Layout(why) => write!(f, "not attached: record layout differs ({why})"),
             ProbeStatus::Failed(why) => write!(f, "failed: {why}"),
@@ -205,11 +211,13 @@ pub struct Options {
     /// kernel wakes the reader when a quarter of it is used.
     pub ring_bytes: u32,
     pub syscalls: bool,
+    /// The uprobe on a Go target's `runtime.LockOSThread`.
+    pub uprobes: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { ring_bytes: 16 << 20, syscalls: false }
+        Options { ring_bytes: 16 << 20, syscalls: false, uprobes: true }
     }
 }
 
@@ -218,8 +226,19 @@ pub struct Probes {
     ebpf: Ebpf,
     pub statuses: Vec<(&'static ProbeSpec, ProbeStatus)>,
     syscalls: bool,
+    uprobes: bool,
     tracefs: PathBuf,
+    /// Where `task_struct.throttled` is, or why switch-outs cannot be marked throttled.
+    pub throttle_flag: Result<u32, String>,
+    /// The uprobe on a Go target's `runtime.LockOSThread` (None: not attempted).
+    pub go_lock: Option<ProbeStatus>,
+    go_lock_link: Option<UProbeLinkId>,
 }
+
+/// The uprobe's name in `check`, warnings and the record header.
+pub const GO_LOCK_PROBE: &str = "uprobe:runtime.LockOSThread";
+/// The per-task throttle flag's name, likewise.
+pub const THROTTLE_FLAG: &str = "btf:task_struct.throttled";
 
 /// Says whether this process may load BPF programs, with a remedy if not.
 pub fn check_privileges() -> Result<()> {
@@ -249,12 +268,23 @@ impl Probes {
         if OBJECT.is_empty() {
             bail!("this pintrace was built with AYA_BUILD_SKIP=1 and has no kernel programs: rebuild it without it");
         }
+        let throttle_flag = crate::btf::task_throttled().map(|m| m.offset);
         let ebpf = EbpfLoader::new()
             .map_max_entries("EVENTS", opts.ring_bytes)
             .override_global("WAKEUP_BYTES", &u64::from(opts.ring_bytes / 4), true)
+            .override_global("TASK_THROTTLED_OFFSET", &u64::from(*throttle_flag.as_ref().unwrap_or(&0)), true)
             .load(OBJECT)
             .context("loading pintrace's kernel programs (needs root and a kernel with BPF ring buffers, 5.8+)")?;
-        Ok(Probes { ebpf, statuses: Vec::new(), syscalls: opts.syscalls, tracefs })
+        Ok(Probes {
+            ebpf,
+            statuses: Vec::new(),
+            syscalls: opts.syscalls,
+            uprobes: opts.uprobes,
+            tracefs,
+            throttle_flag,
+            go_lock: None,
+            go_lock_link: None,
+        })
     }
 
     /// Attaches every probe it can; fails only if the required one cannot.
@@ -293,6 +323,41 @@ impl Probes {
         }
     }
 
+    /// Puts the entry uprobe on `runtime.LockOSThread` of the executable
+    /// `exe` of process `pid`, for that process only. Replaces an earlier
+    /// attachment (the target exec'd). Never fails the trace: the status says
+    /// what happened, and pinning is still read from the runtime's M list.
+    pub fn attach_go_lock(&mut self, exe: &Path, pid: u32) -> &ProbeStatus {
+        if !self.uprobes {
+            return self.go_lock.insert(ProbeStatus::Disabled("--no-uprobes"));
+        }
+        let result = (|| -> Result<UProbeLinkId> {
+            let Some(pid) = std::num::NonZeroU32::new(pid) else { bail!("no process") };
+            let program: &mut UProbe = self
+                .ebpf
+                .program_mut("go_lock_os_thread")
+                .context("program go_lock_os_thread is not in the object")?
+                .try_into()?;
+            if let Some(old) = self.go_lock_link.take() {
+                program.detach(old).context("detaching the uprobe from the previous program")?;
+            }
+            if program.fd().is_err() {
+                program.load().context("loading a uprobe program")?;
+            }
+            program
+                .attach("runtime.LockOSThread", exe, UProbeScope::OneProcess(pid))
+                .with_context(|| format!("attaching to runtime.LockOSThread in {}", exe.display()))
+        })();
+        self.go_lock = Some(match result {
+            Ok(link) => {
+                self.go_lock_link = Some(link);
+                ProbeStatus::Attached
+            }
+            Err(e) => ProbeStatus::Failed(format!("{e:#}")),
+        });
+        self.go_lock.as_ref().unwrap_or(&ProbeStatus::Off)
+    }
+
     /// Attaches the self-test uprobe to a function of this binary, calls it
     /// `calls` times, and returns how many calls the kernel program saw.
     pub fn uprobe_selftest(&mut self, calls: u64) -> Result<u64> {
@@ -317,9 +382,11 @@ impl Probes {
     /// (run time ns, runs) of the attached programs, from the kernel's
     /// statistics (zero unless BPF_ENABLE_STATS or kernel.bpf_stats_enabled is on).
     pub fn run_stats(&self) -> Result<(u64, u64)> {
+        let tracepoints = self.statuses.iter().filter(|(_, st)| *st == ProbeStatus::Attached).map(|(s, _)| s.program);
+        let uprobe = self.go_lock_link.is_some().then_some("go_lock_os_thread");
         let (mut ns, mut runs) = (0, 0);
-        for (spec, _) in self.statuses.iter().filter(|(_, st)| *st == ProbeStatus::Attached) {
-            let program = self.ebpf.program(spec.program).with_context(|| format!("program {}", spec.program))?;
+        for name in tracepoints.chain(uprobe) {
+            let program = self.ebpf.program(name).with_context(|| format!("program {name}"))?;
             let fd = program.fd()?.as_fd().as_raw_fd();
             let info = fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).context("reading a program's fdinfo")?;
             let field = |key: &str| -> u64 {

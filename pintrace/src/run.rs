@@ -265,7 +265,8 @@ pub async fn live<S: Sink>(session: &mut Session, sink: &mut S, opts: Options, m
         let mut stop_with: Option<End> = None;
         tokio::select! {
             batch = rx.recv(), if !drained => match batch {
-                Some(batch) => {
+                Some(mut batch) => {
+                    session.name_go_locks(&mut batch);
                     sink.events(&batch)?;
                     for e in &batch {
                         last_ts = last_ts.max(e.ts_ns);
@@ -297,6 +298,10 @@ pub async fn live<S: Sink>(session: &mut Session, sink: &mut S, opts: Options, m
             }
             _ = ticks.tick(), if end.is_none() && opts.interval.is_some() => {
                 send_if_changed(sink, &mut last_gomaxprocs, session.gomaxprocs_event())?;
+                let ms = session.go_thread_events();
+                if !ms.is_empty() {
+                    sink.events(&ms)?;
+                }
                 stats.decode_errors = decode_errors.get();
                 stats.self_cpu_pct = Some(self_cpu.pct());
                 stats.bpf = bpf.rate(session.bpf_usage());

@@ -2,17 +2,22 @@
 //! programs, fill and reconcile the TID set, attach, and hand out the ring
 //! buffer. The one place where these steps happen, in this order, for
 //! `record` and `top` alike.
-use std::{collections::BTreeSet, ffi::OsString, os::fd::OwnedFd};
+use std::{
+    collections::{BTreeSet, HashMap},
+    ffi::OsString,
+    os::fd::OwnedFd,
+    path::PathBuf,
+};
 
 use anyhow::{bail, Context as _, Result};
 use aya::maps::{MapData, RingBuf};
 
 use crate::{
     cgroup::CpuGroup,
-    event::{Event, EventKind, NO_CPU},
+    event::{Event, EventKind, FnName, NO_CPU},
     goruntime::{GoInfo, GoProcess},
     launch::{self, Launched, RunAs},
-    probe::{LostCounter, Options, ProbeStatus, Probes, TidSet},
+    probe::{LostCounter, Options, ProbeStatus, Probes, TidSet, GO_LOCK_PROBE, THROTTLE_FLAG},
     record::{ProbeRecord, RecordHeader, Target},
     target,
 };
@@ -40,6 +45,10 @@ pub struct Session {
     pub cgroup: Result<CpuGroup, String>,
     /// The target's Go runtime, if it is a Go program.
     go: Option<GoProcess>,
+    /// The M list as last handed out: tid → (role, lockedExt, lockedInt, locked g).
+    go_ms: HashMap<u32, EventKind>,
+    /// Why the M list cannot be read, once known.
+    pub go_threads_problem: Option<String>,
 }
 
 impl Session {
@@ -75,6 +84,9 @@ impl Session {
         let cgroup = CpuGroup::of_pid(target.pid).map_err(|e| format!("{e:#}"));
         // A started command is still pintrace's fork here: its program is read after the exec.
         let go = if launched.is_none() { GoProcess::attach(target.pid).ok() } else { None };
+        if go.is_some() {
+            probes.attach_go_lock(&exe_of(target.pid), target.pid);
+        }
         let go_info = go.as_ref().map(GoInfo::of);
         let header = RecordHeader {
             pintrace_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -84,19 +96,29 @@ impl Session {
             target: target.clone(),
             clock,
             start_ns,
-            probes: probes
-                .statuses
-                .iter()
-                .map(|(s, st)| ProbeRecord { name: format!("{}:{}", s.category, s.name), status: st.to_string() })
-                .collect(),
+            probes: probe_records(&probes),
             syscalls: opts.syscalls,
             cgroup: cgroup.as_ref().ok().cloned(),
             go: go_info,
         };
-        let mut session = Session { probes, tids, target, header, initial, launched, stats_fd: None, cgroup, go };
+        let mut session = Session {
+            probes,
+            tids,
+            target,
+            header,
+            initial,
+            launched,
+            stats_fd: None,
+            cgroup,
+            go,
+            go_ms: HashMap::new(),
+            go_threads_problem: None,
+        };
         if let Some(e) = session.gomaxprocs_event() {
             session.initial.push(Event { ts_ns: start_ns, ..e });
         }
+        let ms = session.go_thread_events();
+        session.initial.extend(ms.into_iter().map(|e| Event { ts_ns: start_ns, ..e }));
         Ok(session)
     }
 
@@ -110,6 +132,19 @@ impl Session {
             .as_ref()
             .and_then(|g| g.gomaxprocs_problem.clone())
             .map(|p| format!("Go {}: {p}", self.header.go.as_ref().map_or("", |g| g.version.as_str())));
+        let go_threads = self
+            .go_threads_problem
+            .as_ref()
+            .map(|p| format!("{p}; so which threads are pinned, and their roles, are unknown"));
+        let go_lock = match &self.probes.go_lock {
+            Some(st) if !matches!(st, ProbeStatus::Attached | ProbeStatus::Disabled(_)) => Some(format!(
+                "{GO_LOCK_PROBE} {st}; so LockOSThread calls are not seen (pinned threads still come from the M list)"
+            )),
+            _ => None,
+        };
+        let throttle = self.probes.throttle_flag.as_ref().err().filter(|_| self.cgroup.is_ok()).map(|e| {
+            format!("{THROTTLE_FLAG}: {e}; so throttled waits count as run-queue latency (cgroup figures still shown)")
+        });
         self.probes
             .statuses
             .iter()
@@ -117,7 +152,15 @@ impl Session {
             .map(|(spec, st)| format!("{}:{} {st}; so {}", spec.category, spec.name, spec.without))
             .chain(cgroup)
             .chain(go)
+            .chain(go_threads)
+            .chain(go_lock)
+            .chain(throttle)
             .collect()
+    }
+
+    /// Threads the target had when tracing started.
+    pub fn threads_at_start(&self) -> usize {
+        self.initial.iter().filter(|e| matches!(e.kind, EventKind::ThreadSeen { .. })).count()
     }
 
     pub fn attached(&self) -> usize {
@@ -153,6 +196,12 @@ impl Session {
             self.target = t;
         }
         self.go = GoProcess::attach(self.target.pid).ok();
+        self.go_ms.clear();
+        self.go_threads_problem = None;
+        if self.go.is_some() {
+            self.probes.attach_go_lock(&exe_of(self.target.pid), self.target.pid);
+            self.header.probes = probe_records(&self.probes);
+        }
         &self.target
     }
 
@@ -160,6 +209,53 @@ impl Session {
     pub fn gomaxprocs_event(&self) -> Option<Event> {
         let value = self.go.as_ref()?.gomaxprocs().ok()?;
         Some(Event { ts_ns: target::monotonic_ns(), cpu: NO_CPU, kind: EventKind::GoMaxProcs { value } })
+    }
+
+    /// The Go runtime's M list now, as `GoThread` events for the Ms that are
+    /// new or changed since the last call (none: not Go, or unreadable, and
+    /// then `go_threads_problem` says why).
+    pub fn go_thread_events(&mut self) -> Vec<Event> {
+        let Some(go) = &self.go else { return Vec::new() };
+        let ms = match go.threads() {
+            Ok(ms) => ms,
+            Err(e) => {
+                self.go_threads_problem.get_or_insert_with(|| format!("Go M list: {e}"));
+                return Vec::new();
+            }
+        };
+        self.go_threads_problem = None;
+        let ts_ns = target::monotonic_ns();
+        let mut out = Vec::new();
+        let mut seen = HashMap::with_capacity(ms.len());
+        for m in ms {
+            let kind = EventKind::GoThread {
+                tid: m.tid,
+                role: m.role,
+                locked_ext: m.locked_ext,
+                locked_int: m.locked_int,
+                locked_g: m.locked_g_start.as_deref().map(ustr::ustr),
+            };
+            if self.go_ms.get(&m.tid) != Some(&kind) {
+                out.push(Event { ts_ns, cpu: NO_CPU, kind });
+            }
+            seen.insert(m.tid, kind);
+        }
+        self.go_ms = seen;
+        out
+    }
+
+    /// Names the callers of `runtime.LockOSThread` in `events` from the
+    /// target's symbol table (the kernel records only the return address).
+    pub fn name_go_locks(&self, events: &mut [Event]) {
+        let Some(go) = &self.go else { return };
+        for e in events {
+            if let EventKind::GoLock { caller, func, .. } = &mut e.kind {
+                if func.is_none() {
+                    // A return address: the call is just before it.
+                    *func = go.function_at(caller.saturating_sub(1)).map(|f: &str| -> FnName { ustr::ustr(f) });
+                }
+            }
+        }
     }
 
     /// What is known of the Go runtime (after an exec: of the new program).
@@ -202,6 +298,28 @@ impl Session {
         self.stats_fd.as_ref()?;
         self.probes.run_stats().ok()
     }
+}
+
+/// The executable of `pid`, through /proc (valid across mount namespaces).
+fn exe_of(pid: u32) -> PathBuf {
+    PathBuf::from(format!("/proc/{pid}/exe"))
+}
+
+/// The probes' statuses as the record header keeps them.
+fn probe_records(probes: &Probes) -> Vec<ProbeRecord> {
+    let tracepoints = probes
+        .statuses
+        .iter()
+        .map(|(s, st)| ProbeRecord { name: format!("{}:{}", s.category, s.name), status: st.to_string() });
+    let flag = ProbeRecord {
+        name: THROTTLE_FLAG.into(),
+        status: match &probes.throttle_flag {
+            Ok(offset) => format!("read at offset {offset}"),
+            Err(e) => format!("unavailable: {e}"),
+        },
+    };
+    let uprobe = probes.go_lock.as_ref().map(|st| ProbeRecord { name: GO_LOCK_PROBE.into(), status: st.to_string() });
+    tracepoints.chain(std::iter::once(flag)).chain(uprobe).collect()
 }
 
 /// After attach: adds the threads created between the listing and the

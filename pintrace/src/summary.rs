@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::{
     cgroup::{CpuGroup, CpuStat},
     event::Event,
-    findings::{self, Context, Finding, Thresholds},
+    findings::{self, Capacity, Context, Finding, Thresholds},
     goruntime::GoInfo,
     model::{
         live::{IntervalStats, LiveSnapshot, SenderRate, ThreadRow},
@@ -43,6 +43,8 @@ pub struct Report {
     pub cgroup: Option<CgroupReport>,
     /// The Go runtime (null: not a Go program); gomaxprocs as last read.
     pub go: Option<GoInfo>,
+    /// Threads at the end against GOMAXPROCS + long-lived pinned + baseline (null: not Go).
+    pub capacity: Option<Capacity>,
     /// What was wrong, worst first, with when.
     pub findings: Vec<ReportFinding>,
     /// The busiest SIGURG senders (Go's sysmon sends almost all of them).
@@ -113,6 +115,7 @@ struct Fold<'a> {
     header: &'a RecordHeader,
     thresholds: Thresholds,
     found: Vec<ReportFinding>,
+    capacity: Option<Capacity>,
 }
 
 impl Sink for Fold<'_> {
@@ -129,6 +132,7 @@ impl Sink for Fold<'_> {
             return Ok(Flow::Continue);
         }
         let ctx = Context::of(self.header);
+        self.capacity = findings::capacity(&live, None, &self.thresholds);
         let at = now_ns.saturating_sub(self.header.start_ns);
         for f in findings::evaluate(&live, &ctx, &self.thresholds) {
             match self.found.iter_mut().find(|r| r.finding.rule == f.rule) {
@@ -153,15 +157,11 @@ impl Sink for Fold<'_> {
 
 /// Reads a whole record file into a report; a read problem past the header
 /// is kept in the report, not returned.
-pub fn build(path: &Path) -> Result<Report> {
+pub fn build(path: &Path, thresholds: Thresholds) -> Result<Report> {
     let mut feed = FileFeed::open(path)?;
     let header: RecordHeader = feed.header().clone();
-    let mut fold = Fold {
-        model: Model::new(header.start_ns),
-        header: &header,
-        thresholds: Thresholds::default(),
-        found: Vec::new(),
-    };
+    let mut fold =
+        Fold { model: Model::new(header.start_ns), header: &header, thresholds, found: Vec::new(), capacity: None };
     let opts = Options { interval: Some(REPORT_TICK), duration: None };
     let outcome = run::block_on(run::replay(&mut feed, &mut fold, opts, Pace::Max, None))??;
     let snap = fold.model.snapshot(outcome.end_ns.max(header.start_ns));
@@ -179,6 +179,7 @@ pub fn build(path: &Path) -> Result<Report> {
         lost: t.map_or(0, |t| t.lost_events),
         end_reason: t.map(|t| t.end_reason.clone()),
         problem,
+        capacity: fold.capacity,
     };
     Ok(Report::new(header, end, snap, found))
 }
@@ -191,11 +192,12 @@ pub struct Ending {
     pub lost: u64,
     pub end_reason: Option<String>,
     pub problem: Option<String>,
+    pub capacity: Option<Capacity>,
 }
 
 impl Report {
     pub fn new(header: RecordHeader, end: Ending, snap: Snapshot, findings: Vec<ReportFinding>) -> Report {
-        let Ending { target, go, lost, end_reason, problem } = end;
+        let Ending { target, go, lost, end_reason, problem, capacity } = end;
         let mut sigurg_senders: Vec<Sender> = snap
             .threads
             .iter()
@@ -220,6 +222,7 @@ impl Report {
             lost_events: snap.lost_events.max(lost),
             cgroup: header.cgroup.as_ref().map(|g| CgroupReport::new(g, snap.throttle)),
             findings,
+            capacity,
             go: go.map(|g| g.with_gomaxprocs(snap.gomaxprocs)),
             probes: header.probes,
             process: snap.process,
@@ -245,6 +248,8 @@ pub struct IntervalReport<'a> {
     pub process: &'a IntervalStats,
     /// The cgroup and its throttling in the interval (null: none found).
     pub cgroup: Option<CgroupReport>,
+    /// Threads against GOMAXPROCS + long-lived pinned + baseline (null: not Go).
+    pub capacity: Option<Capacity>,
     /// What is wrong now, worst first.
     pub findings: &'a [Finding],
     /// The Go runtime (null: not a Go program).
@@ -260,6 +265,7 @@ impl<'a> IntervalReport<'a> {
         target: &'a Target,
         live: &'a LiveSnapshot,
         findings: &'a [Finding],
+        capacity: Option<Capacity>,
         stats: &run::Stats,
     ) -> IntervalReport<'a> {
         let mut threads: Vec<&ThreadRow> = live
@@ -281,6 +287,7 @@ impl<'a> IntervalReport<'a> {
             process: &live.interval,
             cgroup: header.cgroup.as_ref().map(|g| CgroupReport::new(g, live.interval.throttle)),
             findings,
+            capacity,
             go: header.go.as_ref().map(|g| g.with_gomaxprocs(live.gomaxprocs)),
             sigurg_senders: &live.sigurg_senders,
             threads,

@@ -1,11 +1,45 @@
 //! Findings on real Go programs written to show one problem each, and none
-//! on a healthy one.
-use pintrace_tests::{go_program, Recording, Workload};
+//! on a healthy one. The pinning programs are built by both toolchains (Go
+//! 1.19 and a current Go), whose runtime layouts differ.
+use std::path::{Path, PathBuf};
+
+use pintrace_tests::{go_program, go_program_with, Recording, Workload};
+use serde_json::Value;
+
+fn go_new() -> PathBuf {
+    let go = std::env::var_os("PINTRACE_GO_NEW")
+        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/go-1.26/go/bin/go"), PathBuf::from);
+    assert!(go.exists(), "{} is missing: `cargo xtask setup` installs the current Go", go.display());
+    go
+}
 
 /// Records `program ARGS` until it exits and returns the rules of the report's findings.
 fn findings_of(program: &str, args: &[&str]) -> (Vec<String>, serde_json::Value) {
-    let mut w = Workload::spawn(&go_program(program), args);
-    let rec = Recording::start(w.pid, &format!("findings-{program}"), &[]);
+    findings_of_bin(&go_program(program), args)
+}
+
+/// `findings_of` for a program built by the current Go.
+fn findings_of_new(program: &str, args: &[&str]) -> (Vec<String>, serde_json::Value) {
+    findings_of_bin(&go_program_with(&go_new(), program, &[]), args)
+}
+
+fn finding<'a>(r: &'a Value, rule: &str) -> &'a Value {
+    r["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["rule"] == rule)
+        .unwrap_or_else(|| panic!("no {rule} in {}", r["findings"]))
+}
+
+fn threads_with_role<'a>(r: &'a Value, role: &str) -> Vec<&'a Value> {
+    r["threads"].as_array().expect("threads").iter().filter(|t| t["role"] == role).collect()
+}
+
+fn findings_of_bin(bin: &Path, args: &[&str]) -> (Vec<String>, serde_json::Value) {
+    let mut w = Workload::spawn(bin, args);
+    let name = bin.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let rec = Recording::start(w.pid, &format!("findings-{name}-{}", w.pid), &[]);
     w.send("go");
     assert!(w.read_line().starts_with("done"));
     assert!(w.wait().success());
@@ -44,4 +78,92 @@ fn busy_goroutines_are_preempted_by_sysmon() {
         r["findings"].as_array().expect("findings").iter().find(|f| f["rule"] == "sigurg_preemption").expect("rule");
     let sysmon = f["evidence"]["sender_tid"].as_f64().expect("sender") as u64;
     assert_eq!(r["sigurg_senders"][0]["tid"], sysmon, "the finding names the sender: {f}");
+    // The M list names sysmon, and the split by sender agrees.
+    let roles = threads_with_role(&r, "sysmon");
+    assert_eq!(roles.len(), 1, "one sysmon: {}", r["threads"]);
+    assert_eq!(roles[0]["tid"], sysmon);
+    assert!(f["message"].as_str().is_some_and(|m| m.contains("(sysmon) preempts")), "{f}");
+    let (all, from_sysmon) =
+        (r["process"]["sigurg"].as_u64().expect("sigurg"), r["process"]["sigurg_from_sysmon"].as_u64().expect("split"));
+    assert!(from_sysmon * 10 >= all * 9, "busy loops are preempted by sysmon: {from_sysmon} of {all}");
+    assert_eq!(threads_with_role(&r, "main")[0]["tid"], r["target"]["pid"]);
+}
+
+/// Pinned workers, one saturated and the others woken for trickles.
+fn check_starvation(rules: &[String], r: &Value) {
+    assert!(rules.contains(&"pinned_starvation".to_string()), "{}", r["findings"]);
+    let f = finding(r, "pinned_starvation");
+    assert_eq!(f["evidence"]["pinned"], 4.0, "{f}");
+    assert!(f["evidence"]["hot_cpu_pct"].as_f64().is_some_and(|p| p >= 80.0), "{f}");
+    assert!(f["first_ns"].as_u64().is_some_and(|t| t <= 10_000_000_000), "fires within 10 s: {f}");
+    // A worker may run on the main thread (role "main"): count by `pinned`.
+    let pinned: Vec<&Value> =
+        r["threads"].as_array().expect("threads").iter().filter(|t| t["pinned"] == true).collect();
+    assert_eq!(pinned.len(), 4, "exactly the 4 locked workers are pinned: {}", r["threads"]);
+    assert!(pinned.iter().all(|t| t["pinned"] == true && t["pinned_by"] == "main.worker"), "{pinned:?}");
+    assert!(!rules.contains(&"pinned_migration".to_string()), "{}", r["findings"]);
+}
+
+#[test]
+fn an_unevenly_fed_pinned_pool_is_pinned_starvation() {
+    let (rules, r) = findings_of("starve", &["4", "10000"]);
+    check_starvation(&rules, &r);
+}
+
+#[test]
+fn an_unevenly_fed_pinned_pool_is_pinned_starvation_with_the_current_go() {
+    let (rules, r) = findings_of_new("starve", &["4", "10000"]);
+    check_starvation(&rules, &r);
+}
+
+fn check_migration(rules: &[String], r: &Value) {
+    assert!(rules.contains(&"pinned_migration".to_string()), "{}", r["findings"]);
+    let f = finding(r, "pinned_migration");
+    assert_eq!(f["evidence"]["pinned"], 2.0, "{f}");
+    // Each of the 2 workers moves 10 times a second.
+    let rate = f["evidence"]["pinned_migrations_per_sec"].as_f64().expect("rate");
+    assert!((14.0..=26.0).contains(&rate), "about 20 moves a second: {f}");
+    let pinned: Vec<&Value> =
+        r["threads"].as_array().expect("threads").iter().filter(|t| t["pinned"] == true).collect();
+    assert_eq!(pinned.len(), 2, "{pinned:?}");
+    let moved: u64 = pinned.iter().map(|t| t["migrations"].as_u64().expect("migrations")).sum();
+    assert!(moved >= 100, "pinned threads' migrations: {moved}");
+}
+
+#[test]
+fn pinned_threads_moved_between_cpus_are_pinned_migration() {
+    let (rules, r) = findings_of("migrate", &["2", "8000"]);
+    check_migration(&rules, &r);
+}
+
+#[test]
+fn pinned_threads_moved_between_cpus_are_pinned_migration_with_the_current_go() {
+    let (rules, r) = findings_of_new("migrate", &["2", "8000"]);
+    check_migration(&rules, &r);
+}
+
+fn check_per_request(rules: &[String], r: &Value) {
+    assert!(rules.contains(&"thread_growth".to_string()), "{}", r["findings"]);
+    let f = finding(r, "thread_growth");
+    let locks = f["evidence"]["lock_calls_per_sec"].as_f64().expect("lock rate");
+    assert!((150.0..=250.0).contains(&locks), "200 requests a second, each locked: {f}");
+    assert!(f["message"].as_str().is_some_and(|m| m.contains("a lock per request")), "{f}");
+    // The uprobe saw every LockOSThread call (1,600 in 8 s), made by main.handle.
+    let calls = r["process"]["lock_calls"].as_u64().expect("lock calls");
+    assert!((1599..=1600).contains(&calls), "every LockOSThread call is seen: {calls}");
+    let callers: Vec<&Value> =
+        r["threads"].as_array().expect("threads").iter().filter(|t| t["lock_calls"].as_u64() > Some(0)).collect();
+    assert!(callers.iter().all(|t| t["last_lock_caller"] == "main.handle"), "{callers:?}");
+}
+
+#[test]
+fn locking_per_request_is_thread_growth() {
+    let (rules, r) = findings_of("perrequest", &["200", "8000"]);
+    check_per_request(&rules, &r);
+}
+
+#[test]
+fn locking_per_request_is_thread_growth_with_the_current_go() {
+    let (rules, r) = findings_of_new("perrequest", &["200", "8000"]);
+    check_per_request(&rules, &r);
 }

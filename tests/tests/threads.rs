@@ -40,7 +40,11 @@ fn syscall_probes_add_clone_calls_without_changing_counts() {
     let p = &r["process"];
     assert_eq!(u64_of(&p["threads_created"]), N);
     assert_eq!(u64_of(&p["clone_calls"]), N, "one clone3 per thread, seen in the parent");
+    let probes = r["probes"].as_array().expect("probes");
     let statuses: Vec<String> =
-        r["probes"].as_array().expect("probes").iter().map(|p| p["status"].to_string()).collect();
+        probes.iter().filter(|p| p["name"] != "btf:task_struct.throttled").map(|p| p["status"].to_string()).collect();
+    assert_eq!(statuses.len(), 12, "{probes:?}");
     assert!(statuses.iter().all(|s| s.contains("attached")), "{statuses:?}");
+    let flag = probes.iter().find(|p| p["name"] == "btf:task_struct.throttled").expect("the throttle flag");
+    assert!(flag["status"].as_str().is_some_and(|s| s.starts_with("read at offset ")), "{flag}");
 }

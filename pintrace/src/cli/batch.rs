@@ -25,10 +25,11 @@ pub struct BatchSink {
     count: Option<u64>,
     printed: u64,
     last_tick: u64,
+    thresholds: Thresholds,
 }
 
 impl BatchSink {
-    pub fn new(header: &RecordHeader, json: bool, count: Option<u64>) -> BatchSink {
+    pub fn new(header: &RecordHeader, json: bool, count: Option<u64>, thresholds: Thresholds) -> BatchSink {
         BatchSink {
             model: Model::new(header.start_ns).retain_exited(crate::tui::RETAIN_EXITED_NS),
             header: header.clone(),
@@ -37,6 +38,7 @@ impl BatchSink {
             count,
             printed: 0,
             last_tick: header.start_ns,
+            thresholds,
         }
     }
 
@@ -44,14 +46,21 @@ impl BatchSink {
         self.model.tick(now_ns);
         self.last_tick = now_ns;
         let live = self.model.live(None);
-        let found = findings::evaluate(&live, &Context::of(&self.header), &Thresholds::default());
+        let found = findings::evaluate(&live, &Context::of(&self.header), &self.thresholds);
+        let capacity = findings::capacity(&live, None, &self.thresholds);
         let out = if self.json {
-            let mut line =
-                serde_json::to_string(&IntervalReport::new(&self.header, &self.target, &live, &found, stats))?;
+            let mut line = serde_json::to_string(&IntervalReport::new(
+                &self.header,
+                &self.target,
+                &live,
+                &found,
+                capacity,
+                stats,
+            ))?;
             line.push('\n');
             line
         } else {
-            block(&self.header, &self.target, &live, &found, stats)
+            block(&self.header, &self.target, &live, &found, capacity, stats)
         };
         let mut stdout = std::io::stdout().lock();
         stdout.write_all(out.as_bytes()).and_then(|()| stdout.flush()).context("writing to standard output")?;
@@ -87,7 +96,14 @@ impl Sink for BatchSink {
 }
 
 /// One interval as text.
-fn block(header: &RecordHeader, target: &Target, live: &LiveSnapshot, found: &[Finding], stats: &Stats) -> String {
+fn block(
+    header: &RecordHeader,
+    target: &Target,
+    live: &LiveSnapshot,
+    found: &[Finding],
+    capacity: Option<findings::Capacity>,
+    stats: &Stats,
+) -> String {
     use std::fmt::Write as _;
     let iv = &live.interval;
     let (p, r) = (&iv.process, &iv.rates);
@@ -117,6 +133,9 @@ fn block(header: &RecordHeader, target: &Target, live: &LiveSnapshot, found: &[F
     if let Some(s) = live.sigurg_senders.first() {
         let _ = write!(o, " (from {} {})", s.tid, clean(&s.comm));
     }
+    if live.threads.iter().any(|t| t.role == Some(crate::goruntime::GoRole::Sysmon)) {
+        let _ = write!(o, ", {:.1}/s from sysmon", r.sigurg_from_sysmon_per_sec);
+    }
     let l = &p.runq_latency_ns;
     if l.count > 0 {
         let _ = write!(o, "; run queue p50 {} p99 {} max {}", fmt::ns(l.p50), fmt::ns(l.p99), fmt::ns(l.max));
@@ -143,12 +162,27 @@ fn block(header: &RecordHeader, target: &Target, live: &LiveSnapshot, found: &[F
         }
         let _ = writeln!(o);
     }
+    if let Some(c) = capacity {
+        let _ = write!(o, "capacity {c}");
+        if p.pinned_threads > 0 || r.lock_calls_per_sec > 0.0 {
+            let _ = write!(o, "; {} pinned now, {:.1} LockOSThread calls/s", p.pinned_threads, r.lock_calls_per_sec);
+        }
+        let _ = writeln!(o);
+    }
+    if p.throttled_switches > 0 {
+        let _ = writeln!(
+            o,
+            "threads throttled {} in {} waits (parked by the CPU quota)",
+            fmt::ns(p.throttled_ns),
+            p.throttled_switches
+        );
+    }
     for f in found {
         let _ = writeln!(o, "FINDING {} ({:?}): {}", f.rule, f.severity, f.message);
     }
     let _ = writeln!(
         o,
-        "{:>8} {:<16} {:>1} {:>6} {:>4} {:>7} {:>8} {:>8} {:>7} {:>9} {:>8}",
+        "{:>8} {:<26} {:>1} {:>6} {:>4} {:>7} {:>8} {:>8} {:>7} {:>9} {:>8}",
         "TID", "NAME", "S", "CPU%", "CPU", "MIGR/s", "INVOL/s", "VOL/s", "URG/s", "RUNQ-P99", "AGE"
     );
     let mut rows: Vec<_> = live.threads.iter().filter(|t| t.died_ns.is_none_or(|d| d > iv.start_ns)).collect();
@@ -164,9 +198,9 @@ fn block(header: &RecordHeader, target: &Target, live: &LiveSnapshot, found: &[F
         let age = live.now_ns.saturating_sub(t.born_ns.unwrap_or(header.start_ns));
         let _ = writeln!(
             o,
-            "{:>8} {:<16} {:>1} {:>6.1} {:>4} {:>7.1} {:>8.1} {:>8.1} {:>7.1} {:>9} {:>8}",
+            "{:>8} {:<26} {:>1} {:>6.1} {:>4} {:>7.1} {:>8.1} {:>8.1} {:>7.1} {:>9} {:>8}",
             t.tid,
-            format!("{}{mark}", clean(&t.comm)),
+            format!("{}{mark}{}", clean(&t.comm), fmt::role_tag(t.role, t.pinned)),
             t.state.letter(),
             t.cpu_pct,
             t.last_cpu.map_or_else(|| "-".to_string(), |c| c.to_string()),

@@ -14,7 +14,7 @@ pub fn run() -> Result<ExitCode> {
     println!("access    allowed to load BPF programs");
     let tracefs = probe::tracefs()?;
     println!("tracefs   {}", tracefs.display());
-    println!("BTF       {}; not needed: pintrace checks each tracepoint's layout in tracefs", probe::btf_status());
+    println!("BTF       {}", probe::btf_status());
 
     // Load and attach everything, the syscall probes included, to see what works.
     let opts = Options { syscalls: true, ..Options::default() };
@@ -23,12 +23,23 @@ pub fn run() -> Result<ExitCode> {
     const CALLS: u64 = 3;
     let uprobes = match probes.uprobe_selftest(CALLS) {
         Ok(n) if n == CALLS => {
-            format!("load, attach and fire ({n} of {CALLS} calls seen); not used by this version yet")
+            format!("load, attach and fire ({n} of {CALLS} calls seen): {} is put on Go targets", probe::GO_LOCK_PROBE)
         }
         Ok(n) => format!("attach, but saw {n} of {CALLS} calls"),
-        Err(e) => format!("do not work here ({e:#})"),
+        Err(e) => format!(
+            "do not work here ({e:#}); LockOSThread calls are not seen (pinned threads still come from the M list)"
+        ),
     };
     println!("uprobes   {uprobes}");
+    match &probes.throttle_flag {
+        Ok(offset) => println!(
+            "throttle  task_struct.throttled at offset {offset} (from BTF): a switch-out by the CPU quota is \
+             marked and its wait counted as throttled time"
+        ),
+        Err(e) => println!(
+            "throttle  {e}: throttled waits count as run-queue latency; the cgroup's own counters are still read"
+        ),
+    }
     let attach = probes.attach_all();
     println!("\nprobes");
     for (spec, status) in &probes.statuses {

@@ -69,7 +69,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         "pintrace: recording process {} ({}), {} threads, {} probes attached, to {}; Ctrl-C to stop",
         session.target.pid,
         fmt::clean(&session.target.comm),
-        session.initial.len(),
+        session.threads_at_start(),
         session.attached(),
         args.output.display()
     );

@@ -14,13 +14,13 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
     let header = feed.header().clone();
     let opts = Options { interval: Some(args.interval), duration: None };
     if args.batch || !screen::is_terminal() {
-        let mut sink = BatchSink::new(&header, args.json, None);
+        let mut sink = BatchSink::new(&header, args.json, None, args.findings.thresholds());
         run::block_on(run::replay(&mut feed, &mut sink, opts, Pace::Max, None))??;
     } else {
         let speed = Some(args.speed).filter(|x| x.is_finite());
         let pace = speed.map_or(Pace::Max, Pace::Speed);
         let status = screen::replay_status(&header, &args.file, speed, args.interval);
-        let mut sink = TuiSink::open(&header, status, &[])?;
+        let mut sink = TuiSink::open(&header, status, &[])?.thresholds(args.findings.thresholds());
         let keys = Some(crossterm::event::EventStream::new());
         let outcome = run::block_on(run::replay(&mut feed, &mut sink, opts, pace, keys));
         drop(sink);

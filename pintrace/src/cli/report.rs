@@ -16,7 +16,7 @@ pub const EXIT_INCOMPLETE: u8 = 3;
 const DEFAULT_ROWS: usize = 40;
 
 pub fn run(args: ReportArgs) -> Result<ExitCode> {
-    let report = build(&args.file)?;
+    let report = build(&args.file, args.findings.thresholds())?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -154,16 +154,44 @@ pub fn render(r: &Report, rows: usize) -> String {
     if let Some(top) = r.sigurg_senders.first() {
         let _ = write!(o, "; sent by TID {} ({}) {} times", top.tid, clean(&top.comm), fmt::count(top.sigurg_sent));
     }
+    if r.threads.iter().any(|t| t.role == Some(crate::goruntime::GoRole::Sysmon)) {
+        let _ = write!(
+            o,
+            "\n              {} from sysmon (goroutines over 10 ms), {} from other threads (GC, stop-the-world)",
+            fmt::count(p.sigurg_from_sysmon),
+            fmt::count(p.sigurg.saturating_sub(p.sigurg_from_sysmon))
+        );
+    }
     let _ = writeln!(o);
     let _ = writeln!(o, "  signals     {} other", fmt::count(p.signals));
     let _ = writeln!(o, "  run queue   {}", lat(&p.runq_latency_ns, "waits"));
+    if p.throttled_switches > 0 {
+        let _ = writeln!(
+            o,
+            "  throttled   {} parked by the CPU quota, in {} waits (summed over threads; not in the run queue)",
+            fmt::ns(p.throttled_ns),
+            fmt::count(p.throttled_switches)
+        );
+    }
+    if let Some(c) = &r.capacity {
+        let _ = writeln!(o, "  capacity    {c}");
+    }
+    if p.pinned_threads + p.lock_calls > 0 {
+        let _ = writeln!(
+            o,
+            "  pinned      {} threads at the end ({} for 3 s or more); {} LockOSThread calls",
+            p.pinned_threads,
+            p.long_pinned_threads,
+            fmt::count(p.lock_calls)
+        );
+    }
     if p.tgkill_calls + p.clone_calls > 0 {
         let _ = writeln!(o, "  syscalls    {} tgkill, {} clone", p.tgkill_calls, p.clone_calls);
     }
     let _ = writeln!(o, "\nthreads (busiest first)");
     let _ = writeln!(
         o,
-        "{:>8} {:<16} {:>9} {:>5} {:>8} {:>8} {:>6} {:>5} {:>7} {:>7} {:>9} {:>9} {:>9}",
+        "{:>8} {:<26} {:>9} {:>5} {:>8} {:>8} {:>6} {:>5} {:>7} {:>7} {:>9} {:>9} {:>9}",
         "TID",
         "NAME",
         "ON-CPU",
@@ -180,7 +208,8 @@ pub fn render(r: &Report, rows: usize) -> String {
     );
     for t in r.threads.iter().take(rows) {
         let share = if r.duration_ns > 0 { 100.0 * t.on_cpu_ns as f64 / r.duration_ns as f64 } else { 0.0 };
-        let name = format!("{}{}", clean(&t.comm), if t.died_ns.is_some() { "†" } else { "" });
+        let role = fmt::role_tag(t.role, t.pinned);
+        let name = format!("{}{}{role}", clean(&t.comm), if t.died_ns.is_some() { "†" } else { "" });
         let dash = |l: &Latency, v: u64| {
             if l.count == 0 {
                 "-".to_string()
@@ -190,7 +219,7 @@ pub fn render(r: &Report, rows: usize) -> String {
         };
         let _ = writeln!(
             o,
-            "{:>8} {:<16} {:>9} {:>5.1} {:>8} {:>8} {:>6} {:>5} {:>7} {:>7} {:>9} {:>9} {:>9}",
+            "{:>8} {:<26} {:>9} {:>5.1} {:>8} {:>8} {:>6} {:>5} {:>7} {:>7} {:>9} {:>9} {:>9}",
             t.tid,
             name,
             fmt::ns(t.on_cpu_ns),

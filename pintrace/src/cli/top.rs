@@ -24,20 +24,21 @@ pub fn run(args: TopArgs) -> Result<ExitCode> {
     let opts = Options { interval: Some(args.interval), duration: args.duration };
     let header = session.header.clone();
     if batch {
-        let mut sink = BatchSink::new(&header, args.json, args.count);
+        let mut sink = BatchSink::new(&header, args.json, args.count, args.findings.thresholds());
         sink.events(&session.initial)?;
         eprintln!(
             "pintrace: tracing process {} ({}), {} threads, {} probes attached; Ctrl-C to stop",
             session.target.pid,
             crate::fmt::clean(&session.target.comm),
-            session.initial.len(),
+            session.threads_at_start(),
             session.attached(),
         );
         session.release()?;
         run::block_on(run::live(&mut session, &mut sink, opts, None))??;
     } else {
         session.release()?;
-        let mut sink = TuiSink::open(&header, screen::live_status(&header, args.interval), &session.initial)?;
+        let mut sink = TuiSink::open(&header, screen::live_status(&header, args.interval), &session.initial)?
+            .thresholds(args.findings.thresholds());
         let keys = Some(crossterm::event::EventStream::new());
         let outcome = run::block_on(run::live(&mut session, &mut sink, opts, keys));
         drop(sink);

@@ -18,6 +18,8 @@ pub enum RunState {
     Running,
     /// Runnable, waiting for a CPU (preempted or woken up).
     Waiting,
+    /// Runnable, but parked until its CPU cgroup's next period (CFS throttling).
+    Throttled,
     /// Blocked (sleeping, waiting for I/O or a lock), or never seen switching.
     Sleeping,
     Exited,
@@ -29,6 +31,7 @@ impl RunState {
         match self {
             RunState::Running => 'R',
             RunState::Waiting => 'W',
+            RunState::Throttled => 'T',
             RunState::Sleeping => 'S',
             RunState::Exited => 'X',
         }
@@ -65,6 +68,19 @@ pub struct ThreadRow {
     pub voluntary_switches_per_sec: f64,
     pub involuntary_switches_per_sec: f64,
     pub sigurg_received_per_sec: f64,
+    /// From the Go runtime's M list (None: not a Go M, or not known).
+    pub role: Option<crate::goruntime::GoRole>,
+    /// Locked to a goroutine by `runtime.LockOSThread` now.
+    pub pinned: bool,
+    /// Pinned for a while, and not by a LockOSThread call just now.
+    pub long_pinned: bool,
+    /// Start function of the goroutine locked to it.
+    pub pinned_by: Option<String>,
+    /// Of `sigurg_received`: from the runtime's sysmon (a goroutine ran over 10 ms).
+    pub sigurg_from_sysmon: u64,
+    /// Time parked by CFS throttling in the interval.
+    pub throttled_ns: u64,
+    pub lock_calls: u64,
 }
 
 /// Per-second rates of the process over the last interval.
@@ -84,6 +100,10 @@ pub struct Rates {
     pub throttled_periods_pct: Option<f64>,
     /// Throttled time per second of the interval, in ms (None: no cgroup).
     pub throttled_ms_per_sec: Option<f64>,
+    /// SIGURG sent by sysmon per second; the rest come from GC and stop-the-world.
+    pub sigurg_from_sysmon_per_sec: f64,
+    /// `runtime.LockOSThread` calls per second (uprobe).
+    pub lock_calls_per_sec: f64,
 }
 
 /// The process over the last interval: counts with report's field names, plus rates.
@@ -125,6 +145,16 @@ pub struct HistoryPoint {
     pub cpus_used: f64,
     /// Share of CFS periods throttled, in percent (0 without a cgroup).
     pub throttled_pct: f64,
+    /// Threads pinned for a while (see `ThreadRow::long_pinned`), and what they did.
+    pub pinned: u64,
+    /// The busiest of them: its TID and on-CPU share (percent of one CPU).
+    pub pinned_hot_tid: u32,
+    pub pinned_cpu_max_pct: f64,
+    /// The others: median on-CPU share, and median wake-ups (voluntary switches) per second.
+    pub pinned_cpu_rest_median_pct: f64,
+    pub pinned_wakeups_rest_median_per_sec: f64,
+    pub pinned_migrations_per_sec: f64,
+    pub lock_calls_per_sec: f64,
 }
 
 /// Something that happened, for the event log.
@@ -175,6 +205,19 @@ pub enum LogKind {
     ChildProcesses {
         count: u64,
     },
+    /// The M list shows a thread newly locked to a goroutine.
+    Pinned {
+        tid: u32,
+        by: Option<String>,
+    },
+    Unpinned {
+        tid: u32,
+    },
+    /// Too many pin changes in one interval to list one by one.
+    PinChurn {
+        pinned: u64,
+        unpinned: u64,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -219,6 +262,12 @@ impl fmt::Display for LogKind {
             LogKind::GoMaxProcs { value, was: None } => write!(f, "GOMAXPROCS is {value}"),
             LogKind::Exec { tid, comm } => write!(f, "exec: thread {tid} is now {}", clean(comm)),
             LogKind::ChildProcesses { count } => write!(f, "{count} child process(es) started"),
+            LogKind::Pinned { tid, by: Some(by) } => write!(f, "thread {tid} pinned (LockOSThread) by {}", clean(by)),
+            LogKind::Pinned { tid, by: None } => write!(f, "thread {tid} pinned (LockOSThread)"),
+            LogKind::Unpinned { tid } => write!(f, "thread {tid} unpinned"),
+            LogKind::PinChurn { pinned, unpinned } => {
+                write!(f, "pinning churn: {pinned} threads pinned, {unpinned} unpinned")
+            }
         }
     }
 }

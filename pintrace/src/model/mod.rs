@@ -22,7 +22,7 @@ mod thread;
 use live::{
     HistoryPoint, IntervalStats, LiveSnapshot, LogEntry, LogKind, Rates, RunState, SenderRate, ThreadDetail, ThreadRow,
 };
-use thread::{Counts, Thread};
+use thread::{Counts, GoM, SwitchOut, Thread};
 
 pub const SIGURG: i32 = pintrace_common::SIGURG;
 
@@ -43,6 +43,9 @@ pub const BURST_FACTOR: f64 = 4.0;
 pub const BURST_BASELINE: usize = 10;
 /// Intervals of history needed before any SIGURG rate can be called a burst.
 pub const BURST_BASELINE_MIN: usize = 3;
+/// A thread pinned at least this long, without a LockOSThread call on it
+/// in that time, is a long-lived pinned worker (not a per-request pin).
+pub const LONG_PINNED_NS: u64 = 3_000_000_000;
 
 /// Process-wide counters that only grow between resets.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -90,6 +93,11 @@ pub struct Model {
     throttle_now: CpuStat,
     throttle_at_tick: CpuStat,
     gomaxprocs: Option<u32>,
+    /// The Go runtime's sysmon thread, from the M list.
+    sysmon: Option<u32>,
+    /// Pin changes of the open interval, logged one by one if few.
+    pending_pins: Vec<LogEntry>,
+    pin_changes: (u64, u64),
 }
 
 fn stat_minus(a: &CpuStat, b: &CpuStat) -> CpuStat {
@@ -133,6 +141,20 @@ pub struct ThreadStats {
     pub signals_received: u64,
     pub signals_sent: u64,
     pub runq_latency_ns: Latency,
+    /// Of `sigurg_received`: sent by the Go runtime's sysmon thread.
+    pub sigurg_from_sysmon: u64,
+    /// Switch-outs by CFS throttling, and the time parked after them (not in `runq_latency_ns`).
+    pub throttled_switches: u64,
+    pub throttled_ns: u64,
+    /// Its role in the Go runtime (null: not a Go M, or not known).
+    pub role: Option<crate::goruntime::GoRole>,
+    /// Locked to a goroutine (`runtime.LockOSThread`) when last read.
+    pub pinned: bool,
+    /// Start function of the goroutine locked to it.
+    pub pinned_by: Option<String>,
+    /// `runtime.LockOSThread` calls on it, and the function that made the last one.
+    pub lock_calls: u64,
+    pub last_lock_caller: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -154,9 +176,20 @@ pub struct ProcessStats {
     /// SIGURG generated for the process's threads (Go's asynchronous preemption).
     pub sigurg: u64,
     pub sigurg_per_sec: f64,
+    /// Of `sigurg`: sent by the runtime's sysmon (a goroutine ran over 10 ms);
+    /// the rest come from GC stack scans and stop-the-world.
+    pub sigurg_from_sysmon: u64,
     /// Other signals generated for the process's threads.
     pub signals: u64,
     pub runq_latency_ns: Latency,
+    /// Threads' time parked by CFS throttling (summed over threads), and the switch-outs that parked them.
+    pub throttled_ns: u64,
+    pub throttled_switches: u64,
+    /// Threads locked to goroutines now (all, and those pinned for a while).
+    pub pinned_threads: u64,
+    pub long_pinned_threads: u64,
+    /// `runtime.LockOSThread` calls (uprobe).
+    pub lock_calls: u64,
     /// Only with `--syscalls`.
     pub tgkill_calls: u64,
     pub clone_calls: u64,
@@ -203,7 +236,24 @@ fn thread_stats(tid: u32, t: &Thread, c: &Counts, runq: Latency, rel: impl Fn(u6
         signals_received: c.signals_received,
         signals_sent: c.signals_sent,
         runq_latency_ns: runq,
+        sigurg_from_sysmon: c.sigurg_from_sysmon,
+        throttled_switches: c.throttled,
+        throttled_ns: c.throttled_ns,
+        role: t.go.map(|g| g.role),
+        pinned: t.pinned(),
+        pinned_by: t.go.and_then(|g| g.locked_g).map(|f| f.to_string()),
+        lock_calls: c.lock_calls,
+        last_lock_caller: t.last_lock.and_then(|(_, f)| f).map(|f| f.to_string()),
     }
+}
+
+/// A thread pinned for `LONG_PINNED_NS` with no LockOSThread call in that
+/// time (a per-request pin is locked again and again).
+fn long_pinned(t: &Thread, now: u64) -> bool {
+    let worker = t.pinned();
+    let since = t.pinned_since.is_some_and(|s| s.saturating_add(LONG_PINNED_NS) <= now);
+    let locked_lately = t.last_lock.is_some_and(|(ts, _)| ts.saturating_add(LONG_PINNED_NS) > now);
+    worker && since && !locked_lately
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -246,6 +296,9 @@ impl Model {
             throttle_now: CpuStat::default(),
             throttle_at_tick: CpuStat::default(),
             gomaxprocs: None,
+            sysmon: None,
+            pending_pins: Vec::new(),
+            pin_changes: (0, 0),
         }
     }
 
@@ -296,8 +349,7 @@ impl Model {
             EventKind::Switch { prev_tid, next_tid, prev_state } => {
                 if prev_tid != 0 {
                     let start = self.start_ns;
-                    let dead = prev_state & pintrace_common::STATE_DEAD_MASK != 0;
-                    self.thread(prev_tid).switch_out(ts, e.cpu, start, EventKind::is_involuntary(prev_state), dead);
+                    self.thread(prev_tid).switch_out(ts, e.cpu, start, SwitchOut::of(prev_state));
                 }
                 if next_tid != 0 {
                     self.thread(next_tid).switch_in(ts, e.cpu);
@@ -315,9 +367,11 @@ impl Model {
             EventKind::Migrate { tid, .. } => self.thread(tid).c.migrations += 1,
             EventKind::Signal { sender_tid, target_tid, sig, .. } => {
                 let urg = sig == SIGURG;
+                let from_sysmon = self.sysmon == Some(sender_tid);
                 if let Some(t) = self.threads.get_mut(&target_tid) {
                     if urg {
                         t.c.sigurg_received += 1;
+                        t.c.sigurg_from_sysmon += u64::from(from_sysmon);
                     } else {
                         t.c.signals_received += 1;
                     }
@@ -400,6 +454,31 @@ impl Model {
                 }
             }
             EventKind::Lost { total } => self.lost = self.lost.max(total),
+            EventKind::GoLock { tid, func, .. } => {
+                let t = self.thread(tid);
+                t.c.lock_calls += 1;
+                t.last_lock = Some((ts, func));
+            }
+            EventKind::GoThread { tid, role, locked_ext, locked_int, locked_g } => {
+                if role == crate::goruntime::GoRole::Sysmon {
+                    self.sysmon = Some(tid);
+                }
+                let m = GoM { role, locked_ext, locked_int, locked_g };
+                let t = self.thread(tid);
+                let was = t.pinned();
+                t.go = Some(m);
+                if m.pinned() != was {
+                    t.pinned_since = m.pinned().then_some(ts);
+                    let kind = if m.pinned() {
+                        self.pin_changes.0 += 1;
+                        LogKind::Pinned { tid, by: locked_g.map(|f| f.to_string()) }
+                    } else {
+                        self.pin_changes.1 += 1;
+                        LogKind::Unpinned { tid }
+                    };
+                    self.pending_pins.push(LogEntry { ts_ns: ts, kind });
+                }
+            }
             EventKind::GoMaxProcs { value } => {
                 if self.gomaxprocs.is_some_and(|g| g != value) {
                     self.log(ts, LogKind::GoMaxProcs { value, was: self.gomaxprocs });
@@ -474,7 +553,12 @@ impl Model {
         process.involuntary_switches = sum.involuntary;
         process.on_cpu_ns = sum.on_cpu_ns;
         process.sigurg = sum.sigurg_received;
+        process.sigurg_from_sysmon = sum.sigurg_from_sysmon;
         process.signals = sum.signals_received;
+        process.throttled_ns = sum.throttled_ns;
+        process.throttled_switches = sum.throttled;
+        process.lock_calls = sum.lock_calls;
+        (process.pinned_threads, process.long_pinned_threads) = self.pinned_counts(now_ns);
         process.sigurg_per_sec = per_sec(process.sigurg, duration_ns);
         process.runq_latency_ns = Latency::from(&runq);
         threads.sort_by(|a, b| b.on_cpu_ns.cmp(&a.on_cpu_ns).then(a.tid.cmp(&b.tid)));
@@ -518,6 +602,18 @@ impl Model {
             }
         }
         senders.sort_by(|a, b| b.sigurg_sent.cmp(&a.sigurg_sent).then(a.tid.cmp(&b.tid)));
+        // The long-lived pinned workers over this interval: (CPU %, wake-ups/s, migrations).
+        let (pinned_threads, _) = self.pinned_counts(now);
+        let mut long: Vec<(f64, f64, u64, u32)> = self
+            .threads
+            .iter()
+            .filter(|(_, t)| t.alive && long_pinned(t, now))
+            .map(|(&tid, t)| {
+                let cpu = if len == 0 { 0.0 } else { 100.0 * t.last.on_cpu_ns as f64 / len as f64 };
+                (cpu, per_sec(t.last.voluntary, len), t.last.migrations, tid)
+            })
+            .collect();
+        long.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.3.cmp(&b.3)));
         let d = ProcCounts {
             created: self.p.created - self.p_at_tick.created.min(self.p.created),
             exited: self.p.exited - self.p_at_tick.exited.min(self.p.exited),
@@ -544,10 +640,16 @@ impl Model {
             on_cpu_ns: sum.on_cpu_ns,
             sigurg: sum.sigurg_received,
             sigurg_per_sec: per_sec(sum.sigurg_received, len),
+            sigurg_from_sysmon: sum.sigurg_from_sysmon,
             signals: sum.signals_received,
             runq_latency_ns: Latency::from(&runq),
             tgkill_calls: d.tgkill_calls,
             clone_calls: d.clone_calls,
+            throttled_ns: sum.throttled_ns,
+            throttled_switches: sum.throttled,
+            pinned_threads,
+            long_pinned_threads: long.len() as u64,
+            lock_calls: sum.lock_calls,
         };
         let rates = Rates {
             threads_created_per_sec: process.threads_created_per_sec,
@@ -564,6 +666,8 @@ impl Model {
                 .map(|t| 100.0 * t.nr_throttled as f64 / t.nr_periods as f64),
             throttled_ms_per_sec: throttle
                 .map(|t| if len == 0 { 0.0 } else { t.throttled_ns as f64 * 1e3 / len as f64 }),
+            sigurg_from_sysmon_per_sec: per_sec(sum.sigurg_from_sysmon, len),
+            lock_calls_per_sec: per_sec(sum.lock_calls, len),
         };
         let point = HistoryPoint {
             t_ns: now,
@@ -576,6 +680,13 @@ impl Model {
             runq_p99_ns: process.runq_latency_ns.p99,
             cpus_used: rates.cpus_used,
             throttled_pct: rates.throttled_periods_pct.unwrap_or(0.0),
+            pinned: long.len() as u64,
+            pinned_hot_tid: long.first().map_or(0, |p| p.3),
+            pinned_cpu_max_pct: long.first().map_or(0.0, |p| p.0),
+            pinned_cpu_rest_median_pct: median(long.iter().skip(1).map(|p| p.0).collect()),
+            pinned_wakeups_rest_median_per_sec: median(long.iter().skip(1).map(|p| p.1).collect()),
+            pinned_migrations_per_sec: per_sec(long.iter().map(|p| p.2).sum(), len),
+            lock_calls_per_sec: rates.lock_calls_per_sec,
         };
 
         // The event log.
@@ -589,6 +700,15 @@ impl Model {
             }
         }
         self.pending_more = false;
+        let (pinned, unpinned) = std::mem::take(&mut self.pin_changes);
+        if pinned + unpinned > LOG_EACH as u64 {
+            self.log(now, LogKind::PinChurn { pinned, unpinned });
+            self.pending_pins.clear();
+        } else {
+            for entry in std::mem::take(&mut self.pending_pins) {
+                self.log(entry.ts_ns, entry.kind);
+            }
+        }
         if d.forks > 0 {
             self.log(now, LogKind::ChildProcesses { count: d.forks });
         }
@@ -642,6 +762,14 @@ impl Model {
         self.throttle_at_tick = self.throttle_now;
         self.lifetimes_iv = Histogram::default();
         self.prune(now);
+    }
+
+    /// Alive threads pinned now, and those of them pinned for a while.
+    fn pinned_counts(&self, now: u64) -> (u64, u64) {
+        self.threads
+            .values()
+            .filter(|t| t.alive && t.pinned())
+            .fold((0, 0), |(all, long), t| (all + 1, long + u64::from(long_pinned(t, now))))
     }
 
     fn prune(&mut self, now: u64) {
@@ -720,6 +848,13 @@ impl Model {
                     voluntary_switches_per_sec: per_sec(c.voluntary, len),
                     involuntary_switches_per_sec: per_sec(c.involuntary, len),
                     sigurg_received_per_sec: per_sec(c.sigurg_received, len),
+                    role: t.go.map(|g| g.role),
+                    pinned: t.pinned(),
+                    long_pinned: long_pinned(t, now),
+                    pinned_by: t.go.and_then(|g| g.locked_g).map(|f| f.to_string()),
+                    sigurg_from_sysmon: c.sigurg_from_sysmon,
+                    throttled_ns: c.throttled_ns,
+                    lock_calls: c.lock_calls,
                 }
             })
             .collect();

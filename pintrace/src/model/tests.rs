@@ -3,6 +3,7 @@ use super::*;
 use crate::event::{Comm, NO_CPU};
 
 const MS: u64 = 1_000_000;
+const S: u64 = 1000 * MS;
 
 fn ev(ts_ns: u64, cpu: u32, kind: EventKind) -> Event {
     Event { ts_ns, cpu, kind }
@@ -458,4 +459,95 @@ fn when_the_group_is_dead_every_thread_is_even_if_an_exit_comes_late() {
     m.apply(&died(12 * MS, 102));
     let p = m.snapshot(20 * MS).process;
     assert_eq!((p.threads_now, p.threads_exited), (0, 2), "the late exit is not counted twice");
+}
+
+#[test]
+fn a_throttled_wait_is_throttled_time_not_run_queue_latency() {
+    use pintrace_common::STATE_THROTTLED;
+    let mut m = Model::new(0);
+    m.apply(&seen(100));
+    m.apply(&switch(0, 0, 0, 100, 0));
+    // Parked by the quota (0x100 with the flag) for 80 ms, then preempted for 2 ms.
+    m.apply(&switch(10 * MS, 0, 100, 0, 0x100 | STATE_THROTTLED));
+    let l = m.live(Some(100));
+    assert_eq!(l.detail.as_ref().map(|d| d.state), Some(live::RunState::Throttled));
+    m.apply(&switch(90 * MS, 0, 0, 100, 0));
+    m.apply(&switch(95 * MS, 0, 100, 0, 0));
+    m.apply(&switch(97 * MS, 0, 0, 100, 0));
+    let s = m.snapshot(100 * MS);
+    let t = thread(&s, 100);
+    assert_eq!((t.throttled_switches, t.throttled_ns), (1, 80 * MS));
+    assert_eq!(t.involuntary_switches, 2, "a throttled switch-out is still involuntary");
+    assert_eq!((t.runq_latency_ns.count, t.runq_latency_ns.max), (1, 2 * MS));
+    assert_eq!((s.process.throttled_switches, s.process.throttled_ns), (1, 80 * MS));
+    m.tick(100 * MS);
+    assert_eq!(row(&m.live(None), 100).throttled_ns, 80 * MS);
+}
+
+#[test]
+fn the_m_list_gives_roles_pins_and_splits_sigurg_by_sender() {
+    use crate::goruntime::GoRole;
+    let m_of = |tid, role, locked_ext, by: Option<&str>| {
+        ev(0, NO_CPU, EventKind::GoThread { tid, role, locked_ext, locked_int: 0, locked_g: by.map(ustr::ustr) })
+    };
+    let urg = |ts, from, to| {
+        ev(
+            ts,
+            0,
+            EventKind::Signal {
+                sender_tid: from,
+                sender_tgid: 100,
+                target_tid: to,
+                sig: SIGURG,
+                code: -6,
+                result: 0,
+                group: false,
+            },
+        )
+    };
+    let mut m = Model::new(0);
+    for tid in [100, 101, 102, 103] {
+        m.apply(&seen(tid));
+    }
+    m.apply(&m_of(100, GoRole::Main, 0, None));
+    m.apply(&m_of(101, GoRole::Sysmon, 0, None));
+    m.apply(&m_of(102, GoRole::Pinned, 1, Some("main.worker")));
+    m.apply(&m_of(103, GoRole::Worker, 0, None));
+    m.apply(&urg(MS, 101, 103));
+    m.apply(&urg(2 * MS, 101, 103));
+    m.apply(&urg(3 * MS, 102, 103)); // GC's signal from another thread
+    m.apply(&ev(4 * MS, 0, EventKind::GoLock { tid: 103, caller: 0x4000, func: Some(ustr::ustr("main.handle")) }));
+    m.apply(&ev(
+        5 * MS,
+        NO_CPU,
+        EventKind::GoThread {
+            tid: 103,
+            role: GoRole::Pinned,
+            locked_ext: 1,
+            locked_int: 0,
+            locked_g: Some(ustr::ustr("main.handle")),
+        },
+    ));
+    m.tick(S);
+    let l = m.live(None);
+    let t = thread(&l.totals, 103);
+    assert_eq!((t.sigurg_received, t.sigurg_from_sysmon), (3, 2));
+    assert_eq!((t.role, t.pinned, t.pinned_by.as_deref()), (Some(GoRole::Pinned), true, Some("main.handle")));
+    assert_eq!((t.lock_calls, t.last_lock_caller.as_deref()), (1, Some("main.handle")));
+    assert_eq!((l.interval.process.sigurg_from_sysmon, l.interval.process.sigurg), (2, 3));
+    assert_eq!(l.interval.process.pinned_threads, 2);
+    assert_eq!(row(&l, 101).role, Some(GoRole::Sysmon));
+    let log: Vec<String> = l.log.iter().map(|e| e.kind.to_string()).collect();
+    assert!(log.contains(&"thread 102 pinned (LockOSThread) by main.worker".to_string()), "{log:?}");
+    assert!(log.contains(&"thread 103 pinned (LockOSThread) by main.handle".to_string()), "{log:?}");
+    // Unpinned: logged, and no longer counted.
+    m.apply(&ev(
+        S + MS,
+        NO_CPU,
+        EventKind::GoThread { tid: 102, role: GoRole::Worker, locked_ext: 0, locked_int: 0, locked_g: None },
+    ));
+    m.tick(2 * S);
+    let l = m.live(None);
+    assert_eq!(l.interval.process.pinned_threads, 1);
+    assert_eq!(l.log.last().map(|e| e.kind.to_string()), Some("thread 102 unpinned".to_string()));
 }

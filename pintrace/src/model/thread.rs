@@ -2,7 +2,11 @@
 use std::collections::VecDeque;
 
 use super::{live::RunState, Latency};
-use crate::{event::Comm, hist::Histogram};
+use crate::{
+    event::{Comm, FnName},
+    goruntime::GoRole,
+    hist::Histogram,
+};
 
 /// How many state changes a thread keeps for the detail view's timeline.
 pub const TIMELINE: usize = 64;
@@ -18,6 +22,13 @@ pub struct Counts {
     pub sigurg_sent: u64,
     pub signals_received: u64,
     pub signals_sent: u64,
+    /// Of `sigurg_received`: sent by the Go runtime's sysmon thread.
+    pub sigurg_from_sysmon: u64,
+    /// Switch-outs with the CFS throttle flag set, and the waits after them.
+    pub throttled: u64,
+    pub throttled_ns: u64,
+    /// `runtime.LockOSThread` calls on this thread (uprobe).
+    pub lock_calls: u64,
 }
 
 impl Counts {
@@ -31,6 +42,10 @@ impl Counts {
             sigurg_sent: self.sigurg_sent.saturating_sub(o.sigurg_sent),
             signals_received: self.signals_received.saturating_sub(o.signals_received),
             signals_sent: self.signals_sent.saturating_sub(o.signals_sent),
+            sigurg_from_sysmon: self.sigurg_from_sysmon.saturating_sub(o.sigurg_from_sysmon),
+            throttled: self.throttled.saturating_sub(o.throttled),
+            throttled_ns: self.throttled_ns.saturating_sub(o.throttled_ns),
+            lock_calls: self.lock_calls.saturating_sub(o.lock_calls),
         }
     }
 
@@ -43,6 +58,33 @@ impl Counts {
         self.sigurg_sent += o.sigurg_sent;
         self.signals_received += o.signals_received;
         self.signals_sent += o.signals_sent;
+        self.sigurg_from_sysmon += o.sigurg_from_sysmon;
+        self.throttled += o.throttled;
+        self.throttled_ns += o.throttled_ns;
+        self.lock_calls += o.lock_calls;
+    }
+}
+
+/// What the Go runtime's M list says of a thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GoM {
+    pub role: GoRole,
+    pub locked_ext: u32,
+    pub locked_int: u32,
+    /// Start function of the goroutine locked to it.
+    pub locked_g: Option<FnName>,
+}
+
+impl GoM {
+    /// Locked to a goroutine of the program (`runtime.LockOSThread`): not
+    /// only by the runtime (lockedInt), and not the M that `signal.Notify`
+    /// locks for signal handling (expected; it is often the main thread).
+    pub fn pinned(&self) -> bool {
+        self.locked_ext > 0 && !self.signal_handling()
+    }
+
+    pub fn signal_handling(&self) -> bool {
+        self.role == GoRole::Signal || self.locked_g.is_some_and(|g| g.as_str().starts_with("runtime.ensureSigM"))
     }
 }
 
@@ -57,6 +99,14 @@ pub struct Thread {
     pub running_since: Option<u64>,
     /// Runnable and waiting for a CPU since this time.
     pub waiting_since: Option<u64>,
+    /// The wait is a CFS throttle (the group ran out of quota), not the run queue.
+    pub waiting_throttled: bool,
+    /// From the Go runtime's M list (None: not a Go M, or not read yet).
+    pub go: Option<GoM>,
+    /// Pinned (as the M list says) since this time.
+    pub pinned_since: Option<u64>,
+    /// The function that last called `runtime.LockOSThread` on it, and when.
+    pub last_lock: Option<(u64, Option<FnName>)>,
     /// Seen switching at least once (so on-CPU time before it is not assumed).
     pub seen_running: bool,
     /// Counted in the process's live threads.
@@ -79,12 +129,47 @@ pub struct Thread {
     pub timeline: VecDeque<(u64, RunState)>,
 }
 
+/// Why a thread left its CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SwitchOut {
+    /// Still runnable: preempted (an involuntary switch).
+    Preempted,
+    /// Still runnable, but parked until its CPU cgroup's next period.
+    Throttled,
+    /// Went to sleep (a voluntary switch).
+    Slept,
+    /// Its final switch-out.
+    Died,
+}
+
+impl SwitchOut {
+    pub fn of(prev_state: u32) -> SwitchOut {
+        use crate::event::EventKind;
+        if prev_state & pintrace_common::STATE_DEAD_MASK != 0 {
+            SwitchOut::Died
+        } else if !EventKind::is_involuntary(prev_state) {
+            SwitchOut::Slept
+        } else if EventKind::is_throttled(prev_state) {
+            SwitchOut::Throttled
+        } else {
+            SwitchOut::Preempted
+        }
+    }
+}
+
 impl Thread {
+    /// Pinned to its goroutine now, as the M list last said.
+    pub fn pinned(&self) -> bool {
+        self.go.is_some_and(|g| g.pinned())
+    }
+
     pub fn state(&self) -> RunState {
         if self.running_since.is_some() {
             RunState::Running
         } else if self.died_ns.is_some() {
             RunState::Exited
+        } else if self.waiting_throttled {
+            RunState::Throttled
         } else if self.waiting_since.is_some() {
             RunState::Waiting
         } else {
@@ -121,15 +206,19 @@ impl Thread {
         self.cpu_slot(cpu);
         if let Some(w) = self.waiting_since.take() {
             let wait = ts.saturating_sub(w);
-            self.runq.record(wait);
-            self.runq_iv.record(wait);
+            if std::mem::take(&mut self.waiting_throttled) {
+                self.c.throttled_ns += wait;
+            } else {
+                self.runq.record(wait);
+                self.runq_iv.record(wait);
+            }
         }
         self.mark(ts, RunState::Running);
     }
 
     /// Left its CPU at `ts`; `start` is where counting begins for a thread
     /// that was already running when tracing started.
-    pub fn switch_out(&mut self, ts: u64, cpu: u32, start: u64, involuntary: bool, dead: bool) {
+    pub fn switch_out(&mut self, ts: u64, cpu: u32, start: u64, how: SwitchOut) {
         let since = match self.running_since.take() {
             Some(s) => Some(s),
             None if !self.seen_running => Some(self.born_ns.unwrap_or(start).max(start)),
@@ -142,14 +231,24 @@ impl Thread {
         }
         self.seen_running = true;
         self.last_cpu = Some(cpu);
-        if involuntary {
-            self.c.involuntary += 1;
-            self.waiting_since = Some(ts);
-            self.mark(ts, RunState::Waiting);
-        } else {
-            self.c.voluntary += 1;
-            self.waiting_since = None;
-            self.mark(ts, if dead { RunState::Exited } else { RunState::Sleeping });
+        self.waiting_throttled = false;
+        match how {
+            SwitchOut::Preempted | SwitchOut::Throttled => {
+                self.c.involuntary += 1;
+                self.waiting_since = Some(ts);
+                if how == SwitchOut::Throttled {
+                    self.c.throttled += 1;
+                    self.waiting_throttled = true;
+                    self.mark(ts, RunState::Throttled);
+                } else {
+                    self.mark(ts, RunState::Waiting);
+                }
+            }
+            SwitchOut::Slept | SwitchOut::Died => {
+                self.c.voluntary += 1;
+                self.waiting_since = None;
+                self.mark(ts, if how == SwitchOut::Died { RunState::Exited } else { RunState::Sleeping });
+            }
         }
     }
 

@@ -1,7 +1,10 @@
 //! Events as bytes in a record file: varints, zigzag time deltas, task names.
 use bytes::{Buf, BufMut, BytesMut};
 
-use crate::event::{Comm, Event, EventKind};
+use crate::{
+    event::{Comm, Event, EventKind, FnName},
+    goruntime::GoRole,
+};
 
 fn put_varint(buf: &mut BytesMut, mut v: u64) {
     while v >= 0x80 {
@@ -43,6 +46,53 @@ fn get_i32(buf: &mut &[u8]) -> Result<i32, String> {
     i32::try_from(get_zigzag(buf)?).map_err(|_| "value out of range".to_string())
 }
 
+/// Function names longer than this are cut (Go's longest runtime names are ~80).
+const MAX_NAME: usize = 512;
+
+fn put_name(buf: &mut BytesMut, name: Option<FnName>) {
+    let s = name.map_or("", |n| n.as_str());
+    let mut n = s.len().min(MAX_NAME);
+    while !s.is_char_boundary(n) {
+        n -= 1;
+    }
+    put_varint(buf, n as u64);
+    buf.put_slice(&s.as_bytes()[..n]);
+}
+
+fn get_name(buf: &mut &[u8]) -> Result<Option<FnName>, String> {
+    let n = get_varint(buf)? as usize;
+    if n > MAX_NAME || buf.remaining() < n {
+        return Err("bad function name".into());
+    }
+    let name = std::str::from_utf8(&buf[..n]).map_err(|_| "function name is not UTF-8".to_string())?;
+    let name = (n > 0).then(|| ustr::ustr(name));
+    buf.advance(n);
+    Ok(name)
+}
+
+fn role_code(role: GoRole) -> u32 {
+    match role {
+        GoRole::Main => 1,
+        GoRole::Sysmon => 2,
+        GoRole::Template => 3,
+        GoRole::Signal => 4,
+        GoRole::Pinned => 5,
+        GoRole::Worker => 6,
+    }
+}
+
+fn role_of(code: u32) -> Result<GoRole, String> {
+    Ok(match code {
+        1 => GoRole::Main,
+        2 => GoRole::Sysmon,
+        3 => GoRole::Template,
+        4 => GoRole::Signal,
+        5 => GoRole::Pinned,
+        6 => GoRole::Worker,
+        other => return Err(format!("unknown Go thread role {other}")),
+    })
+}
+
 fn put_comm(buf: &mut BytesMut, comm: &Comm) {
     let b = comm.as_bytes();
     buf.put_u8(b.len() as u8);
@@ -68,6 +118,7 @@ const CODE_THREAD_SEEN: u8 = 100;
 const CODE_LOST: u8 = 101;
 const CODE_THROTTLE: u8 = 102;
 const CODE_GOMAXPROCS: u8 = 103;
+const CODE_GO_THREAD: u8 = 104;
 
 pub(super) fn encode(buf: &mut BytesMut, prev_ts: u64, e: &Event) {
     use pintrace_common as w;
@@ -82,6 +133,8 @@ pub(super) fn encode(buf: &mut BytesMut, prev_ts: u64, e: &Event) {
         EventKind::Tgkill { .. } => w::KIND_TGKILL as u8,
         EventKind::CloneExit { .. } => w::KIND_CLONE_EXIT as u8,
         EventKind::Exec { .. } => w::KIND_EXEC as u8,
+        EventKind::GoLock { .. } => w::KIND_GO_LOCK as u8,
+        EventKind::GoThread { .. } => CODE_GO_THREAD,
         EventKind::ThreadSeen { .. } => CODE_THREAD_SEEN,
         EventKind::Lost { .. } => CODE_LOST,
         EventKind::Throttle { .. } => CODE_THROTTLE,
@@ -156,6 +209,18 @@ pub(super) fn encode(buf: &mut BytesMut, prev_ts: u64, e: &Event) {
             v(buf, tgid);
             put_comm(buf, &comm);
         }
+        EventKind::GoLock { tid, caller, func } => {
+            v(buf, tid);
+            put_varint(buf, caller);
+            put_name(buf, func);
+        }
+        EventKind::GoThread { tid, role, locked_ext, locked_int, locked_g } => {
+            v(buf, tid);
+            v(buf, role_code(role));
+            v(buf, locked_ext);
+            v(buf, locked_int);
+            put_name(buf, locked_g);
+        }
         EventKind::Lost { total } => put_varint(buf, total),
         EventKind::GoMaxProcs { value } => v(buf, value),
         EventKind::Throttle { nr_periods, nr_throttled, throttled_ns } => {
@@ -215,6 +280,14 @@ pub(super) fn decode_one(buf: &mut &[u8], prev_ts: u64) -> Result<Event, String>
             EventKind::CloneExit { parent_tid: get_u32(buf)?, ret: get_i32(buf)?, clone3: get_u32(buf)? != 0 }
         }
         w::KIND_EXEC => EventKind::Exec { tid: get_u32(buf)?, old_tid: get_u32(buf)?, comm: get_comm(buf)? },
+        w::KIND_GO_LOCK => EventKind::GoLock { tid: get_u32(buf)?, caller: get_varint(buf)?, func: get_name(buf)? },
+        c if c == u32::from(CODE_GO_THREAD) => EventKind::GoThread {
+            tid: get_u32(buf)?,
+            role: role_of(get_u32(buf)?)?,
+            locked_ext: get_u32(buf)?,
+            locked_int: get_u32(buf)?,
+            locked_g: get_name(buf)?,
+        },
         c if c == u32::from(CODE_THREAD_SEEN) => {
             EventKind::ThreadSeen { tid: get_u32(buf)?, tgid: get_u32(buf)?, comm: get_comm(buf)? }
         }

@@ -40,6 +40,26 @@ fn every_kind() -> Vec<Event> {
         EventKind::Tgkill { sender_tid: 44, tgid: 42, tid: 43, sig: 23 },
         EventKind::CloneExit { parent_tid: 42, ret: -11, clone3: true },
         EventKind::Lost { total: u64::MAX },
+        EventKind::Exec { tid: 42, old_tid: 43, comm: c },
+        EventKind::Switch { prev_tid: 42, next_tid: 43, prev_state: pintrace_common::STATE_THROTTLED },
+        EventKind::GoMaxProcs { value: 8 },
+        EventKind::Throttle { nr_periods: 10, nr_throttled: 4, throttled_ns: 123_456_789 },
+        EventKind::GoLock { tid: 43, caller: 0x5581_d2ab_2f00, func: Some(ustr::ustr("main.pinnedWorker")) },
+        EventKind::GoLock { tid: 43, caller: 0, func: None },
+        EventKind::GoThread {
+            tid: 44,
+            role: crate::goruntime::GoRole::Signal,
+            locked_ext: 1,
+            locked_int: 0,
+            locked_g: Some(ustr::ustr("runtime.ensureSigM.func1")),
+        },
+        EventKind::GoThread {
+            tid: 45,
+            role: crate::goruntime::GoRole::Worker,
+            locked_ext: 0,
+            locked_int: 2,
+            locked_g: None,
+        },
     ];
     // Times go slightly backwards too: ring-buffer order is not time order across CPUs.
     k.iter()

@@ -164,6 +164,8 @@ pub struct Status {
     pub extra: Vec<(String, String)>,
     /// What is wrong now, worst first: one line each under the header.
     pub findings: Vec<crate::findings::Finding>,
+    /// Threads against what a Go program needs (None: not Go).
+    pub capacity: Option<crate::findings::Capacity>,
 }
 
 impl Status {
@@ -182,6 +184,7 @@ impl Status {
             nr_cpus,
             extra: Vec::new(),
             findings: Vec::new(),
+            capacity: None,
         }
     }
 
@@ -277,7 +280,7 @@ impl SortColumn {
         fn rank(s: RunState) -> u8 {
             match s {
                 RunState::Running => 0,
-                RunState::Waiting => 1,
+                RunState::Waiting | RunState::Throttled => 1,
                 RunState::Sleeping => 2,
                 RunState::Exited => 3,
             }

@@ -121,6 +121,13 @@ impl TuiSink {
         Ok(sink)
     }
 
+    /// Judges findings by these thresholds.
+    pub fn thresholds(mut self, t: findings::Thresholds) -> Self {
+        self.thresholds = t;
+        self.refresh();
+        self
+    }
+
     fn draw(&mut self, force: bool) -> Result<()> {
         if !force && self.last_draw.is_some_and(|t| t.elapsed() < MIN_FRAME) {
             return Ok(());
@@ -138,6 +145,7 @@ impl TuiSink {
             self.app.status.extra.insert(0, ("GOMAXPROCS".to_string(), g.to_string()));
         }
         self.app.status.findings = findings::evaluate(&live, &findings::Context::of(&self.header), &self.thresholds);
+        self.app.status.capacity = findings::capacity(&live, None, &self.thresholds);
         self.app.show(live);
     }
 }

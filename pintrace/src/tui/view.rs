@@ -155,7 +155,7 @@ fn draw_table(frame: &mut Frame, app: &App, area: Rect) {
         Cell::from(line).style(if c == col { BOLD.add_modifier(Modifier::UNDERLINED) } else { BOLD })
     }));
     // Wide enough for the longest name and its marks, within reason.
-    let name = rows.iter().map(|t| clean(&t.comm).chars().count()).max().unwrap_or(0);
+    let name = rows.iter().map(|t| clean(&t.comm).chars().count() + role_tag(t).chars().count()).max().unwrap_or(0);
     let name = (name as u16 + 2).clamp(10, 34);
     let widths = COLUMNS.map(|c| {
         let value = match c {
@@ -226,7 +226,7 @@ fn cell_text(app: &App, t: &ThreadRow, c: SortColumn, now: u64) -> String {
                 ' '
             };
             let second = if t.short_lived { '~' } else { ' ' };
-            format!("{first}{second}{}", clean(&t.comm))
+            format!("{first}{second}{}{}", clean(&t.comm), role_tag(t))
         }
         SortColumn::State => t.state.letter().to_string(),
         SortColumn::Cpu => format!("{:.1}", t.cpu_pct),
@@ -246,6 +246,10 @@ fn cell_text(app: &App, t: &ThreadRow, c: SortColumn, now: u64) -> String {
     }
 }
 
+fn role_tag(t: &ThreadRow) -> String {
+    crate::fmt::role_tag(t.role, t.pinned)
+}
+
 /// A history chart: its name, the value of a point (rates in tenths), and how to print one.
 struct Series {
     name: &'static str,
@@ -262,13 +266,18 @@ fn per_sec_tenths(v: u64) -> String {
     rate(v as f64 / 10.0)
 }
 
-const SERIES: [Series; 5] = [
+const SERIES: [Series; 6] = [
     Series { name: "threads", get: |h| h.threads, show: count, color: Color::Cyan },
     Series { name: "created/s", get: |h| tenths(h.created_per_sec), show: per_sec_tenths, color: Color::Green },
     Series { name: "migr/s", get: |h| tenths(h.migrations_per_sec), show: per_sec_tenths, color: Color::Blue },
     Series { name: "SIGURG/s", get: |h| tenths(h.sigurg_per_sec), show: per_sec_tenths, color: Color::Yellow },
     Series { name: "runq p99", get: |h| h.runq_p99_ns, show: ns, color: Color::Red },
+    Series { name: "throttled", get: |h| tenths(h.throttled_pct), show: pct_tenths, color: Color::Magenta },
 ];
+
+fn pct_tenths(v: u64) -> String {
+    format!("{:.0}%", v as f64 / 10.0)
+}
 
 fn draw_charts(frame: &mut Frame, app: &App, snap: &LiveSnapshot, area: Rect) {
     if area.height < 2 {
@@ -310,7 +319,12 @@ fn draw_log(frame: &mut Frame, app: &App, snap: &LiveSnapshot, area: Rect) {
                 }
                 LogKind::Born { .. } => fg(app, Color::Green),
                 LogKind::Exited { .. } => DIM,
-                LogKind::Exec { .. } | LogKind::ChildProcesses { .. } | LogKind::GoMaxProcs { .. } => Style::new(),
+                LogKind::Exec { .. }
+                | LogKind::ChildProcesses { .. }
+                | LogKind::GoMaxProcs { .. }
+                | LogKind::Pinned { .. }
+                | LogKind::Unpinned { .. }
+                | LogKind::PinChurn { .. } => Style::new(),
             };
             let at = format!("{:>8}  ", rel(e.ts_ns.saturating_sub(app.status.start_ns)));
             Line::from(vec![Span::styled(at, DIM), Span::styled(e.kind.to_string(), style)])
@@ -523,6 +537,9 @@ mod header {
         let (st, p, rt) = (&app.status, &s.totals.process, &s.interval.rates);
         let q = &s.interval.process.runq_latency_ns;
         let mut urg = vec![plain("SIGURG "), bold(rate(rt.sigurg_per_sec)), plain("/s")];
+        if s.threads.iter().any(|t| t.role == Some(crate::goruntime::GoRole::Sysmon)) {
+            urg.extend([plain(" (sysmon "), bold(rate(rt.sigurg_from_sysmon_per_sec)), plain("/s)")]);
+        }
         for (i, x) in s.sigurg_senders.iter().take(2).enumerate() {
             urg.push(plain(if i == 0 { " from " } else { ", " }));
             urg.push(plain(format!("{} {}", x.tid, clean(&x.comm))));
@@ -564,6 +581,28 @@ mod header {
             vec![Span::styled(format!("lost {}", count(lost)), alarm(app, lost))],
             vec![Span::styled(format!("decode errors {}", count(st.decode_errors)), alarm(app, st.decode_errors))],
         ];
+        if let Some(c) = &st.capacity {
+            let over = c.threads > c.expected_max;
+            chips.push(vec![
+                plain("capacity "),
+                Span::styled(
+                    count(c.threads),
+                    if over { fg(app, Color::Red).add_modifier(Modifier::BOLD) } else { BOLD },
+                ),
+                plain(format!(
+                    " threads ≤ {} = GOMAXPROCS {} + {} pinned + {}",
+                    c.expected_max, c.gomaxprocs, c.pinned, c.baseline
+                )),
+            ]);
+        }
+        let ip = &s.interval.process;
+        if ip.throttled_switches > 0 {
+            chips.push(vec![
+                plain("threads throttled "),
+                bold(ns(ip.throttled_ns)),
+                plain(format!(" in {} waits", count(ip.throttled_switches))),
+            ]);
+        }
         if let Some(pct) = st.self_cpu_pct {
             chips.push(vec![plain(format!("pintrace {pct:.1}% CPU"))]);
         }
@@ -628,6 +667,7 @@ mod detail {
         match s {
             RunState::Running => "running",
             RunState::Waiting => "waiting for a CPU",
+            RunState::Throttled => "throttled (CPU quota used up)",
             RunState::Sleeping => "sleeping",
             RunState::Exited => "exited",
         }
@@ -666,17 +706,51 @@ mod detail {
                 count(t.signals_sent),
             )),
             Line::raw(format!(
-                "run queue: {} waits, p50 {} p99 {} max {} mean {}",
+                "run queue: {} waits, p50 {} p99 {} max {} mean {}; throttled (CPU quota) {} in {} waits",
                 count(q.count),
                 ns(q.p50),
                 ns(q.p99),
                 ns(q.max),
-                ns(q.mean)
+                ns(q.mean),
+                ns(t.throttled_ns),
+                count(t.throttled_switches)
             )),
+            Line::raw(go_line(t)),
         ]
         .into_iter()
         .map(|l| if d.state == RunState::Exited { l.patch_style(DIM) } else { l })
         .collect()
+    }
+
+    /// What the Go runtime says of the thread.
+    fn go_line(t: &crate::model::ThreadStats) -> String {
+        let Some(role) = t.role else { return "Go: not an M of a Go runtime (or not read)".to_string() };
+        let mut s = format!("Go: {} thread", role.label());
+        if t.pinned {
+            s += &format!(
+                ", pinned (LockOSThread) to a goroutine started by {}",
+                t.pinned_by.as_deref().map_or("?", clean_fn)
+            );
+        }
+        if t.lock_calls > 0 {
+            s += &format!(
+                "; {} LockOSThread calls, last from {}",
+                count(t.lock_calls),
+                t.last_lock_caller.as_deref().map_or("?", clean_fn)
+            );
+        }
+        if t.sigurg_received > 0 {
+            s += &format!("; SIGURG from sysmon {} of {}", count(t.sigurg_from_sysmon), count(t.sigurg_received));
+        }
+        s
+    }
+
+    fn clean_fn(f: &str) -> &str {
+        if f.chars().any(char::is_control) {
+            "(unprintable)"
+        } else {
+            f
+        }
     }
 
     /// What the detail's totals count from.
@@ -792,7 +866,7 @@ mod detail {
                     let overlap = until.min(b).saturating_sub(ts.max(a));
                     let i = match st {
                         RunState::Running => 0,
-                        RunState::Waiting => 1,
+                        RunState::Waiting | RunState::Throttled => 1,
                         RunState::Sleeping => 2,
                         RunState::Exited => 3,
                     };
@@ -868,11 +942,13 @@ mod help {
         ("> <", "replay: faster / slower"),
     ];
 
-    const LEGEND: [(&str, &str); 14] = [
+    const LEGEND: [(&str, &str); 16] = [
         ("+ name", "born in the last interval"),
         ("† name", "exited (dim)"),
         ("~ name", "short-lived: under 1s"),
-        ("R W", "running, waiting for a CPU"),
+        ("[sysmon]", "Go role: main sysmon template signal"),
+        ("[pinned]", "locked to a goroutine (LockOSThread)"),
+        ("R W T", "running, waiting for a CPU, throttled"),
         ("S X", "sleeping, exited"),
         ("%CPU", "% of one CPU, last interval"),
         ("CPU", "the CPU it last ran on"),
