@@ -9,6 +9,8 @@
 //!
 //! Then the live screen's own cost: `pintrace top`'s CPU and memory and its
 //! time to the first screen (bench_top.rs); `--only-top` runs only that.
+//! Last, the Go runtime reading, the LockOSThread uprobe and the throttle
+//! flag against the previous version (bench_go.rs); `--only-go` runs only that.
 use std::{
     fmt::Write as _,
     io::{BufRead, BufReader, Write},
@@ -30,6 +32,9 @@ pub struct Args {
     /// Only measure the live screen (`pintrace top`): CPU, peak memory, time to the first screen
     #[arg(long)]
     only_top: bool,
+    /// Only measure the Go runtime reading, the LockOSThread uprobe and the throttle flag against fb1de80
+    #[arg(long, conflicts_with = "only_top")]
+    only_go: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -224,10 +229,17 @@ fn one_run(w: &Workload, tracer: Tracer, pintrace: &Path, scratch: &Path) -> Res
 }
 
 pub fn run(args: &Args) -> Result<()> {
-    if !args.only_top {
+    if !args.only_top && !args.only_go {
         setup::apt(&["linux-perf", "bpftrace"])?;
     }
     let pintrace = build_pintrace(true)?;
+    if args.only_go {
+        let report = crate::bench_go::run(&pintrace, args.rounds)?;
+        print!("{report}");
+        std::fs::write(root().join("target/bench-go.md"), &report)?;
+        eprintln!("bench: written to target/bench-go.md");
+        return Ok(());
+    }
     crate::run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())).current_dir(root()).args([
         "build",
         "--release",
@@ -247,6 +259,9 @@ pub fn run(args: &Args) -> Result<()> {
         (overhead(args, &pintrace, &bins)?, root().join("target/bench.md"))
     };
     report.push_str(&crate::bench_top::run(&pintrace, &bins)?);
+    if !args.only_top {
+        report.push_str(&crate::bench_go::run(&pintrace, args.rounds)?);
+    }
     print!("{report}");
     std::fs::write(&out, &report)?;
     eprintln!("bench: written to {}", out.display());
