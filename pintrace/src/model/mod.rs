@@ -95,6 +95,9 @@ pub struct Model {
     gomaxprocs: Option<u32>,
     /// The Go runtime's sysmon thread, from the M list.
     sysmon: Option<u32>,
+    /// M-list entries of threads whose creation has not been seen yet (the
+    /// list is read in user space, ahead of the ring buffer's events).
+    pending_go: HashMap<u32, (u64, GoM)>,
     /// Pin changes of the open interval, logged one by one if few.
     pending_pins: Vec<LogEntry>,
     pin_changes: (u64, u64),
@@ -297,6 +300,7 @@ impl Model {
             throttle_at_tick: CpuStat::default(),
             gomaxprocs: None,
             sysmon: None,
+            pending_go: HashMap::new(),
             pending_pins: Vec::new(),
             pin_changes: (0, 0),
         }
@@ -401,6 +405,7 @@ impl Model {
                         self.peak = self.peak.max(self.alive);
                     }
                     self.log_pending(ts, LogKind::Born { tid: child_tid, comm: comm.to_string() });
+                    self.go_pending(child_tid);
                 } else {
                     self.p.forks += 1;
                 }
@@ -446,6 +451,7 @@ impl Model {
                     self.alive += 1;
                     self.peak = self.peak.max(self.alive);
                 }
+                self.go_pending(tid);
             }
             EventKind::Tgkill { .. } => self.p.tgkill_calls += 1,
             EventKind::CloneExit { ret, .. } => {
@@ -464,19 +470,10 @@ impl Model {
                     self.sysmon = Some(tid);
                 }
                 let m = GoM { role, locked_ext, locked_int, locked_g };
-                let t = self.thread(tid);
-                let was = t.pinned();
-                t.go = Some(m);
-                if m.pinned() != was {
-                    t.pinned_since = m.pinned().then_some(ts);
-                    let kind = if m.pinned() {
-                        self.pin_changes.0 += 1;
-                        LogKind::Pinned { tid, by: locked_g.map(|f| f.to_string()) }
-                    } else {
-                        self.pin_changes.1 += 1;
-                        LogKind::Unpinned { tid }
-                    };
-                    self.pending_pins.push(LogEntry { ts_ns: ts, kind });
+                if self.threads.get(&tid).is_some_and(|t| t.alive) {
+                    self.go_thread(ts, tid, m);
+                } else if self.pending_go.len() < MAX_EXITED {
+                    self.pending_go.insert(tid, (ts, m));
                 }
             }
             EventKind::GoMaxProcs { value } => {
@@ -493,6 +490,31 @@ impl Model {
                 }
                 self.throttle_now = s;
             }
+        }
+    }
+
+    /// What the M list says of thread `tid`, at `ts`.
+    fn go_thread(&mut self, ts: u64, tid: u32, m: GoM) {
+        let t = self.thread(tid);
+        let was = t.pinned();
+        t.go = Some(m);
+        if m.pinned() != was {
+            t.pinned_since = m.pinned().then_some(ts);
+            let kind = if m.pinned() {
+                self.pin_changes.0 += 1;
+                LogKind::Pinned { tid, by: m.locked_g.map(|f| f.to_string()) }
+            } else {
+                self.pin_changes.1 += 1;
+                LogKind::Unpinned { tid }
+            };
+            self.pending_pins.push(LogEntry { ts_ns: ts, kind });
+        }
+    }
+
+    /// A thread appeared: applies what the M list said of it before.
+    fn go_pending(&mut self, tid: u32) {
+        if let Some((ts, m)) = self.pending_go.remove(&tid) {
+            self.go_thread(ts, tid, m);
         }
     }
 
@@ -761,6 +783,8 @@ impl Model {
         self.lost_at_tick = self.lost;
         self.throttle_at_tick = self.throttle_now;
         self.lifetimes_iv = Histogram::default();
+        // M-list entries of threads never seen (exited before their creation was read) go.
+        self.pending_go.retain(|_, (ts, _)| ts.saturating_add(LONG_PINNED_NS) > now);
         self.prune(now);
     }
 

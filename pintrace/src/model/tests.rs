@@ -551,3 +551,25 @@ fn the_m_list_gives_roles_pins_and_splits_sigurg_by_sender() {
     assert_eq!(l.interval.process.pinned_threads, 1);
     assert_eq!(l.log.last().map(|e| e.kind.to_string()), Some("thread 102 unpinned".to_string()));
 }
+
+#[test]
+fn an_m_read_before_its_thread_is_seen_waits_for_it() {
+    use crate::goruntime::GoRole;
+    let mut m = Model::new(0);
+    m.apply(&seen(100));
+    let go = |tid| {
+        ev(MS, NO_CPU, EventKind::GoThread { tid, role: GoRole::Pinned, locked_ext: 1, locked_int: 0, locked_g: None })
+    };
+    // The M list is read ahead of the ring buffer: 200's creation comes after.
+    m.apply(&go(200));
+    m.apply(&go(300)); // never seen: a thread that came and went
+    m.tick(S);
+    assert!(m.live(None).threads.iter().all(|t| t.tid == 100), "no phantom rows");
+    m.apply(&born(S + MS, 200));
+    m.tick(2 * S);
+    let l = m.live(None);
+    assert_eq!((row(&l, 200).role, row(&l, 200).pinned), (Some(GoRole::Pinned), true));
+    assert_eq!(l.threads.len(), 2);
+    m.tick(10 * S);
+    assert!(m.pending_go.is_empty(), "forgotten after a while");
+}

@@ -647,7 +647,7 @@ mod detail {
         let senders = d.signalled_by.len().clamp(1, 5) as u16;
         let bars = d.cpu_time_ns.len().max(runq_groups(&d.runq_histogram, usize::MAX).len()).max(1) as u16;
         let [top, mid, sig, tl, _] = Layout::vertical([
-            Constraint::Length(4),
+            Constraint::Length(5),
             Constraint::Max(1 + bars),
             Constraint::Length(2 + senders),
             Constraint::Length(5),
