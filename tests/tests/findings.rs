@@ -89,6 +89,21 @@ fn busy_goroutines_are_preempted_by_sysmon() {
     assert_eq!(threads_with_role(&r, "main")[0]["tid"], r["target"]["pid"]);
 }
 
+#[test]
+fn more_runnable_threads_than_cpus_is_runq_latency() {
+    let cpus = pintrace::target::nr_cpus();
+    let procs = (cpus * 3).to_string();
+    let (rules, r) = findings_of("busy", &[&procs, "6000", &procs]);
+    assert!(rules.contains(&"runq_latency".to_string()), "{}", r["findings"]);
+    let f = finding(&r, "runq_latency");
+    assert!(f["evidence"]["runq_p99_ns"].as_f64().is_some_and(|p| p > 5e6), "{f}");
+    assert_eq!(f["evidence"]["cpus_usable"], f64::from(cpus), "no quota: the CPUs allowed: {f}");
+    assert!(f["first_ns"].as_u64().is_some_and(|t| t <= 10_000_000_000), "fires within 10 s: {f}");
+    // GOMAXPROCS above the CPUs allowed is the cause, and is named.
+    let over = finding(&r, "gomaxprocs_over_quota");
+    assert_eq!(over["evidence"]["gomaxprocs"], f64::from(cpus * 3), "{over}");
+}
+
 /// Pinned workers, one saturated and the others woken for trickles.
 fn check_starvation(rules: &[String], r: &Value) {
     assert!(rules.contains(&"pinned_starvation".to_string()), "{}", r["findings"]);

@@ -1,15 +1,17 @@
 // Busy goroutines for pintrace's SIGURG test.
 //
-// Usage: busy GOROUTINES MILLISECONDS
+// Usage: busy GOROUTINES MILLISECONDS [GOMAXPROCS]
 // Prints "ready PID", waits for a line on stdin, runs GOROUTINES CPU-bound
 // goroutines for MILLISECONDS (sysmon preempts each with SIGURG every
-// 10-20 ms), prints "done" and exits.
+// 10-20 ms), prints "done" and exits. With GOMAXPROCS above the CPUs, more
+// threads are runnable than there are CPUs.
 package main
 
 import (
 	"bufio"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -18,6 +20,10 @@ import (
 func main() {
 	n, _ := strconv.Atoi(os.Args[1])
 	ms, _ := strconv.Atoi(os.Args[2])
+	if len(os.Args) > 3 {
+		procs, _ := strconv.Atoi(os.Args[3])
+		runtime.GOMAXPROCS(procs)
+	}
 	fmt.Println("ready", os.Getpid())
 	bufio.NewReader(os.Stdin).ReadString('\n')
 	stop := time.Now().Add(time.Duration(ms) * time.Millisecond)
