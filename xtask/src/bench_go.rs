@@ -33,7 +33,11 @@ use std::{
 
 use anyhow::{bail, Context as _, Result};
 
-use crate::{bench::median, build_go, root, setup};
+use crate::{
+    bench::median,
+    bench_top::{clock_ticks_per_sec, cpu_ticks, on_cpu_ns},
+    build_go, root, setup,
+};
 
 /// The previous version: pintrace before the Go runtime reading, the uprobe and the throttle flag.
 pub const PREV_COMMIT: &str = "fb1de80b04547f7fbe0fde8f54ce7ad1cede6c58";
@@ -199,30 +203,6 @@ fn recorded(pintrace: &Path, file: &Path) -> Result<(u64, u64)> {
     let out = Command::new(pintrace).args(["report", "--json"]).arg(file).output()?;
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).context("pintrace report --json")?;
     Ok((report["events"].as_u64().unwrap_or(0), report["lost_events"].as_u64().unwrap_or(0)))
-}
-
-fn clock_ticks_per_sec() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    unsafe { libc::sysconf(libc::_SC_CLK_TCK) as f64 }
-}
-
-/// utime + stime of a process (all its threads), in clock ticks.
-fn cpu_ticks(pid: u32) -> Result<u64> {
-    let stat =
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("process {pid} is gone"))?;
-    let rest = stat.rsplit_once(')').context("/proc/PID/stat")?.1;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    Ok(f.get(11).context("utime")?.parse::<u64>()? + f.get(12).context("stime")?.parse::<u64>()?)
-}
-
-/// On-CPU nanoseconds of a process's live threads (/proc/PID/task/*/schedstat).
-fn on_cpu_ns(pid: u32) -> Result<u64> {
-    let mut sum = 0;
-    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
-        let stat = std::fs::read_to_string(task?.path().join("schedstat")).unwrap_or_default();
-        sum += stat.split_whitespace().next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
-    }
-    Ok(sum)
 }
 
 /// (voluntary, involuntary) context switches of a process's live threads.

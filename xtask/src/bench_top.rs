@@ -160,13 +160,13 @@ impl Drop for Target {
     }
 }
 
-fn clock_ticks_per_sec() -> f64 {
+pub(crate) fn clock_ticks_per_sec() -> f64 {
     // SAFETY: sysconf has no preconditions.
     unsafe { libc::sysconf(libc::_SC_CLK_TCK) as f64 }
 }
 
 /// utime + stime of a process (all its threads), in clock ticks.
-fn cpu_ticks(pid: u32) -> Result<u64> {
+pub(crate) fn cpu_ticks(pid: u32) -> Result<u64> {
     let stat =
         std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("pintrace {pid} is gone"))?;
     // Fields after the command name, which ends at the last ')': state is field 3, utime 14, stime 15.
@@ -176,7 +176,7 @@ fn cpu_ticks(pid: u32) -> Result<u64> {
 }
 
 /// On-CPU nanoseconds of a process's live threads (/proc/PID/task/*/schedstat): exact, unlike ticks.
-fn on_cpu_ns(pid: u32) -> Result<u64> {
+pub(crate) fn on_cpu_ns(pid: u32) -> Result<u64> {
     let mut sum = 0;
     for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
         let stat = std::fs::read_to_string(task?.path().join("schedstat")).unwrap_or_default();
