@@ -90,6 +90,7 @@ pub fn role_tag(role: Option<crate::goruntime::GoRole>, pinned: bool) -> String 
     match role {
         Some(GoRole::Worker) | None if pinned => " [pinned]".to_string(),
         Some(GoRole::Worker) | None => String::new(),
+        Some(r @ (GoRole::Main | GoRole::Template | GoRole::Sysmon)) if pinned => format!(" [{}, pinned]", r.label()),
         Some(r) => format!(" [{}]", r.label()),
     }
 }
