@@ -196,14 +196,29 @@ pub struct ReportArgs {
     pub findings: FindingArgs,
 }
 
+/// The longest duration accepted: a year is longer than any trace.
+const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
+
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    if let Ok(secs) = s.parse::<f64>() {
-        if secs.is_finite() && secs > 0.0 {
-            return Ok(Duration::from_secs_f64(secs));
+    let d = if let Ok(secs) = s.parse::<f64>() {
+        if !(secs.is_finite() && secs > 0.0) {
+            return Err(format!("duration must be positive: {s}"));
         }
+        // Checked before converting: from_secs_f64 panics beyond u64 seconds.
+        if secs > MAX_DURATION.as_secs_f64() {
+            return Err(format!("duration {s} is longer than a year"));
+        }
+        Duration::from_secs_f64(secs)
+    } else {
+        humantime::parse_duration(s).map_err(|e| format!("{e} (try 10s, 500ms or 2m)"))?
+    };
+    if d > MAX_DURATION {
+        return Err(format!("duration {s} is longer than a year"));
+    }
+    if d.is_zero() {
         return Err(format!("duration must be positive: {s}"));
     }
-    humantime::parse_duration(s).map_err(|e| format!("{e} (try 10s, 500ms or 2m)"))
+    Ok(d)
 }
 
 /// A ring-buffer size: a power of two of at least 4 KiB, with an optional KiB/MiB suffix.
@@ -249,7 +264,13 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert!(parse_duration("0").is_err());
+        assert!(parse_duration("0s").is_err());
         assert!(parse_duration("soon").is_err());
+        // These panicked (issue 7): too large for a Duration.
+        for huge in ["99999999999999999999", "1e19", "1e300", "600000000000000000000s", "400days"] {
+            assert!(parse_duration(huge).is_err_and(|e| e.contains("year") || e.contains("try")), "{huge}");
+        }
+        assert_eq!(parse_duration("365days"), Ok(Duration::from_secs(365 * 86400)));
     }
 
     #[test]
