@@ -39,8 +39,9 @@ fn a_killed_target_ends_the_recording_too() {
 }
 
 #[test]
-fn sigterm_and_sigint_end_the_recording_with_a_whole_file() {
-    for (sig, reason) in [(libc::SIGTERM, "terminated"), (libc::SIGINT, "interrupted")] {
+fn sigterm_sigint_and_sighup_end_the_recording_with_a_whole_file() {
+    // SIGHUP: a closed ssh session must not kill a recording without its trailer.
+    for (sig, reason) in [(libc::SIGTERM, "terminated"), (libc::SIGINT, "interrupted"), (libc::SIGHUP, HUNG_UP)] {
         let w = workload!("spin_pair", "100");
         let rec = Recording::start(w.pid, reason, &[]);
         std::thread::sleep(Duration::from_millis(200));
@@ -50,6 +51,8 @@ fn sigterm_and_sigint_end_the_recording_with_a_whole_file() {
         assert_eq!(r["target"]["pid"], w.pid);
     }
 }
+
+const HUNG_UP: &str = "hung up";
 
 #[test]
 fn the_duration_option_ends_the_recording() {
