@@ -304,3 +304,36 @@ fn report_escapes_control_characters_the_target_chose() {
     assert!(!out.contains('\u{1b}') && !out.contains('\u{7}'), "{out:?}");
     assert!(out.contains("\\x1b[2Jx") && out.contains("a\\nb") && out.contains("\\x1b]0;t\\x07"), "{out}");
 }
+
+#[test]
+fn a_closed_pipe_ends_quietly_and_a_full_disk_is_one_clear_line() {
+    use std::{os::unix::process::ExitStatusExt as _, process::Stdio};
+    let (path, _) = sample_file("pipe.ptr", true);
+    // `pintrace report FILE | head -0`: the reader is gone before pintrace
+    // writes (its read end is closed at once), as Unix tools expect.
+    for args in [vec!["report", "--all"], vec!["report", "--json"]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pintrace"))
+            .args(&args)
+            .arg(&path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running pintrace");
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("pintrace's end");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.is_empty(), "{args:?}: quietly, no panic: {err}");
+        assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{args:?}: {:?}", out.status);
+    }
+    // Standard output on a full device: exit 1 and the reason, no panic.
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full");
+    let out = Command::new(env!("CARGO_BIN_EXE_pintrace"))
+        .args(["report"])
+        .arg(&path)
+        .stdout(full)
+        .output()
+        .expect("running pintrace");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim(), "pintrace: writing to standard output: No space left on device (os error 28)");
+}

@@ -9,17 +9,17 @@ use crate::{
 };
 
 pub fn run() -> Result<ExitCode> {
-    println!("kernel    {}, {} CPUs", target::kernel_release(), target::nr_cpus());
+    outln!("kernel    {}, {} CPUs", target::kernel_release(), target::nr_cpus())?;
     probe::check_privileges()?;
-    println!("access    allowed to load BPF programs");
+    outln!("access    allowed to load BPF programs")?;
     let tracefs = probe::tracefs()?;
-    println!("tracefs   {}", tracefs.display());
-    println!("BTF       {}", probe::btf_status());
+    outln!("tracefs   {}", tracefs.display())?;
+    outln!("BTF       {}", probe::btf_status())?;
 
     // Load and attach everything, the syscall probes included, to see what works.
     let opts = Options { syscalls: true, ..Options::default() };
     let mut probes = Probes::load(&opts)?;
-    println!("ring buf  created ({} MiB), lost-event counter created", opts.ring_bytes >> 20);
+    outln!("ring buf  created ({} MiB), lost-event counter created", opts.ring_bytes >> 20)?;
     const CALLS: u64 = 3;
     let uprobes = match probes.uprobe_selftest(CALLS) {
         Ok(n) if n == CALLS => {
@@ -30,18 +30,18 @@ pub fn run() -> Result<ExitCode> {
             "do not work here ({e:#}); LockOSThread calls are not seen (pinned threads still come from the M list)"
         ),
     };
-    println!("uprobes   {uprobes}");
+    outln!("uprobes   {uprobes}")?;
     match &probes.throttle_flag {
-        Ok(offset) => println!(
+        Ok(offset) => outln!(
             "throttle  task_struct.throttled at offset {offset} (from BTF): a switch-out by the CPU quota is \
              marked and its wait counted as throttled time"
-        ),
-        Err(e) => println!(
+        )?,
+        Err(e) => outln!(
             "throttle  {e}: throttled waits count as run-queue latency; the cgroup's own counters are still read"
-        ),
+        )?,
     }
     let attach = probes.attach_all();
-    println!("\nprobes");
+    outln!("\nprobes")?;
     for (spec, status) in &probes.statuses {
         let name = format!("{}:{}", spec.category, spec.name);
         let line = match (status, spec.need) {
@@ -52,15 +52,15 @@ pub fn run() -> Result<ExitCode> {
             (ProbeStatus::Attached, _) => "attaches".to_string(),
             (other, _) => format!("{other}\n{:<30}without it: {}", "", spec.without),
         };
-        println!("  {name:<28}{line}");
+        outln!("  {name:<28}{line}")?;
     }
     attach?;
     let missing =
         probes.statuses.iter().filter(|(s, st)| *st != ProbeStatus::Attached && s.need != Need::Syscall).count();
     if missing == 0 {
-        println!("\nall default probes work: pintrace sees everything it reports");
+        outln!("\nall default probes work: pintrace sees everything it reports")?;
     } else {
-        println!("\n{missing} default probe(s) unavailable: pintrace runs and reports what it can (see above)");
+        outln!("\n{missing} default probe(s) unavailable: pintrace runs and reports what it can (see above)")?;
     }
     Ok(ExitCode::SUCCESS)
 }

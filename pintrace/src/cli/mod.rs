@@ -3,6 +3,14 @@ use std::{ffi::OsString, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
 
+/// `println!` that returns an error instead of panicking when standard
+/// output cannot be written (a full disk, /dev/full).
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::out(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 pub mod batch;
 pub mod check;
 pub mod record;
@@ -241,6 +249,15 @@ pub fn parse_size(s: &str) -> Result<u32, String> {
         return Err(format!("the buffer size must be a power of two from 4KiB to 1GiB, not {s}"));
     }
     Ok(bytes as u32)
+}
+
+/// Writes `text` to standard output. A closed pipe ends the process quietly
+/// (SIGPIPE, as `main` leaves it, as for any Unix tool); any other failure
+/// is an error with the reason.
+pub fn out(text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut o = std::io::stdout().lock();
+    anyhow::Context::context(o.write_all(text.as_bytes()).and_then(|()| o.flush()), "writing to standard output")
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {

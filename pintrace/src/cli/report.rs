@@ -18,9 +18,9 @@ const DEFAULT_ROWS: usize = 40;
 pub fn run(args: ReportArgs) -> Result<ExitCode> {
     let report = build(&args.file, args.findings.thresholds())?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        print!("{}", render(&report, if args.all { usize::MAX } else { DEFAULT_ROWS }));
+        super::out(&render(&report, if args.all { usize::MAX } else { DEFAULT_ROWS }))?;
     }
     match &report.problem {
         None => Ok(ExitCode::SUCCESS),
