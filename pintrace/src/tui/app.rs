@@ -428,7 +428,13 @@ impl App {
         let mut rows: Vec<&ThreadRow> = snap
             .threads
             .iter()
-            .filter(|t| f.is_empty() || t.comm.to_lowercase().contains(&f) || t.tid.to_string().contains(&f))
+            .filter(|t| {
+                // The Go role shown after the name ("sysmon", "pinned") matches too.
+                f.is_empty()
+                    || t.comm.to_lowercase().contains(&f)
+                    || t.tid.to_string().contains(&f)
+                    || crate::fmt::role_tag(t.role, t.pinned).contains(&f)
+            })
             .collect();
         let (col, desc) = (self.sort, self.sort_descending());
         rows.sort_by(|a, b| {

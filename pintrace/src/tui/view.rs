@@ -728,7 +728,7 @@ mod detail {
         let mut s = format!("Go: {} thread", role.label());
         if t.pinned {
             s += &format!(
-                ", pinned (LockOSThread) to a goroutine started by {}",
+                ", locked (LockOSThread) to a goroutine started by {}",
                 t.pinned_by.as_deref().map_or("?", clean_fn)
             );
         }
@@ -1139,6 +1139,31 @@ mod tests {
         assert_eq!(table_tids(&lines), [101, 104]);
         assert!(line(&lines, "threads: 2 of 7").contains("filter \"work▏\""));
         assert!(line(&lines, "filter: work").contains("Esc clear"), "the footer while typing");
+    }
+
+    #[test]
+    fn go_roles_follow_the_names_and_the_filter_finds_them() {
+        use crate::goruntime::GoRole;
+        let (mut app, mut m) = app();
+        let go = |tid, role, locked_ext| crate::event::EventKind::GoThread {
+            tid,
+            role,
+            locked_ext,
+            locked_int: 0,
+            locked_g: None,
+        };
+        m.apply(&ev(1_000, crate::event::NO_CPU, go(102, GoRole::Sysmon, 0)));
+        m.apply(&ev(1_000, crate::event::NO_CPU, go(104, GoRole::Pinned, 1)));
+        m.tick(S + 2_000 * MS);
+        app.show(m.live(None));
+        let lines = screen(&app);
+        assert!(row(&lines, 102).concat().contains("[sysmon]"), "{lines:?}");
+        assert!(row(&lines, 104).concat().contains("[pinned]"), "{lines:?}");
+        app.update(Msg::FilterStart);
+        "pinned".chars().for_each(|c| {
+            app.update(Msg::FilterInput(c));
+        });
+        assert_eq!(table_tids(&screen(&app)), [104]);
     }
 
     #[test]
