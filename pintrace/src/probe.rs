@@ -326,10 +326,12 @@ impl Probes {
     /// Puts the entry uprobe on `runtime.LockOSThread` of the executable
     /// `exe` of process `pid`, for that process only. Replaces an earlier
     /// attachment (the target exec'd). Never fails the trace: the status says
-    /// what happened, and pinning is still read from the runtime's M list.
-    pub fn attach_go_lock(&mut self, exe: &Path, pid: u32) -> &ProbeStatus {
+    /// what happened (`go_lock`), and pinning is still read from the
+    /// runtime's M list.
+    pub fn attach_go_lock(&mut self, exe: &Path, pid: u32) {
         if !self.uprobes {
-            return self.go_lock.insert(ProbeStatus::Disabled("--no-uprobes"));
+            self.go_lock = Some(ProbeStatus::Disabled("--no-uprobes"));
+            return;
         }
         let result = (|| -> Result<UProbeLinkId> {
             let Some(pid) = std::num::NonZeroU32::new(pid) else { bail!("no process") };
@@ -355,7 +357,6 @@ impl Probes {
             }
             Err(e) => ProbeStatus::Failed(format!("{e:#}")),
         });
-        self.go_lock.as_ref().unwrap_or(&ProbeStatus::Off)
     }
 
     /// Attaches the self-test uprobe to a function of this binary, calls it
