@@ -138,6 +138,8 @@ pub struct Outcome {
     pub end: End,
     pub end_ns: u64,
     pub stats: Stats,
+    /// The first kernel record that could not be decoded, and why.
+    pub first_decode_error: Option<String>,
 }
 
 /// Terminal events for a screen, or none.
@@ -378,7 +380,7 @@ pub async fn live<S: Sink>(session: &mut Session, sink: &mut S, opts: Options, m
     if end_ns == 0 {
         end_ns = monotonic_ns();
     }
-    Ok(Outcome { end: end.unwrap_or(End::Interrupted), end_ns, stats })
+    Ok(Outcome { end: end.unwrap_or(End::Interrupted), end_ns, stats, first_decode_error: decode_errors.first() })
 }
 
 /// A record file as a source of events.
@@ -586,7 +588,11 @@ pub async fn replay<S: Sink>(
     };
     stats.events = feed.events;
     stats.lost = feed.lost;
-    Ok(Outcome { end, end_ns: feed.end_ns(last), stats })
+    let first_decode_error = feed.trailer.as_ref().and_then(|t| {
+        stats.decode_errors = t.decode_errors;
+        t.first_decode_error.clone()
+    });
+    Ok(Outcome { end, end_ns: feed.end_ns(last), stats, first_decode_error })
 }
 
 /// Runs `f` on a single-threaded tokio runtime.

@@ -31,13 +31,24 @@ pub struct Source {
     decode_errors: DecodeErrors,
 }
 
-/// The count of records that could not be decoded, readable while the source runs.
+/// The count of records that could not be decoded and the first one's
+/// error, readable while the source runs.
 #[derive(Clone, Debug, Default)]
-pub struct DecodeErrors(std::sync::Arc<std::sync::atomic::AtomicU64>);
+pub struct DecodeErrors(std::sync::Arc<(std::sync::atomic::AtomicU64, std::sync::OnceLock<String>)>);
 
 impl DecodeErrors {
     pub fn get(&self) -> u64 {
-        self.0.load(std::sync::atomic::Ordering::Relaxed)
+        self.0 .0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The first error: later ones are only counted.
+    pub fn first(&self) -> Option<String> {
+        self.0 .1.get().cloned()
+    }
+
+    fn add(&self, err: &crate::event::DecodeError) {
+        self.0 .0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.0 .1.get_or_init(|| err.to_string());
     }
 }
 
@@ -106,9 +117,7 @@ impl Source {
                             batch.push(e);
                             self.stats.events += 1;
                         }
-                        Err(_) => {
-                            self.decode_errors.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        }
+                        Err(err) => self.decode_errors.add(&err),
                     }
                 }
             }

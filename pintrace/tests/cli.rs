@@ -97,9 +97,7 @@ fn sample_file(name: &str, trailer: bool) -> (PathBuf, Vec<u8>) {
             end_reason: "duration reached".into(),
             events: events.len() as u64,
             lost_events: 0,
-            decode_errors: 0,
-            target: None,
-            go: None,
+            ..Trailer::default()
         };
         w.finish(&t).expect("finish").1
     } else {

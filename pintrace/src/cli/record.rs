@@ -88,6 +88,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         events: stats.events,
         lost_events: stats.lost,
         decode_errors: stats.decode_errors,
+        first_decode_error: outcome.first_decode_error.clone(),
         target,
         go,
     };
@@ -121,6 +122,10 @@ fn report_end(args: &RecordArgs, outcome: &run::Outcome, start_ns: u64, bytes: u
         );
     }
     if s.decode_errors > 0 {
-        eprintln!("pintrace: warning: {} kernel records could not be decoded", s.decode_errors);
+        eprintln!(
+            "pintrace: warning: {} kernel records could not be decoded; the first: {}",
+            s.decode_errors,
+            outcome.first_decode_error.as_deref().unwrap_or("?")
+        );
     }
 }

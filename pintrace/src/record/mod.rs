@@ -91,6 +91,9 @@ pub struct Trailer {
     pub lost_events: u64,
     #[serde(default)]
     pub decode_errors: u64,
+    /// The first kernel record that could not be decoded, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_decode_error: Option<String>,
     /// The target at the end, when it differs from the header's (it exec'd).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<Target>,

@@ -83,9 +83,7 @@ fn write(events: &[Event], trailer: bool) -> Vec<u8> {
             end_reason: "duration".into(),
             events: 11,
             lost_events: 0,
-            decode_errors: 0,
-            target: None,
-            go: None,
+            ..Trailer::default()
         };
         w.finish(&t).expect("finish").1
     } else {
