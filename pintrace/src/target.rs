@@ -20,7 +20,9 @@ pub fn resolve(pid: u32) -> Result<Target> {
     };
     let field = |key: &str| status.lines().find_map(|l| l.strip_prefix(key)).map(str::trim);
     let tgid: u32 = field("Tgid:").and_then(|v| v.parse().ok()).unwrap_or(pid);
-    if field("State:").is_some_and(|s| s.starts_with('Z')) {
+    // A leader that has exited is a zombie while its other threads run on:
+    // the process lives as long as any of its threads does.
+    if field("State:").is_some_and(|s| s.starts_with('Z')) && !alive(tgid) {
         bail!("process {pid} has already exited (it is a zombie)");
     }
     if tgid == std::process::id() {
@@ -55,11 +57,21 @@ pub fn thread_comm(pid: u32, tid: u32) -> Comm {
     Comm::new(fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")).unwrap_or_default().trim_end())
 }
 
-/// True while `pid` exists and is not a zombie.
+/// True while `stat` (a /proc stat line) is of a task that has not exited.
+fn running(stat: &str) -> bool {
+    // The state follows the last ')' (comm may contain parentheses).
+    stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X']))
+}
+
+/// True while process `pid` has a thread that has not exited. Its leader
+/// may have exited (a zombie) while other threads run on.
 pub fn alive(pid: u32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the last ')' (comm may contain parentheses).
-        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X'])),
+        Ok(stat) if running(&stat) => true,
+        Ok(_) => threads(pid).is_ok_and(|tids| {
+            tids.into_iter()
+                .any(|tid| fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).is_ok_and(|s| running(&s)))
+        }),
         Err(_) => false,
     }
 }
@@ -116,6 +128,14 @@ mod tests {
         // PID_MAX_LIMIT is 2^22, so this PID cannot exist.
         assert_eq!(resolve(4_194_305).expect_err("none").to_string(), "no process with PID 4194305");
         assert!(!alive(4_194_305));
+    }
+
+    #[test]
+    fn the_state_is_read_after_the_last_parenthesis() {
+        assert!(running("12 (a) Z) S 1 2"));
+        assert!(!running("12 (a (b)) Z 1 2"));
+        assert!(!running("12 (x) X 1"));
+        assert!(!running("garbage"));
     }
 
     #[test]

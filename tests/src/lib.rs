@@ -279,6 +279,11 @@ impl Recording {
         Recording::spawn(cmd, Path::new(""), true)
     }
 
+    /// Runs `cmd` (which runs pintrace, say inside `unshare`), recording to `path`.
+    pub fn start_cmd(cmd: Command, path: &Path) -> Recording {
+        Recording::spawn(cmd, path, false)
+    }
+
     fn spawn(mut cmd: Command, path: &Path, capture: bool) -> Recording {
         let path = path.to_path_buf();
         if capture {

@@ -13,6 +13,7 @@ macro_rules! outln {
 
 pub mod batch;
 pub mod check;
+mod output;
 pub mod record;
 pub mod replay;
 pub mod report;
@@ -91,7 +92,8 @@ impl TargetArgs {
 pub struct RecordArgs {
     #[command(flatten)]
     pub target: TargetArgs,
-    /// The record file to write
+    /// The record file to write (created 0600; an existing one is kept as FILE.old).
+    /// `-` is standard output, for streaming: `-o - | ssh host 'cat > x.ptr'`
     #[arg(long, short)]
     pub output: PathBuf,
     /// Stop after this long (e.g. 10s, 500ms, 2m; a bare number is seconds). Default: until Ctrl-C or the target exits

@@ -1,9 +1,9 @@
 //! `pintrace record`: every event of the target, streamed to a file.
-use std::{fs::File, io::BufWriter, path::PathBuf, process::ExitCode, time::Duration};
+use std::{fs::File, io::BufWriter, process::ExitCode, time::Duration};
 
 use anyhow::{Context as _, Result};
 
-use super::RecordArgs;
+use super::{output::Output, RecordArgs};
 use crate::{
     event::Event,
     fmt,
@@ -17,13 +17,13 @@ const FLUSH: Duration = Duration::from_secs(1);
 /// Writes every event to the record file; a tick writes the buffered chunk.
 struct FileSink {
     writer: Writer<BufWriter<File>>,
-    path: PathBuf,
+    name: String,
     target: Option<Target>,
 }
 
 impl FileSink {
     fn context(&self) -> String {
-        format!("writing {} (it holds everything up to the last whole chunk)", self.path.display())
+        format!("writing {} (it holds everything up to the last whole chunk)", self.name)
     }
 }
 
@@ -54,14 +54,20 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         crate::target::resolve(pid)?;
     }
     crate::probe::check_privileges()?;
-    // Open the output before attaching anything: an unwritable path fails fast.
-    let file = File::create(&args.output)
-        .with_context(|| format!("cannot create the record file {}", args.output.display()))?;
+    // Open the output before attaching anything: an unwritable path fails
+    // fast. A new file stays under a temporary name, removed if the start
+    // fails, until its header has been written.
+    let mut output = Output::create(&args.output)?;
     let mut session = crate::session::Session::attach(&args.target.spec(false), &args.target.options())?;
-    let writer = Writer::new(BufWriter::with_capacity(1 << 20, file), &session.header)
-        .with_context(|| format!("writing {}", args.output.display()))?;
-    let mut sink = FileSink { writer, path: args.output.clone(), target: None };
+    let name = output.name.clone();
+    let writer = Writer::new(BufWriter::with_capacity(1 << 20, output.file()?), &session.header)
+        .with_context(|| format!("writing {name}"))?;
+    let mut sink = FileSink { writer, name, target: None };
     sink.events(&session.initial)?;
+    sink.writer.flush().with_context(|| format!("writing {}", sink.name))?;
+    if let Some(note) = output.commit()? {
+        eprintln!("pintrace: {note}");
+    }
     for w in session.warnings() {
         eprintln!("pintrace: warning: {w}");
     }
@@ -71,7 +77,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         fmt::clean(&session.target.comm),
         session.threads_at_start(),
         session.attached(),
-        args.output.display()
+        sink.name
     );
     session.release()?;
     let start_ns = session.header.start_ns;
@@ -92,16 +98,14 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         target,
         go,
     };
-    let (bytes, out) = sink.writer.finish(&trailer).with_context(|| format!("writing {}", args.output.display()))?;
-    out.into_inner()
-        .map_err(|e| e.into_error())
-        .and_then(|f| f.sync_all())
-        .with_context(|| format!("writing {}", args.output.display()))?;
-    report_end(&args, &outcome, start_ns, bytes);
+    let (bytes, out) = sink.writer.finish(&trailer).with_context(|| format!("writing {}", sink.name))?;
+    drop(out.into_inner().map_err(|e| e.into_error()).with_context(|| format!("writing {}", sink.name))?);
+    output.sync()?;
+    report_end(&args, &sink.name, &outcome, start_ns, bytes);
     Ok(ExitCode::SUCCESS)
 }
 
-fn report_end(args: &RecordArgs, outcome: &run::Outcome, start_ns: u64, bytes: u64) {
+fn report_end(args: &RecordArgs, name: &str, outcome: &run::Outcome, start_ns: u64, bytes: u64) {
     let s = &outcome.stats;
     let secs = outcome.end_ns.saturating_sub(start_ns) as f64 / 1e9;
     let per_event = if s.events > 0 { bytes as f64 / s.events as f64 } else { 0.0 };
@@ -110,7 +114,7 @@ fn report_end(args: &RecordArgs, outcome: &run::Outcome, start_ns: u64, bytes: u
         outcome.end,
         s.events,
         s.lost,
-        args.output.display(),
+        name,
         fmt::count(bytes),
     );
     if s.lost > 0 {

@@ -78,13 +78,7 @@ fn write(events: &[Event], trailer: bool) -> Vec<u8> {
         w.push(e).expect("push");
     }
     if trailer {
-        let t = Trailer {
-            end_ns: 99,
-            end_reason: "duration".into(),
-            events: 11,
-            lost_events: 0,
-            ..Trailer::default()
-        };
+        let t = Trailer { end_ns: 99, end_reason: "duration".into(), events: 11, lost_events: 0, ..Trailer::default() };
         w.finish(&t).expect("finish").1
     } else {
         w.into_inner().expect("flush")

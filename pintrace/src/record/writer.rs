@@ -81,6 +81,13 @@ impl<W: Write> Writer<W> {
         Ok(())
     }
 
+    /// Writes the buffered events as a chunk and flushes the output, so that
+    /// the header and everything pushed so far have left the process.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.flush_chunk()?;
+        self.out.flush()
+    }
+
     /// Writes the buffered events and returns the output without a trailer:
     /// the file then reads as a recording that did not finish.
     pub fn into_inner(mut self) -> io::Result<W> {
