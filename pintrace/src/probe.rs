@@ -167,14 +167,91 @@ impl fmt::Display for ProbeStatus {
     }
 }
 
-/// Where tracefs is mounted, or a one-line remedy.
+/// Where tracefs is mounted, or a one-line remedy. The tracepoint loader
+/// (aya) looks only at the two usual places; a mount elsewhere, found in
+/// /proc/self/mountinfo, is named in the error.
 pub fn tracefs() -> Result<PathBuf> {
-    for root in ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"] {
-        if Path::new(root).join("events").is_dir() {
-            return Ok(PathBuf::from(root));
+    const USUAL: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
+    let mut denied = None;
+    for root in USUAL.map(PathBuf::from) {
+        match fs::metadata(root.join("events")) {
+            Ok(m) if m.is_dir() => return Ok(root),
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                denied.get_or_insert(root);
+            }
+            _ => {}
         }
     }
+    if let Some(root) = denied {
+        bail!(
+            "tracefs is mounted at {} but this user may not read it (CAP_BPF and CAP_PERFMON do not open root's \
+             directory): run pintrace with sudo, or also grant CAP_DAC_OVERRIDE",
+            root.display()
+        );
+    }
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    if let Some(elsewhere) = tracefs_mounts(&mountinfo).into_iter().find(|r| r.join("events").is_dir()) {
+        bail!(
+            "tracefs is mounted at {}, but tracepoints are attached through {} or {}: run `mount -t tracefs \
+             tracefs /sys/kernel/tracing` as root",
+            elsewhere.display(),
+            USUAL[0],
+            USUAL[1]
+        );
+    }
     bail!("tracefs is not mounted: run `mount -t tracefs tracefs /sys/kernel/tracing` as root")
+}
+
+/// Mount points of tracefs in a mountinfo text, and the `tracing` directory
+/// of each debugfs (where older systems find it), in order.
+fn tracefs_mounts(mountinfo: &str) -> Vec<PathBuf> {
+    let mut roots = Vec::new();
+    for line in mountinfo.lines() {
+        // "ID PARENT MAJ:MIN ROOT MOUNT_POINT OPTIONS [TAGS...] - FSTYPE SOURCE SUPER_OPTIONS"
+        let Some((left, right)) = line.split_once(" - ") else { continue };
+        let Some(point) = left.split(' ').nth(4) else { continue };
+        // Spaces and other bytes in mount points are octal escapes (\040).
+        let point = PathBuf::from(unescape_octal(point));
+        match right.split(' ').next() {
+            Some("tracefs") => roots.push(point),
+            Some("debugfs") => roots.push(point.join("tracing")),
+            _ => {}
+        }
+    }
+    roots
+}
+
+fn unescape_octal(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b.get(i + 1..i + 4).filter(|d| b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match octal {
+            Some(d) => {
+                out.push(d.iter().fold(0u8, |v, c| v.wrapping_mul(8).wrapping_add(c - b'0')));
+                i += 4;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The oldest kernel pintrace's programs load on: ring buffers (5.8) and
+/// the BPF atomic OR and AND of the TID set (5.12).
+pub const MIN_KERNEL: (u32, u32) = (5, 12);
+
+/// Whether a kernel release ("6.18.44-fc-v669") is at least [`MIN_KERNEL`];
+/// None if it cannot be read.
+pub fn kernel_supported(release: &str) -> Option<bool> {
+    let mut parts = release.split(['.', '-', '+']);
+    let major: u32 = parts.next()?.parse().ok()?;
+    let minor: u32 = parts.next()?.parse().ok()?;
+    Some((major, minor) >= MIN_KERNEL)
 }
 
 /// Checks the tracepoint's `format` file against the offsets the program reads.
@@ -257,7 +334,7 @@ pub fn check_privileges() -> Result<()> {
     if has(21) || (has(38) && has(39)) {
         return Ok(());
     }
-    bail!("tracing needs root (or CAP_BPF and CAP_PERFMON): run it with sudo")
+    bail!("tracing needs root (or CAP_BPF, CAP_PERFMON and CAP_DAC_OVERRIDE): run it with sudo")
 }
 
 impl Probes {
@@ -274,7 +351,11 @@ impl Probes {
             .override_global("WAKEUP_BYTES", &u64::from(opts.ring_bytes / 4), true)
             .override_global("TASK_THROTTLED_OFFSET", &u64::from(*throttle_flag.as_ref().unwrap_or(&0)), true)
             .load(OBJECT)
-            .context("loading pintrace's kernel programs (needs root and a kernel with BPF ring buffers, 5.8+)")?;
+            .with_context(|| {
+                let release = crate::target::kernel_release();
+                let (major, minor) = MIN_KERNEL;
+                format!("loading pintrace's kernel programs (needs root and kernel {major}.{minor} or later; this is {release})")
+            })?;
         Ok(Probes {
             ebpf,
             statuses: Vec::new(),
@@ -512,5 +593,40 @@ impl Drop for TidSet {
     fn drop(&mut self) {
         // SAFETY: unmaps exactly the mapping made in `TidSet::map`.
         unsafe { libc::munmap(self.words.as_ptr().cast(), self.len * std::mem::size_of::<u64>()) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tracefs_is_found_where_mountinfo_says() {
+        let info = "\
+22 1 0:21 / /sys rw,nosuid shared:7 - sysfs sysfs rw
+35 22 0:12 / /sys/kernel/tracing rw,relatime shared:15 - tracefs tracefs rw
+36 22 0:7 / /sys/kernel/debug rw,relatime shared:16 - debugfs debugfs rw
+90 1 0:50 / /my\\040tracing rw - tracefs none rw
+91 1 0:51 / /broken";
+        assert_eq!(
+            tracefs_mounts(info),
+            [
+                PathBuf::from("/sys/kernel/tracing"),
+                PathBuf::from("/sys/kernel/debug/tracing"),
+                PathBuf::from("/my tracing")
+            ]
+        );
+        assert!(tracefs_mounts("").is_empty());
+    }
+
+    #[test]
+    fn kernel_minimum() {
+        assert_eq!(kernel_supported("6.18.44-fc-v669"), Some(true));
+        assert_eq!(kernel_supported("5.12.0"), Some(true));
+        assert_eq!(kernel_supported("5.11.22-generic"), Some(false));
+        assert_eq!(kernel_supported("5.8"), Some(false));
+        assert_eq!(kernel_supported("4.19.0+"), Some(false));
+        assert_eq!(kernel_supported("6.1-rc3"), Some(true));
+        assert_eq!(kernel_supported("weird"), None);
     }
 }

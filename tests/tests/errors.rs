@@ -117,25 +117,92 @@ fn not_root_is_told_to_use_sudo() {
         .expect("setpriv (util-linux)");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert_eq!(err, "pintrace: tracing needs root (or CAP_BPF and CAP_PERFMON): run it with sudo\n");
+    assert_eq!(err, "pintrace: tracing needs root (or CAP_BPF, CAP_PERFMON and CAP_DAC_OVERRIDE): run it with sudo\n");
+}
+
+/// Runs `pintrace check` as nobody with the given capabilities.
+fn check_with_caps(caps: &str) -> (Option<i32>, String) {
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(format!("--inh-caps={caps}"))
+        .arg(format!("--ambient-caps={caps}"))
+        .arg(pintrace_bin())
+        .arg("check")
+        .output()
+        .expect("setpriv (util-linux)");
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn capabilities_without_root_get_the_real_reason_and_the_remedy_works() {
+    // tracefs is mounted, but root's 0700 directory: not "not mounted".
+    let (code, err) = check_with_caps("+bpf,+perfmon");
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(
+        err,
+        "pintrace: tracefs is mounted at /sys/kernel/tracing but this user may not read it (CAP_BPF and \
+         CAP_PERFMON do not open root's directory): run pintrace with sudo, or also grant CAP_DAC_OVERRIDE\n"
+    );
+    // What the message says to do is enough.
+    let (code, err) = check_with_caps("+bpf,+perfmon,+dac_override");
+    assert_eq!((code, err.as_str()), (Some(0), ""));
+}
+
+/// Runs `script` in a private mount namespace (the machine keeps its mounts);
+/// returns (exit code, stdout, stderr).
+fn unshared(script: &str) -> (Option<i32>, String, String) {
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", script])
+        .output()
+        .expect("unshare");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+const UNMOUNT_TRACEFS: &str = "umount /sys/kernel/tracing 2>/dev/null; umount /sys/kernel/debug/tracing 2>/dev/null; \
+                               umount /sys/kernel/debug 2>/dev/null";
+
+#[test]
+fn tracefs_under_debugfs_is_found_and_elsewhere_is_named() {
+    // Only debugfs mounted, as on older systems: tracefs appears under it.
+    let bin = pintrace_bin();
+    let (code, out, err) = unshared(&format!(
+        "{UNMOUNT_TRACEFS}; mount -t debugfs nodev /sys/kernel/debug && exec {} check",
+        bin.display()
+    ));
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("tracefs   /sys/kernel/debug/tracing\n"), "{out}");
+    assert!(out.contains("all default probes work"), "{out}");
+
+    // Mounted only at an unusual place: named, with the remedy.
+    let alt = scratch("alt-tracefs");
+    let _ = std::fs::remove_dir_all(&alt);
+    std::fs::create_dir_all(&alt).expect("mount point");
+    // As mountinfo names it: without the `..` of the scratch path.
+    let alt = alt.canonicalize().expect("canonical");
+    let (code, _, err) = unshared(&format!(
+        "{UNMOUNT_TRACEFS}; mount -t tracefs nodev {} && exec {} check",
+        alt.display(),
+        bin.display()
+    ));
+    assert_eq!(code, Some(1), "{err}");
+    let want = format!(
+        "pintrace: tracefs is mounted at {}, but tracepoints are attached through /sys/kernel/tracing or \
+         /sys/kernel/debug/tracing: run `mount -t tracefs tracefs /sys/kernel/tracing` as root\n",
+        alt.display()
+    );
+    assert_eq!(err, want);
 }
 
 #[test]
 fn missing_tracefs_names_the_mount_command() {
     let w = workload!("spin_pair", "100");
-    // In a private mount namespace, so the machine keeps its tracefs.
-    let script = format!(
-        "umount /sys/kernel/tracing 2>/dev/null; umount /sys/kernel/debug/tracing 2>/dev/null; umount /sys/kernel/debug 2>/dev/null; \
-         exec {} record --pid {} -o /tmp/pintrace-no-tracefs.ptr",
+    let (code, _, err) = unshared(&format!(
+        "{UNMOUNT_TRACEFS}; exec {} record --pid {} -o /tmp/pintrace-no-tracefs.ptr",
         pintrace_bin().display(),
         w.pid
-    );
-    let out = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
-        .output()
-        .expect("unshare");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    ));
+    assert_eq!(code, Some(1), "{err}");
     assert_eq!(err, "pintrace: tracefs is not mounted: run `mount -t tracefs tracefs /sys/kernel/tracing` as root\n");
 }
 

@@ -9,7 +9,16 @@ use crate::{
 };
 
 pub fn run() -> Result<ExitCode> {
-    outln!("kernel    {}, {} CPUs", target::kernel_release(), target::nr_cpus())?;
+    let release = target::kernel_release();
+    let (major, minor) = probe::MIN_KERNEL;
+    let fit = match probe::kernel_supported(&release) {
+        Some(true) => format!("{major}.{minor} or later needed: met"),
+        Some(false) => {
+            format!("older than {major}.{minor}, which pintrace needs (BPF ring buffers and atomics): it will not load")
+        }
+        None => format!("{major}.{minor} or later needed; this release cannot be read"),
+    };
+    outln!("kernel    {release}, {} CPUs ({fit})", target::nr_cpus())?;
     probe::check_privileges()?;
     outln!("access    allowed to load BPF programs")?;
     let tracefs = probe::tracefs()?;
