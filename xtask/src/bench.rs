@@ -11,6 +11,8 @@
 //! time to the first screen (bench_top.rs); `--only-top` runs only that.
 //! Last, the Go runtime reading, the LockOSThread uprobe and the throttle
 //! flag against the previous version (bench_go.rs); `--only-go` runs only that.
+//! Then a long recording at ~1 M events/s and its report (bench_long.rs);
+//! `--only-long` runs only that.
 use std::{
     fmt::Write as _,
     io::{BufRead, BufReader, Write},
@@ -35,6 +37,12 @@ pub struct Args {
     /// Only measure the Go runtime reading, the LockOSThread uprobe and the throttle flag against fb1de80
     #[arg(long, conflicts_with = "only_top")]
     only_go: bool,
+    /// Only the long run: a recording at ~1 M events/s (memory flat, nothing lost) and its report
+    #[arg(long, conflicts_with_all = ["only_top", "only_go"])]
+    only_long: bool,
+    /// How long the long run records, in seconds
+    #[arg(long, default_value_t = 300)]
+    long_secs: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -118,7 +126,7 @@ pub(crate) fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// Waits for a child and returns (user + system CPU seconds, peak RSS KiB).
-fn wait_rusage(child: &mut Child) -> Result<(f64, u64)> {
+pub(crate) fn wait_rusage(child: &mut Child) -> Result<(f64, u64)> {
     let mut status = 0;
     // SAFETY: a zeroed rusage is valid for wait4 to fill.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
@@ -229,7 +237,7 @@ fn one_run(w: &Workload, tracer: Tracer, pintrace: &Path, scratch: &Path) -> Res
 }
 
 pub fn run(args: &Args) -> Result<()> {
-    if !args.only_top && !args.only_go {
+    if !args.only_top && !args.only_go && !args.only_long {
         setup::apt(&["linux-perf", "bpftrace"])?;
     }
     let pintrace = build_pintrace(true)?;
@@ -253,6 +261,13 @@ pub fn run(args: &Args) -> Result<()> {
         "churn",
     ]))?;
     let bins = root().join("target/release");
+    if args.only_long {
+        let report = crate::bench_long::run(&pintrace, &bins, args.long_secs)?;
+        print!("{report}");
+        std::fs::write(root().join("target/bench-long.md"), &report)?;
+        eprintln!("bench: written to target/bench-long.md");
+        return Ok(());
+    }
     let (mut report, out) = if args.only_top {
         (String::new(), root().join("target/bench-top.md"))
     } else {
@@ -261,6 +276,7 @@ pub fn run(args: &Args) -> Result<()> {
     report.push_str(&crate::bench_top::run(&pintrace, &bins)?);
     if !args.only_top {
         report.push_str(&crate::bench_go::run(&pintrace, args.rounds)?);
+        report.push_str(&crate::bench_long::run(&pintrace, &bins, args.long_secs)?);
     }
     print!("{report}");
     std::fs::write(&out, &report)?;

@@ -125,14 +125,14 @@ impl Drop for Screen {
 }
 
 /// A workload from tests/src/bin: says `ready PID`, works once told to go, killed on drop.
-struct Target {
+pub(crate) struct Target {
     child: Child,
     out: BufReader<ChildStdout>,
-    pid: u32,
+    pub(crate) pid: u32,
 }
 
 impl Target {
-    fn start(bin: &Path, args: &[u64]) -> Result<Target> {
+    pub(crate) fn start(bin: &Path, args: &[u64]) -> Result<Target> {
         let mut child = Command::new(bin)
             .args(args.iter().map(u64::to_string))
             .stdin(Stdio::piped())
@@ -148,7 +148,7 @@ impl Target {
         Ok(target)
     }
 
-    fn go(&mut self) -> Result<()> {
+    pub(crate) fn go(&mut self) -> Result<()> {
         writeln!(self.child.stdin.as_mut().context("stdin")?, "go").context("telling the workload to go")
     }
 }
@@ -208,7 +208,7 @@ fn lost_on_screen(text: &str) -> Option<u64> {
 }
 
 /// A KiB field of /proc/PID/status, as MiB: VmHWM (peak RSS), RssAnon.
-fn status_mib(pid: u32, field: &str) -> Result<f64> {
+pub(crate) fn status_mib(pid: u32, field: &str) -> Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let line = status.lines().find_map(|l| l.strip_prefix(field)?.strip_prefix(':')).context(field.to_string())?;
     Ok(line.trim().trim_end_matches("kB").trim().parse::<f64>()? / 1024.0)

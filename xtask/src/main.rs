@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod bench_go;
+mod bench_long;
 mod bench_top;
 mod setup;
 
