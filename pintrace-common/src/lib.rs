@@ -47,6 +47,39 @@ pub const STATE_THROTTLED: u32 = 0x1_0000;
 /// `sched_switch` prev_state bits that describe a sleep; none set means the
 /// task was still runnable (an involuntary switch, matching the kernel's nivcsw).
 pub const STATE_SLEEP_MASK: u32 = 0xff;
+/// The `prev_state` the classic `sched:sched_switch` tracepoint reports,
+/// computed from what a BTF tracepoint is handed: the kernel's
+/// `__trace_sched_switch_state`. A preempted task is `TASK_REPORT_MAX`
+/// (0x100); otherwise the highest bit of the reportable state (`task_state_index`),
+/// with an idle kernel thread as 0x80 and a frozen or rt-lock wait as 0x2.
+/// `state` is `prev->__state` (the tracepoint's last argument), `exit_state`
+/// is `prev->exit_state`.
+#[inline(always)]
+pub fn switch_state(preempt: bool, state: u32, exit_state: u32) -> u32 {
+    const TASK_REPORT: u32 = 0x7f;
+    const TASK_REPORT_IDLE: u32 = 0x80;
+    const TASK_REPORT_MAX: u32 = 0x100;
+    const TASK_UNINTERRUPTIBLE: u32 = 0x2;
+    const TASK_IDLE: u32 = TASK_UNINTERRUPTIBLE | 0x400; // | TASK_NOLOAD
+    const TASK_RTLOCK_WAIT: u32 = 0x1000;
+    const TASK_FROZEN: u32 = 0x8000;
+    if preempt {
+        return TASK_REPORT_MAX;
+    }
+    let mut s = (state | exit_state) & TASK_REPORT;
+    if state & TASK_IDLE == TASK_IDLE {
+        s = TASK_REPORT_IDLE;
+    }
+    if state & (TASK_RTLOCK_WAIT | TASK_FROZEN) != 0 {
+        s = TASK_UNINTERRUPTIBLE;
+    }
+    // 1 << (fls(s) - 1), or 0: the highest set bit of an 8-bit value.
+    s |= s >> 1;
+    s |= s >> 2;
+    s |= s >> 4;
+    s ^ (s >> 1)
+}
+
 /// `clone` flag that makes the new task a thread of the caller's process.
 pub const CLONE_THREAD: u64 = 0x0001_0000;
 /// SIGURG: the Go runtime's asynchronous preemption signal.
@@ -213,3 +246,26 @@ assert_size!(TgkillRecord, 32);
 assert_size!(CloneExitRecord, 32);
 assert_size!(ExecRecord, 40);
 assert_size!(GoLockRecord, 32);
+
+#[cfg(test)]
+mod tests {
+    use super::switch_state;
+
+    #[test]
+    fn switch_state_is_what_the_classic_tracepoint_reports() {
+        assert_eq!(switch_state(true, 0x1, 0), 0x100, "preempted: R+");
+        assert_eq!(switch_state(false, 0, 0), 0, "runnable (preempted on return to user mode)");
+        assert_eq!(switch_state(false, 0x1, 0), 0x1, "S");
+        assert_eq!(switch_state(false, 0x2, 0), 0x2, "D");
+        assert_eq!(switch_state(false, 0x402, 0), 0x80, "I (idle kernel thread)");
+        assert_eq!(switch_state(false, 0x4, 0), 0x4, "T");
+        assert_eq!(switch_state(false, 0x8, 0), 0x8, "t");
+        assert_eq!(switch_state(false, 0x40, 0), 0x40, "P (parked)");
+        // The final switch-out: TASK_DEAD (0x80) in __state, the exit state beside it.
+        assert_eq!(switch_state(false, 0x80, 0x10), 0x10, "X (EXIT_DEAD, an auto-reaped thread)");
+        assert_eq!(switch_state(false, 0x80, 0x20), 0x20, "Z (EXIT_ZOMBIE, a leader)");
+        assert_eq!(switch_state(false, 0x101, 0), 0x1, "S with TASK_WAKEKILL (killable) is S");
+        assert_eq!(switch_state(false, 0x1000, 0), 0x2, "rt-lock wait reads as D");
+        assert_eq!(switch_state(false, 0x8001, 0), 0x2, "frozen reads as D");
+    }
+}

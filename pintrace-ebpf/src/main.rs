@@ -8,9 +8,16 @@
 //! tracepoints fire in another task's context (the waker, the migration
 //! stopper), so the filter is on the TID in the record, never on current.
 //!
-//! Field offsets are compile-time constants (the verifier forbids a computed
-//! context offset); user space checks each against tracefs's `format` file
-//! and does not attach a program whose layout differs.
+//! The programs that run for every task on the host (`sched_switch`, the
+//! wake-ups, `sched_migrate_task`) come twice. As BTF tracepoints (`tp_btf`),
+//! the default, they are handed the kernel's own arguments (task pointers)
+//! and no trace record is built for them; they read `task_struct` fields
+//! with direct loads at offsets user space resolves from the kernel's BTF
+//! and passes in as load-time globals (read-only data, so the verifier sees
+//! constants and checks each access against the type). As classic
+//! tracepoints, the fallback, they read the record the kernel built, at
+//! compile-time offsets (the verifier forbids a computed context offset) that
+//! user space checks against tracefs's `format` file before attaching.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 #![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
@@ -26,9 +33,9 @@ mod programs {
             bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_probe_read_kernel, bpf_probe_read_user,
             generated::{bpf_get_current_task, bpf_get_smp_processor_id, bpf_ktime_get_ns},
         },
-        macros::{map, tracepoint, uprobe},
+        macros::{btf_tracepoint, map, tracepoint, uprobe},
         maps::{Array, PerCpuArray, RingBuf},
-        programs::{ProbeContext, TracePointContext},
+        programs::{BtfTracePointContext, ProbeContext, TracePointContext},
         EbpfContext,
     };
     use pintrace_common::*;
@@ -59,6 +66,31 @@ mod programs {
     /// no BTF), and then switch-outs are not marked.
     #[no_mangle]
     static TASK_THROTTLED_OFFSET: u64 = 0;
+
+    /// Byte offsets in `struct task_struct` of `pid`, `exit_state` and the
+    /// CPU (`thread_info.cpu`), from the kernel's BTF: set by user space
+    /// before the BTF tracepoints are loaded (never used while 0).
+    #[no_mangle]
+    static TASK_PID_OFFSET: u64 = 0;
+    #[no_mangle]
+    static TASK_EXIT_STATE_OFFSET: u64 = 0;
+    #[no_mangle]
+    static TASK_CPU_OFFSET: u64 = 0;
+
+    #[inline(always)]
+    fn global(g: &u64) -> usize {
+        // SAFETY: reading a global that user space sets at load time.
+        unsafe { core::ptr::read_volatile(g) as usize }
+    }
+
+    /// A field of a `task_struct` a BTF tracepoint was handed.
+    #[inline(always)]
+    fn task_field<T: Copy>(task: *const u8, offset: usize) -> T {
+        // SAFETY: `task` is a trusted task_struct pointer (PTR_TO_BTF_ID) and
+        // `offset` a read-only constant: the verifier checks the load against
+        // the type, and the JIT makes a faulting load read 0.
+        unsafe { core::ptr::read_volatile(task.wrapping_add(offset).cast::<T>()) }
+    }
 
     #[inline(always)]
     fn field<T: Copy>(ctx: &TracePointContext, offset: usize) -> T {
@@ -151,12 +183,25 @@ mod programs {
         if !prev_is && !next_is {
             return 0;
         }
-        let mut prev_state = field::<i64>(&ctx, 32) as u32;
+        let prev_state = field::<i64>(&ctx, 32) as u32;
+        switched(prev, prev_is, next, next_is, prev_state, throttled_now)
+    }
+
+    /// Records a switch with a target on either side.
+    #[inline(always)]
+    fn switched(
+        prev: u32,
+        prev_is: bool,
+        next: u32,
+        next_is: bool,
+        mut prev_state: u32,
+        throttled: impl Fn() -> bool,
+    ) -> u32 {
         if prev_is && prev_state & STATE_DEAD_MASK != 0 {
             // A thread's final switch-out: only now can it no longer block or migrate.
             set_target(prev, false);
         }
-        if prev_is && prev_state & STATE_SLEEP_MASK == 0 && throttled_now() {
+        if prev_is && prev_state & STATE_SLEEP_MASK == 0 && throttled() {
             prev_state |= STATE_THROTTLED;
         }
         submit(SwitchRecord {
@@ -167,6 +212,30 @@ mod programs {
             _pad: 0,
         });
         0
+    }
+
+    // tp_btf sched_switch(bool preempt, struct task_struct *prev,
+    //                    struct task_struct *next, unsigned int prev_state)
+    #[btf_tracepoint(function = "sched_switch")]
+    pub fn sched_switch_btf(ctx: BtfTracePointContext) -> u32 {
+        let pid = global(&TASK_PID_OFFSET);
+        let prev_task: *const u8 = ctx.arg(1);
+        let next_task: *const u8 = ctx.arg(2);
+        let prev = task_field::<i32>(prev_task, pid) as u32;
+        let next = task_field::<i32>(next_task, pid) as u32;
+        let prev_is = is_target(prev);
+        let next_is = is_target(next);
+        if !prev_is && !next_is {
+            return 0;
+        }
+        let preempt: u64 = ctx.arg(0);
+        let state: u64 = ctx.arg(3);
+        let exit_state = if prev_is { task_field::<u32>(prev_task, global(&TASK_EXIT_STATE_OFFSET)) } else { 0 };
+        let prev_state = switch_state(preempt & 0xff != 0, state as u32, exit_state);
+        switched(prev, prev_is, next, next_is, prev_state, || {
+            let offset = global(&TASK_THROTTLED_OFFSET);
+            offset != 0 && task_field::<u8>(prev_task, offset) != 0
+        })
     }
 
     /// Whether `current` (the task switching out, at `sched_switch`) has
@@ -201,6 +270,53 @@ mod programs {
         }
         submit(MigrateRecord { hdr: header(KIND_MIGRATE), tid, orig_cpu, dest_cpu, _pad: 0 });
         0
+    }
+
+    // tp_btf sched_migrate_task(struct task_struct *p, int dest_cpu); the
+    // classic record's orig_cpu is task_cpu(p).
+    #[btf_tracepoint(function = "sched_migrate_task")]
+    pub fn sched_migrate_task_btf(ctx: BtfTracePointContext) -> u32 {
+        let task: *const u8 = ctx.arg(0);
+        let tid = task_field::<i32>(task, global(&TASK_PID_OFFSET)) as u32;
+        if !is_target(tid) {
+            return 0;
+        }
+        let orig_cpu = task_field::<u32>(task, global(&TASK_CPU_OFFSET));
+        let dest_cpu = ctx.arg::<u64>(1) as u32;
+        if orig_cpu == dest_cpu {
+            return 0;
+        }
+        submit(MigrateRecord { hdr: header(KIND_MIGRATE), tid, orig_cpu, dest_cpu, _pad: 0 });
+        0
+    }
+
+    // tp_btf sched_wakeup / sched_wakeup_new(struct task_struct *p); the
+    // classic record's target_cpu is task_cpu(p).
+    #[inline(always)]
+    fn wakeup_btf(ctx: &BtfTracePointContext, flags: u32) -> u32 {
+        let task: *const u8 = ctx.arg(0);
+        let tid = task_field::<i32>(task, global(&TASK_PID_OFFSET)) as u32;
+        if !is_target(tid) {
+            return 0;
+        }
+        submit(WakeupRecord {
+            hdr: header(KIND_WAKEUP),
+            tid,
+            target_cpu: task_field::<u32>(task, global(&TASK_CPU_OFFSET)),
+            waker_tid: current_tid(),
+            flags,
+        });
+        0
+    }
+
+    #[btf_tracepoint(function = "sched_wakeup")]
+    pub fn sched_wakeup_btf(ctx: BtfTracePointContext) -> u32 {
+        wakeup_btf(&ctx, 0)
+    }
+
+    #[btf_tracepoint(function = "sched_wakeup_new")]
+    pub fn sched_wakeup_new_btf(ctx: BtfTracePointContext) -> u32 {
+        wakeup_btf(&ctx, WAKEUP_NEW)
     }
 
     // sched:sched_wakeup and sched_wakeup_new  pid@24 target_cpu@32

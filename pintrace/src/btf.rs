@@ -229,10 +229,75 @@ impl Btf {
     }
 }
 
+impl Btf {
+    /// The number of parameters of BTF tracepoint `name`, its context
+    /// included: `btf_trace_NAME` is a typedef of a pointer to the prototype.
+    pub fn tracepoint_params(&self, name: &str) -> Result<u32, BtfError> {
+        let want = format!("btf_trace_{name}");
+        let missing = || BtfError::NoStruct(format!("tracepoint type {want}"));
+        let id = (1..=self.types.len() as u32)
+            .find(|&id| {
+                let t = &self.types[id as usize - 1];
+                t.kind == KIND_TYPEDEF && self.name(t.name_off) == want.as_bytes()
+            })
+            .ok_or_else(missing)?;
+        let ptr =
+            self.ty(self.ty(id).ok_or_else(missing)?.size_type).filter(|t| t.kind == KIND_PTR).ok_or_else(missing)?;
+        let proto = self.ty(ptr.size_type).filter(|t| t.kind == KIND_FUNC_PROTO).ok_or_else(missing)?;
+        Ok(proto.vlen)
+    }
+}
+
+/// Where the BTF tracepoints read `struct task_struct`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TaskOffsets {
+    pub pid: u32,
+    pub exit_state: u32,
+    /// `task_cpu()`: `thread_info.cpu` where the thread_info is in the task, else `cpu`.
+    pub cpu: u32,
+}
+
+/// The BTF tracepoints the kernel programs are written against, with their
+/// parameter counts (the context first).
+const SCHED_TRACEPOINTS: [(&str, u32); 4] =
+    [("sched_switch", 5), ("sched_wakeup", 2), ("sched_wakeup_new", 2), ("sched_migrate_task", 3)];
+
+/// Checks that this kernel's scheduler tracepoints take the arguments the
+/// BTF programs read (`sched_switch` passes `prev_state` since 5.18) and
+/// finds the `task_struct` fields they load, each a 4-byte integer.
+pub fn sched_offsets(btf: &Btf) -> Result<TaskOffsets, String> {
+    for (tp, params) in SCHED_TRACEPOINTS {
+        let n = btf.tracepoint_params(tp).map_err(|e| e.to_string())?;
+        if n != params {
+            return Err(format!(
+                "tracepoint {tp} takes {} arguments here; the program reads {}",
+                n.saturating_sub(1),
+                params - 1
+            ));
+        }
+    }
+    let int = |ty: &str, member: &str| -> Result<u32, String> {
+        let m = btf.member(ty, member).map_err(|e| e.to_string())?;
+        if m.size != 4 {
+            return Err(format!("{ty}.{member} is {} bytes, expected 4", m.size));
+        }
+        Ok(m.offset)
+    };
+    let cpu = match (btf.member("task_struct", "thread_info"), int("thread_info", "cpu")) {
+        (Ok(ti), Ok(cpu)) => ti.offset + cpu,
+        _ => int("task_struct", "cpu")?,
+    };
+    let offsets = TaskOffsets { pid: int("task_struct", "pid")?, exit_state: int("task_struct", "exit_state")?, cpu };
+    // 0 means "unknown" to the programs; none of these is the first field.
+    if offsets.pid == 0 || offsets.exit_state == 0 {
+        return Err(format!("implausible task_struct offsets {offsets:?}"));
+    }
+    Ok(offsets)
+}
+
 /// Where `task_struct.throttled` is (the flag this kernel's per-task CFS
 /// throttling sets while a task is parked), if it is a whole byte.
-pub fn task_throttled() -> Result<Member, String> {
-    let btf = Btf::from_sys_fs()?;
+pub fn task_throttled(btf: &Btf) -> Result<Member, String> {
     let m = btf.member("task_struct", "throttled").map_err(|e| e.to_string())?;
     if m.size != 1 {
         return Err(format!("task_struct.throttled is {} bytes, expected a 1-byte bool", m.size));
@@ -331,6 +396,55 @@ mod tests {
         assert_eq!(btf.member("task_struct", "prio"), Ok(Member { offset: 32, size: 4 }));
         // 16 (the union) + 0 (the struct inside it) + 4 (inside that).
         assert_eq!(btf.member("task_struct", "throttled"), Ok(Member { offset: 20, size: 1 }));
+    }
+
+    /// Builds a kernel-like blob: task_struct {pid, exit_state, thread_info {cpu}}
+    /// and the four tracepoints' prototypes with the given parameter counts.
+    fn sched_sample(switch_params: u32) -> Vec<u8> {
+        let mut b = Builder::new();
+        b.int("int", 4); // 1
+        b.compound(KIND_STRUCT, "thread_info", 24, false, &[("flags", 1, 0), ("cpu", 1, 160)]); // 2
+        b.compound(
+            KIND_STRUCT,
+            "task_struct",
+            4096,
+            false,
+            &[("thread_info", 2, 0), ("exit_state", 1, 8 * 1200), ("pid", 1, 8 * 1480)],
+        ); // 3
+        let mut next = 4;
+        for (tp, params) in
+            [("sched_switch", switch_params), ("sched_wakeup", 2), ("sched_wakeup_new", 2), ("sched_migrate_task", 3)]
+        {
+            // FUNC_PROTO (params as (name 0, type int)), PTR to it, TYPEDEF btf_trace_NAME.
+            b.w(0);
+            b.w((KIND_FUNC_PROTO << 24) | params);
+            b.w(0);
+            for _ in 0..params {
+                b.w(0);
+                b.w(1);
+            }
+            b.w(0);
+            b.w(KIND_PTR << 24);
+            b.w(next);
+            b.typedef(&format!("btf_trace_{tp}"), next + 1);
+            next += 3;
+        }
+        b.build()
+    }
+
+    #[test]
+    fn finds_the_fields_and_arguments_of_the_btf_tracepoints() {
+        let btf = Btf::parse(sched_sample(5)).expect("parses");
+        assert_eq!(btf.tracepoint_params("sched_switch"), Ok(5));
+        assert_eq!(btf.tracepoint_params("sched_migrate_task"), Ok(3));
+        assert!(btf.tracepoint_params("sched_nope").is_err());
+        assert_eq!(sched_offsets(&btf), Ok(TaskOffsets { pid: 1480, exit_state: 1200, cpu: 20 }));
+        // A kernel before 5.18: sched_switch has no prev_state argument.
+        let old = Btf::parse(sched_sample(4)).expect("parses");
+        assert_eq!(
+            sched_offsets(&old),
+            Err("tracepoint sched_switch takes 3 arguments here; the program reads 4".to_string())
+        );
     }
 
     #[test]

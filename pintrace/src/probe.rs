@@ -11,7 +11,7 @@ use aya::{
     maps::{Array, Map, MapData, PerCpuArray, RingBuf},
     programs::{
         uprobe::{UProbeLinkId, UProbeScope},
-        TracePoint, UProbe,
+        BtfTracePoint, TracePoint, UProbe,
     },
     Btf, Ebpf, EbpfLoader,
 };
@@ -32,6 +32,10 @@ pub enum Need {
 /// One tracepoint program and the record layout it was written against.
 pub struct ProbeSpec {
     pub program: &'static str,
+    /// The BTF tracepoint (`tp_btf`) program for the same event, for those
+    /// that fire for every task on the host: used when the kernel's BTF
+    /// allows, with `program` as the fallback.
+    pub btf_program: Option<&'static str>,
     pub category: &'static str,
     pub name: &'static str,
     /// (field, offset, size) as the kernel program reads them.
@@ -44,6 +48,7 @@ pub struct ProbeSpec {
 pub const PROBES: &[ProbeSpec] = &[
     ProbeSpec {
         program: "sched_switch",
+        btf_program: Some("sched_switch_btf"),
         category: "sched",
         name: "sched_switch",
         fields: &[("prev_pid", 24, 4), ("prev_state", 32, 8), ("next_pid", 56, 4)],
@@ -52,6 +57,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "sched_migrate_task",
+        btf_program: Some("sched_migrate_task_btf"),
         category: "sched",
         name: "sched_migrate_task",
         fields: &[("pid", 12, 4), ("orig_cpu", 20, 4), ("dest_cpu", 24, 4)],
@@ -60,6 +66,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "sched_wakeup",
+        btf_program: Some("sched_wakeup_btf"),
         category: "sched",
         name: "sched_wakeup",
         fields: &[("pid", 24, 4), ("target_cpu", 32, 4)],
@@ -68,6 +75,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "sched_wakeup_new",
+        btf_program: Some("sched_wakeup_new_btf"),
         category: "sched",
         name: "sched_wakeup_new",
         fields: &[("pid", 24, 4), ("target_cpu", 32, 4)],
@@ -76,6 +84,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "signal_generate",
+        btf_program: None,
         category: "signal",
         name: "signal_generate",
         fields: &[("sig", 8, 4), ("code", 16, 4), ("pid", 36, 4), ("group", 40, 4), ("result", 44, 4)],
@@ -84,6 +93,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "task_newtask",
+        btf_program: None,
         category: "task",
         name: "task_newtask",
         fields: &[("pid", 8, 4), ("comm", 12, 16), ("clone_flags", 32, 8)],
@@ -92,6 +102,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "sched_process_exit",
+        btf_program: None,
         category: "sched",
         name: "sched_process_exit",
         fields: &[("comm", 8, 16), ("pid", 24, 4), ("group_dead", 32, 1)],
@@ -100,6 +111,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "task_rename",
+        btf_program: None,
         category: "task",
         name: "task_rename",
         fields: &[("pid", 8, 4), ("newcomm", 28, 16)],
@@ -108,6 +120,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "sched_process_exec",
+        btf_program: None,
         category: "sched",
         name: "sched_process_exec",
         fields: &[("pid", 12, 4), ("old_pid", 16, 4)],
@@ -116,6 +129,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "sys_enter_tgkill",
+        btf_program: None,
         category: "syscalls",
         name: "sys_enter_tgkill",
         fields: &[("tgid", 16, 8), ("pid", 24, 8), ("sig", 32, 8)],
@@ -124,6 +138,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "sys_exit_clone",
+        btf_program: None,
         category: "syscalls",
         name: "sys_exit_clone",
         fields: &[("ret", 16, 8)],
@@ -132,6 +147,7 @@ pub const PROBES: &[ProbeSpec] = &[
     },
     ProbeSpec {
         program: "sys_exit_clone3",
+        btf_program: None,
         category: "syscalls",
         name: "sys_exit_clone3",
         fields: &[("ret", 16, 8)],
@@ -142,7 +158,12 @@ pub const PROBES: &[ProbeSpec] = &[
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProbeStatus {
+    /// A classic tracepoint, the only kind this probe comes as.
     Attached,
+    /// A BTF tracepoint: no trace record is built for it.
+    AttachedBtf,
+    /// A classic tracepoint in place of the BTF one, and why.
+    Fallback(String),
     /// A syscall probe left off (no `--syscalls`).
     Off,
     /// Turned off on the command line (the flag that did it).
@@ -154,10 +175,18 @@ pub enum ProbeStatus {
     Failed(String),
 }
 
+impl ProbeStatus {
+    pub fn is_attached(&self) -> bool {
+        matches!(self, ProbeStatus::Attached | ProbeStatus::AttachedBtf | ProbeStatus::Fallback(_))
+    }
+}
+
 impl fmt::Display for ProbeStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ProbeStatus::Attached => f.write_str("attached"),
+            ProbeStatus::AttachedBtf => f.write_str("attached (tp_btf)"),
+            ProbeStatus::Fallback(why) => write!(f, "attached (classic tracepoint: {why})"),
             ProbeStatus::Off => f.write_str("off (enable with --syscalls)"),
             ProbeStatus::Disabled(flag) => write!(f, "off ({flag})"),
             ProbeStatus::Missing => f.write_str("missing: no such tracepoint on this kernel"),
@@ -290,17 +319,24 @@ pub struct Options {
     pub syscalls: bool,
     /// The uprobe on a Go target's `runtime.LockOSThread`.
     pub uprobes: bool,
+    /// Classic tracepoints only, even where BTF tracepoints would work.
+    pub classic: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { ring_bytes: 16 << 20, syscalls: false, uprobes: true }
+        Options { ring_bytes: 16 << 20, syscalls: false, uprobes: true, classic: false }
     }
 }
+
+/// What `--classic-tracepoints` is called where a probe's status names it.
+pub const CLASSIC_FLAG: &str = "--classic-tracepoints";
 
 /// The loaded object with its programs attached (they detach when this is dropped).
 pub struct Probes {
     ebpf: Ebpf,
+    /// The kernel's BTF for the BTF tracepoints, or why they are not used.
+    tp_btf: Result<Btf, String>,
     pub statuses: Vec<(&'static ProbeSpec, ProbeStatus)>,
     syscalls: bool,
     uprobes: bool,
@@ -345,19 +381,33 @@ impl Probes {
         if OBJECT.is_empty() {
             bail!("this pintrace was built with AYA_BUILD_SKIP=1 and has no kernel programs: rebuild it without it");
         }
-        let throttle_flag = crate::btf::task_throttled().map(|m| m.offset);
+        let kernel_btf = crate::btf::Btf::from_sys_fs();
+        let throttle_flag =
+            kernel_btf.as_ref().map_err(Clone::clone).and_then(crate::btf::task_throttled).map(|m| m.offset);
+        let offsets = match &kernel_btf {
+            _ if opts.classic => Err(format!("{CLASSIC_FLAG} given")),
+            Ok(btf) => crate::btf::sched_offsets(btf),
+            Err(e) => Err(e.clone()),
+        };
+        let offset = |f: fn(&crate::btf::TaskOffsets) -> u32| u64::from(offsets.as_ref().map_or(0, f));
         let ebpf = EbpfLoader::new()
             .map_max_entries("EVENTS", opts.ring_bytes)
             .override_global("WAKEUP_BYTES", &u64::from(opts.ring_bytes / 4), true)
             .override_global("TASK_THROTTLED_OFFSET", &u64::from(*throttle_flag.as_ref().unwrap_or(&0)), true)
+            .override_global("TASK_PID_OFFSET", &offset(|o| o.pid), true)
+            .override_global("TASK_EXIT_STATE_OFFSET", &offset(|o| o.exit_state), true)
+            .override_global("TASK_CPU_OFFSET", &offset(|o| o.cpu), true)
             .load(OBJECT)
             .with_context(|| {
                 let release = crate::target::kernel_release();
                 let (major, minor) = MIN_KERNEL;
                 format!("loading pintrace's kernel programs (needs root and kernel {major}.{minor} or later; this is {release})")
             })?;
+        // aya's own reading of the BTF, which loading a tp_btf program needs.
+        let tp_btf = offsets.and_then(|_| Btf::from_sys_fs().map_err(|e| format!("reading BTF: {e}")));
         Ok(Probes {
             ebpf,
+            tp_btf,
             statuses: Vec::new(),
             syscalls: opts.syscalls,
             uprobes: opts.uprobes,
@@ -371,15 +421,9 @@ impl Probes {
     /// Attaches every probe it can; fails only if the required one cannot.
     pub fn attach_all(&mut self) -> Result<()> {
         for spec in PROBES {
-            let status = if spec.need == Need::Syscall && !self.syscalls {
-                ProbeStatus::Off
-            } else {
-                match check_layout(&self.tracefs, spec) {
-                    Ok(()) => self.attach(spec),
-                    Err(status) => status,
-                }
-            };
-            if spec.need == Need::Required && status != ProbeStatus::Attached {
+            let status =
+                if spec.need == Need::Syscall && !self.syscalls { ProbeStatus::Off } else { self.attach(spec) };
+            if spec.need == Need::Required && !status.is_attached() {
                 bail!("tracepoint {}:{} is required and {status}", spec.category, spec.name);
             }
             self.statuses.push((spec, status));
@@ -387,7 +431,31 @@ impl Probes {
         Ok(())
     }
 
+    /// The BTF tracepoint where there is one and it works, else the classic one.
     fn attach(&mut self, spec: &ProbeSpec) -> ProbeStatus {
+        let Some(btf_program) = spec.btf_program else {
+            return match check_layout(&self.tracefs, spec) {
+                Ok(()) => self.attach_classic(spec),
+                Err(status) => status,
+            };
+        };
+        let why = match &self.tp_btf {
+            Ok(btf) => match attach_btf(&mut self.ebpf, btf_program, spec.name, btf) {
+                Ok(()) => return ProbeStatus::AttachedBtf,
+                Err(e) => format!("tp_btf failed: {e:#}"),
+            },
+            Err(why) => why.clone(),
+        };
+        match check_layout(&self.tracefs, spec) {
+            Ok(()) => match self.attach_classic(spec) {
+                ProbeStatus::Attached => ProbeStatus::Fallback(why),
+                other => other,
+            },
+            Err(status) => status,
+        }
+    }
+
+    fn attach_classic(&mut self, spec: &ProbeSpec) -> ProbeStatus {
         let result = (|| -> Result<()> {
             let program: &mut TracePoint = self
                 .ebpf
@@ -464,7 +532,11 @@ impl Probes {
     /// (run time ns, runs) of the attached programs, from the kernel's
     /// statistics (zero unless BPF_ENABLE_STATS or kernel.bpf_stats_enabled is on).
     pub fn run_stats(&self) -> Result<(u64, u64)> {
-        let tracepoints = self.statuses.iter().filter(|(_, st)| *st == ProbeStatus::Attached).map(|(s, _)| s.program);
+        let tracepoints = self.statuses.iter().filter_map(|(s, st)| match st {
+            ProbeStatus::AttachedBtf => s.btf_program,
+            st if st.is_attached() => Some(s.program),
+            _ => None,
+        });
         let uprobe = self.go_lock_link.is_some().then_some("go_lock_os_thread");
         let (mut ns, mut runs) = (0, 0);
         for name in tracepoints.chain(uprobe) {
@@ -496,6 +568,14 @@ impl Probes {
             _ => bail!("map TIDS is not an array"),
         }
     }
+}
+
+fn attach_btf(ebpf: &mut Ebpf, program: &str, tracepoint: &str, btf: &Btf) -> Result<()> {
+    let program: &mut BtfTracePoint =
+        ebpf.program_mut(program).with_context(|| format!("program {program} is not in the object"))?.try_into()?;
+    program.load(tracepoint, btf)?;
+    program.attach()?;
+    Ok(())
 }
 
 /// The function `pintrace check` puts a uprobe on.

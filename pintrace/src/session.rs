@@ -17,7 +17,7 @@ use crate::{
     event::{Event, EventKind, FnName, NO_CPU},
     goruntime::{GoInfo, GoProcess},
     launch::{self, Launched, RunAs},
-    probe::{LostCounter, Options, ProbeStatus, Probes, TidSet, GO_LOCK_PROBE, THROTTLE_FLAG},
+    probe::{LostCounter, Options, ProbeStatus, Probes, TidSet, CLASSIC_FLAG, GO_LOCK_PROBE, THROTTLE_FLAG},
     record::{ProbeRecord, RecordHeader, Target},
     target,
 };
@@ -148,8 +148,16 @@ impl Session {
         self.probes
             .statuses
             .iter()
-            .filter(|(_, st)| !matches!(st, ProbeStatus::Attached | ProbeStatus::Off))
-            .map(|(spec, st)| format!("{}:{} {st}; so {}", spec.category, spec.name, spec.without))
+            .filter_map(|(spec, st)| {
+                let so = match st {
+                    ProbeStatus::Attached | ProbeStatus::AttachedBtf | ProbeStatus::Off => return None,
+                    // Asked for: not news.
+                    ProbeStatus::Fallback(why) if why.contains(CLASSIC_FLAG) => return None,
+                    ProbeStatus::Fallback(_) => "the same events, but every task's on the host pays for a trace record",
+                    _ => spec.without,
+                };
+                Some(format!("{}:{} {st}; so {so}", spec.category, spec.name))
+            })
             .chain(cgroup)
             .chain(go)
             .chain(go_threads)
@@ -164,7 +172,7 @@ impl Session {
     }
 
     pub fn attached(&self) -> usize {
-        self.probes.statuses.iter().filter(|(_, s)| *s == ProbeStatus::Attached).count()
+        self.probes.statuses.iter().filter(|(_, s)| s.is_attached()).count()
     }
 
     pub fn take_ring(&mut self) -> Result<(RingBuf<MapData>, LostCounter)> {

@@ -242,6 +242,25 @@ impl Drop for Workload {
     }
 }
 
+/// Whether this run tests the fallback path: `PINTRACE_CLASSIC=1` makes
+/// every `record` and `top` of the harness use classic tracepoints.
+pub fn classic() -> bool {
+    std::env::var_os("PINTRACE_CLASSIC").is_some_and(|v| v == "1")
+}
+
+fn path_flag() -> Option<&'static str> {
+    classic().then_some("--classic-tracepoints")
+}
+
+/// The status the record header gives the scheduler probes on the path under test.
+pub fn sched_probe_status() -> &'static str {
+    if classic() {
+        "attached (classic tracepoint: --classic-tracepoints given)"
+    } else {
+        "attached (tp_btf)"
+    }
+}
+
 /// A running `pintrace record` (or `top --batch`) whose probes are all attached.
 pub struct Recording {
     child: Child,
@@ -267,7 +286,7 @@ impl Recording {
     /// Records to `path` (which may be unusual, like /dev/full).
     pub fn start_to(pid: u32, path: &Path, extra: &[&str]) -> Recording {
         let mut cmd = Command::new(pintrace_bin());
-        cmd.args(["record", "--pid", &pid.to_string(), "-o"]).arg(path).args(extra);
+        cmd.arg("record").args(path_flag()).args(["--pid", &pid.to_string(), "-o"]).arg(path).args(extra);
         Recording::spawn(cmd, path, false)
     }
 
@@ -275,7 +294,7 @@ impl Recording {
     /// or "pintrace: tracing" once attached), capturing its standard output.
     pub fn start_args(args: &[&str]) -> Recording {
         let mut cmd = Command::new(pintrace_bin());
-        cmd.args(args);
+        cmd.args(&args[..1]).args(path_flag()).args(&args[1..]);
         Recording::spawn(cmd, Path::new(""), true)
     }
 

@@ -92,15 +92,14 @@ fn the_tightest_quota_over_the_ancestors_and_its_throttling() {
     // throttled_time. They are not the same quantity: the group's counts the time each of
     // its per-CPU run queues was throttled (so up to nr_cpus per second), a thread's runs
     // from being parked to running again. Measured here on 2 CPUs: the busiest thread's
-    // throttled time is 1.09 times the group's per CPU, and the 3 threads' sum 1.61 times
-    // the group's. Asserted with room: the busiest thread within 0.8..1.5 of the group's
-    // time per CPU, and each throttled thread throttled in most periods.
-    // The run queues throttled: one per CPU the 2 busy goroutines run on.
-    let rqs = (pintrace::target::nr_cpus() as f64).min(2.0);
+    // throttled time is 0.55 of the group's when both CPUs run the goroutines (1.09 per
+    // run queue), 0.75 when another process keeps one CPU busy and fewer run queues are
+    // throttled. Asserted with room: the busiest thread within 0.4..1.5 of the group's
+    // time, and each throttled thread throttled in most periods.
     let threads = r["threads"].as_array().expect("threads");
     let max = threads.iter().map(|t| u64_of(&t["throttled_ns"])).max().unwrap_or(0);
-    let ratio = max as f64 / (throttled_ns as f64 / rqs);
-    assert!((0.8..1.5).contains(&ratio), "busiest thread throttled {max} ns, group {throttled_ns} ns: {ratio}");
+    let ratio = max as f64 / throttled_ns as f64;
+    assert!((0.4..1.5).contains(&ratio), "busiest thread throttled {max} ns, group {throttled_ns} ns: {ratio}");
     let busy: Vec<&serde_json::Value> = threads.iter().filter(|t| u64_of(&t["throttled_ns"]) > 0).collect();
     assert!(busy.len() >= 2, "the 2 busy goroutines' threads are throttled: {}", r["threads"]);
     for t in &busy {

@@ -15,6 +15,8 @@ fn check_attaches_every_probe_and_fires_a_uprobe() {
             text.lines().find(|l| l.trim_start().starts_with(&name)).unwrap_or_else(|| panic!("{name}:\n{text}"));
         if spec.need == Need::Syscall {
             assert!(line.contains("attaches; off by default"), "{line}");
+        } else if spec.btf_program.is_some() {
+            assert!(line.contains("attaches as a BTF tracepoint (tp_btf)"), "{line}");
         } else {
             assert!(line.trim_end().ends_with("attaches"), "{line}");
         }

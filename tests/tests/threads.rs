@@ -45,6 +45,11 @@ fn syscall_probes_add_clone_calls_without_changing_counts() {
         probes.iter().filter(|p| p["name"] != "btf:task_struct.throttled").map(|p| p["status"].to_string()).collect();
     assert_eq!(statuses.len(), 12, "{probes:?}");
     assert!(statuses.iter().all(|s| s.contains("attached")), "{statuses:?}");
+    // The path under test (the fallback when PINTRACE_CLASSIC=1) is the one used.
+    for name in ["sched:sched_switch", "sched:sched_wakeup", "sched:sched_wakeup_new", "sched:sched_migrate_task"] {
+        let p = probes.iter().find(|p| p["name"] == name).expect(name);
+        assert_eq!(p["status"], pintrace_tests::sched_probe_status(), "{name}");
+    }
     let flag = probes.iter().find(|p| p["name"] == "btf:task_struct.throttled").expect("the throttle flag");
     assert!(flag["status"].as_str().is_some_and(|s| s.starts_with("read at offset ")), "{flag}");
 }

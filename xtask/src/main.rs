@@ -125,11 +125,23 @@ fn test(args: &[String]) -> Result<()> {
     // privileged integration tests one at a time: they measure scheduling,
     // so they must not compete with each other for the two CPUs.
     run(cargo().args(["test", "--workspace", "--exclude", "pintrace-tests"]).args(args))?;
-    run(cargo()
-        .args(["test", "--package", "pintrace-tests"])
-        .args(args)
-        .args(["--", "--test-threads=1"])
-        .env("PINTRACE_BIN", &pintrace)
-        .env("PINTRACE_GO", setup::GO)
-        .env("PINTRACE_GO_NEW", setup::go_new()))
+    let privileged = |files: &[&str], classic: bool| {
+        let mut c = cargo();
+        c.args(["test", "--package", "pintrace-tests"]);
+        for f in files {
+            c.args(["--test", f]);
+        }
+        c.args(args)
+            .args(["--", "--test-threads=1"])
+            .env("PINTRACE_BIN", &pintrace)
+            .env("PINTRACE_GO", setup::GO)
+            .env("PINTRACE_GO_NEW", setup::go_new())
+            .env("PINTRACE_CLASSIC", if classic { "1" } else { "0" });
+        run(&mut c)
+    };
+    privileged(&[], false)?;
+    // The exactness tests again on the fallback path: classic tracepoints,
+    // as on kernels without BTF or the BTF tracepoints' arguments.
+    eprintln!("xtask: the exactness tests again, on classic tracepoints (--classic-tracepoints)");
+    privileged(&["threads", "signals", "affinity", "preemption", "runq", "tidset", "cgroup"], true)
 }

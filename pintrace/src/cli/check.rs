@@ -59,13 +59,18 @@ pub fn run() -> Result<ExitCode> {
                                                        turns it on"
                 .to_string(),
             (ProbeStatus::Attached, _) => "attaches".to_string(),
+            (ProbeStatus::AttachedBtf, _) => "attaches as a BTF tracepoint (tp_btf): no trace record is built, so \
+                                              other processes' events cost least"
+                .to_string(),
+            (ProbeStatus::Fallback(why), _) => format!(
+                "attaches as a classic tracepoint ({why}); every task's event on the host then pays for a trace record"
+            ),
             (other, _) => format!("{other}\n{:<30}without it: {}", "", spec.without),
         };
         outln!("  {name:<28}{line}")?;
     }
     attach?;
-    let missing =
-        probes.statuses.iter().filter(|(s, st)| *st != ProbeStatus::Attached && s.need != Need::Syscall).count();
+    let missing = probes.statuses.iter().filter(|(s, st)| !st.is_attached() && s.need != Need::Syscall).count();
     if missing == 0 {
         outln!("\nall default probes work: pintrace sees everything it reports")?;
     } else {

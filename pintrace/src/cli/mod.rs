@@ -69,6 +69,11 @@ pub struct TargetArgs {
     /// single-steps the probed instruction); pinned threads still come from the runtime's M list
     #[arg(long)]
     pub no_uprobes: bool,
+    /// Attach the scheduler probes as classic tracepoints, not BTF tracepoints (the
+    /// fallback where BTF is missing): the same events, but every context switch on
+    /// the host then pays for a trace record
+    #[arg(long)]
+    pub classic_tracepoints: bool,
     /// Kernel ring-buffer size: a power of two from 4KiB (e.g. 64MiB). Raise it if events are lost
     #[arg(long, value_parser = parse_size, default_value = "16MiB")]
     pub buffer_size: u32,
@@ -84,7 +89,12 @@ impl TargetArgs {
     }
 
     pub fn options(&self) -> crate::probe::Options {
-        crate::probe::Options { ring_bytes: self.buffer_size, syscalls: self.syscalls, uprobes: !self.no_uprobes }
+        crate::probe::Options {
+            ring_bytes: self.buffer_size,
+            syscalls: self.syscalls,
+            uprobes: !self.no_uprobes,
+            classic: self.classic_tracepoints,
+        }
     }
 }
 
