@@ -12,7 +12,9 @@
 //! Last, the Go runtime reading, the LockOSThread uprobe and the throttle
 //! flag against the previous version (bench_go.rs); `--only-go` runs only that.
 //! Then a long recording at ~1 M events/s and its report (bench_long.rs);
-//! `--only-long` runs only that.
+//! `--only-long` runs only that. And the probe paths, BTF tracepoints against
+//! classic ones, for an unrelated process and the traced one (bench_path.rs);
+//! `--only-path` runs only that.
 use std::{
     fmt::Write as _,
     io::{BufRead, BufReader, Write},
@@ -40,6 +42,9 @@ pub struct Args {
     /// Only the long run: a recording at ~1 M events/s (memory flat, nothing lost) and its report
     #[arg(long, conflicts_with_all = ["only_top", "only_go"])]
     only_long: bool,
+    /// Only the probe paths: BTF against classic tracepoints, for an unrelated and for the traced process
+    #[arg(long, conflicts_with_all = ["only_top", "only_go", "only_long"])]
+    only_path: bool,
     /// How long the long run records, in seconds
     #[arg(long, default_value_t = 300)]
     long_secs: u64,
@@ -98,7 +103,7 @@ const TRACEPOINTS: &[&str] = &[
 
 /// Counts what pintrace records, per thread, in kernel maps: bpftrace's
 /// cheapest way to see the same events for one process.
-fn bpftrace_script(pid: u32) -> String {
+pub(crate) fn bpftrace_script(pid: u32) -> String {
     format!(
         r#"BEGIN {{ @tids[{pid}] = 1; printf("attached\n"); }}
 tracepoint:sched:sched_switch /@tids[args->prev_pid] || @tids[args->next_pid]/ {{ @switch[args->prev_pid, args->prev_state] = count(); }}
@@ -155,7 +160,7 @@ pub(crate) fn read_until(reader: &mut impl BufRead, prefix: &str, what: &str) ->
     }
 }
 
-fn signal(child: &Child, sig: libc::c_int) {
+pub(crate) fn signal(child: &Child, sig: libc::c_int) {
     // SAFETY: kill on our own unreaped child.
     unsafe { libc::kill(child.id() as libc::pid_t, sig) };
 }
@@ -240,6 +245,15 @@ pub fn run(args: &Args) -> Result<()> {
     if !args.only_top && !args.only_go && !args.only_long {
         setup::apt(&["linux-perf", "bpftrace"])?;
     }
+    if args.only_path {
+        let pintrace = build_pintrace(true)?;
+        build_tests_bins()?;
+        let report = crate::bench_path::run(&pintrace, &root().join("target/release"), args.rounds)?;
+        print!("{report}");
+        std::fs::write(root().join("target/bench-path.md"), &report)?;
+        eprintln!("bench: written to target/bench-path.md");
+        return Ok(());
+    }
     let pintrace = build_pintrace(true)?;
     if args.only_go {
         let report = crate::bench_go::run(&pintrace, args.rounds)?;
@@ -248,18 +262,7 @@ pub fn run(args: &Args) -> Result<()> {
         eprintln!("bench: written to target/bench-go.md");
         return Ok(());
     }
-    crate::run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())).current_dir(root()).args([
-        "build",
-        "--release",
-        "--package",
-        "pintrace-tests",
-        "--bin",
-        "pingpong",
-        "--bin",
-        "paced",
-        "--bin",
-        "churn",
-    ]))?;
+    build_tests_bins()?;
     let bins = root().join("target/release");
     if args.only_long {
         let report = crate::bench_long::run(&pintrace, &bins, args.long_secs)?;
@@ -275,6 +278,7 @@ pub fn run(args: &Args) -> Result<()> {
     };
     report.push_str(&crate::bench_top::run(&pintrace, &bins)?);
     if !args.only_top {
+        report.push_str(&crate::bench_path::run(&pintrace, &bins, args.rounds)?);
         report.push_str(&crate::bench_go::run(&pintrace, args.rounds)?);
         report.push_str(&crate::bench_long::run(&pintrace, &bins, args.long_secs)?);
     }
@@ -282,6 +286,24 @@ pub fn run(args: &Args) -> Result<()> {
     std::fs::write(&out, &report)?;
     eprintln!("bench: written to {}", out.display());
     Ok(())
+}
+
+/// The workload programs of tests/src/bin the benchmarks run, into target/release.
+fn build_tests_bins() -> Result<()> {
+    crate::run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())).current_dir(root()).args([
+        "build",
+        "--release",
+        "--package",
+        "pintrace-tests",
+        "--bin",
+        "pingpong",
+        "--bin",
+        "paced",
+        "--bin",
+        "churn",
+        "--bin",
+        "threads",
+    ]))
 }
 
 /// The tracers side by side on each workload: the report's first sections.

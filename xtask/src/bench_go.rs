@@ -86,14 +86,14 @@ pub fn prev_pintrace() -> Result<PathBuf> {
 }
 
 /// A workload that prints `ready ...` and works once it reads a line; killed on drop.
-struct Workload {
+pub(crate) struct Workload {
     child: Child,
     out: BufReader<ChildStdout>,
-    pid: u32,
+    pub(crate) pid: u32,
 }
 
 impl Workload {
-    fn start(cmd: &mut Command) -> Result<Workload> {
+    pub(crate) fn start(cmd: &mut Command) -> Result<Workload> {
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -107,7 +107,7 @@ impl Workload {
         Ok(w)
     }
 
-    fn go(&mut self) -> Result<()> {
+    pub(crate) fn go(&mut self) -> Result<()> {
         writeln!(self.child.stdin.as_mut().context("stdin")?, "go").context("telling the workload to go")
     }
 
@@ -126,7 +126,7 @@ impl Workload {
     }
 
     /// Waits for the exit; returns its rusage (the whole process: all its threads).
-    fn wait(&mut self) -> Result<libc::rusage> {
+    pub(crate) fn wait(&mut self) -> Result<libc::rusage> {
         let mut status = 0;
         // SAFETY: a zeroed rusage is valid for wait4 to fill.
         let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
@@ -150,11 +150,22 @@ impl Drop for Workload {
 
 /// `pintrace record --pid PID -o FILE`, once it says that every probe is
 /// attached; returns it and its warnings.
-fn start_record(pintrace: &Path, pid: u32, file: &Path) -> Result<(Child, Vec<String>)> {
+pub(crate) fn start_record(pintrace: &Path, pid: u32, file: &Path) -> Result<(Child, Vec<String>)> {
+    start_record_with(pintrace, pid, file, &[])
+}
+
+/// As [`start_record`], with more arguments for `record`.
+pub(crate) fn start_record_with(
+    pintrace: &Path,
+    pid: u32,
+    file: &Path,
+    extra: &[&str],
+) -> Result<(Child, Vec<String>)> {
     let _ = std::fs::remove_file(file);
     let mut c = Command::new(pintrace)
         .args(["record", "--pid", &pid.to_string(), "-o"])
         .arg(file)
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -177,7 +188,7 @@ fn start_record(pintrace: &Path, pid: u32, file: &Path) -> Result<(Child, Vec<St
 }
 
 /// Waits up to `timeout` for a tracer to exit, then interrupts it, then kills it.
-fn finish(child: &mut Child, timeout: Duration) -> Result<ExitStatus> {
+pub(crate) fn finish(child: &mut Child, timeout: Duration) -> Result<ExitStatus> {
     let start = Instant::now();
     let mut interrupted = false;
     loop {
@@ -199,7 +210,7 @@ fn finish(child: &mut Child, timeout: Duration) -> Result<ExitStatus> {
 }
 
 /// Events in a record file, from `pintrace report --json`: (events, lost).
-fn recorded(pintrace: &Path, file: &Path) -> Result<(u64, u64)> {
+pub(crate) fn recorded(pintrace: &Path, file: &Path) -> Result<(u64, u64)> {
     let out = Command::new(pintrace).args(["report", "--json"]).arg(file).output()?;
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).context("pintrace report --json")?;
     Ok((report["events"].as_u64().unwrap_or(0), report["lost_events"].as_u64().unwrap_or(0)))
@@ -224,28 +235,33 @@ fn ctx_switches(pid: u32) -> Result<(u64, u64)> {
 
 /// Run time (ns) summed over the BPF programs a process holds open (their fdinfo).
 fn bpf_prog_ns(pid: u32) -> Result<u64> {
-    let mut ns = 0;
+    Ok(bpf_prog_stats(pid)?.0)
+}
+
+/// (run time ns, runs) summed over the BPF programs a process holds open (their fdinfo).
+pub(crate) fn bpf_prog_stats(pid: u32) -> Result<(u64, u64)> {
+    let (mut ns, mut runs) = (0, 0);
     for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))? {
         let fd = fd?;
         if std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == "anon_inode:bpf-prog") {
             let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", fd.file_name().to_string_lossy()))?;
-            ns += info
-                .lines()
-                .find_map(|l| l.strip_prefix("run_time_ns:"))
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .unwrap_or(0);
+            let field = |key: &str| {
+                info.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(0)
+            };
+            ns += field("run_time_ns:");
+            runs += field("run_cnt:");
         }
     }
-    Ok(ns)
+    Ok((ns, runs))
 }
 
 /// `kernel.bpf_stats_enabled` on while this lives; the previous value is restored on drop.
-struct BpfStats(String);
+pub(crate) struct BpfStats(String);
 
 const BPF_STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
 
 impl BpfStats {
-    fn on() -> Result<BpfStats> {
+    pub(crate) fn on() -> Result<BpfStats> {
         let was = std::fs::read_to_string(BPF_STATS).context(BPF_STATS)?;
         std::fs::write(BPF_STATS, "1").context(BPF_STATS)?;
         Ok(BpfStats(was.trim().to_string()))

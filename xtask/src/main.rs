@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod bench_go;
 mod bench_long;
+mod bench_path;
 mod bench_top;
 mod setup;
 
