@@ -235,9 +235,10 @@ impl<'a> Context<'a> {
 /// The history points of the last `sustain_ns` (None if the history is shorter).
 fn recent(history: &[HistoryPoint], sustain_ns: u64) -> Option<&[HistoryPoint]> {
     let last = history.last()?;
-    let from = history.iter().position(|h| h.t_ns + sustain_ns > last.t_ns)?;
+    // Saturating: a damaged or hostile record file can hold any times.
+    let from = history.iter().position(|h| h.t_ns.saturating_add(sustain_ns) > last.t_ns)?;
     // The window must reach back a whole `sustain_ns`.
-    if from == 0 && history[0].t_ns + sustain_ns > last.t_ns + history_step(history) {
+    if from == 0 && history[0].t_ns.saturating_add(sustain_ns) > last.t_ns.saturating_add(history_step(history)) {
         return None;
     }
     Some(&history[from..])

@@ -399,7 +399,9 @@ pub struct FileFeed {
 
 impl FileFeed {
     pub fn open(path: &std::path::Path) -> Result<FileFeed> {
-        let reader = Reader::open(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        // A damaged header's error can quote its bytes: shown cleaned.
+        let reader = Reader::open(path)
+            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), crate::fmt::clean(&e.to_string())))?;
         Ok(FileFeed {
             reader,
             pending: Default::default(),
@@ -413,6 +415,11 @@ impl FileFeed {
 
     pub fn header(&self) -> &RecordHeader {
         self.reader.header()
+    }
+
+    /// The file's format version.
+    pub fn version(&self) -> u16 {
+        self.reader.version()
     }
 
     /// The time of the next event, reading a chunk if none is buffered.

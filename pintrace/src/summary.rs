@@ -23,6 +23,7 @@ use crate::{
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub pintrace_version: String,
+    /// The record file's format version.
     pub format_version: u16,
     pub recorded_by: String,
     /// False when the file was cut short or damaged, or has no trailer.
@@ -37,6 +38,10 @@ pub struct Report {
     pub end_reason: Option<String>,
     pub events: u64,
     pub lost_events: u64,
+    /// Kernel records the recording could not decode (as its trailer says).
+    pub decode_errors: u64,
+    /// The first of them, and why (null: none, or not known).
+    pub first_decode_error: Option<String>,
     pub probes: Vec<ProbeRecord>,
     pub process: ProcessStats,
     /// The target's CPU cgroup and its throttling over the recording (null: none found).
@@ -177,19 +182,26 @@ pub fn build(path: &Path, thresholds: Thresholds) -> Result<Report> {
         target: t.and_then(|t| t.target.clone()).unwrap_or(header.target.clone()),
         go: t.and_then(|t| t.go.clone()).or(header.go.clone()),
         lost: t.map_or(0, |t| t.lost_events),
+        decode_errors: t.map_or(0, |t| t.decode_errors),
+        first_decode_error: t.and_then(|t| t.first_decode_error.clone()),
         end_reason: t.map(|t| t.end_reason.clone()),
         problem,
         capacity: fold.capacity,
     };
-    Ok(Report::new(header, end, snap, found))
+    let mut report = Report::new(header, end, snap, found);
+    report.format_version = feed.version();
+    Ok(report)
 }
 
 /// What the end of a recording says about it: the target and its Go runtime
-/// as they were then, the kernel's lost count, why it ended, and any damage.
+/// as they were then, the kernel's lost count, the records it could not
+/// decode, why it ended, and any damage.
 pub struct Ending {
     pub target: Target,
     pub go: Option<GoInfo>,
     pub lost: u64,
+    pub decode_errors: u64,
+    pub first_decode_error: Option<String>,
     pub end_reason: Option<String>,
     pub problem: Option<String>,
     pub capacity: Option<Capacity>,
@@ -197,7 +209,7 @@ pub struct Ending {
 
 impl Report {
     pub fn new(header: RecordHeader, end: Ending, snap: Snapshot, findings: Vec<ReportFinding>) -> Report {
-        let Ending { target, go, lost, end_reason, problem, capacity } = end;
+        let Ending { target, go, lost, decode_errors, first_decode_error, end_reason, problem, capacity } = end;
         let mut sigurg_senders: Vec<Sender> = snap
             .threads
             .iter()
@@ -220,6 +232,8 @@ impl Report {
             end_reason,
             events: snap.events,
             lost_events: snap.lost_events.max(lost),
+            decode_errors,
+            first_decode_error,
             cgroup: header.cgroup.as_ref().map(|g| CgroupReport::new(g, snap.throttle)),
             findings,
             capacity,

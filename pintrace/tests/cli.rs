@@ -335,3 +335,136 @@ fn a_closed_pipe_ends_quietly_and_a_full_disk_is_one_clear_line() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert_eq!(err.trim(), "pintrace: writing to standard output: No space left on device (os error 28)");
 }
+
+/// A record file split into its preamble and header, and its chunks (each with its frame).
+fn split(bytes: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let header_len = u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes")) as usize;
+    let (head, mut rest) = bytes.split_at(20 + header_len);
+    let mut chunks = vec![];
+    while !rest.is_empty() {
+        let len = u32::from_le_bytes(rest[4..8].try_into().expect("4 bytes")) as usize;
+        let (chunk, tail) = rest.split_at(12 + len);
+        chunks.push(chunk.to_vec());
+        rest = tail;
+    }
+    (head.to_vec(), chunks)
+}
+
+/// `report --json` of these bytes: exit code, the report, standard error.
+fn report_json(name: &str, bytes: &[u8]) -> (Option<i32>, serde_json::Value, String) {
+    let path = scratch(name);
+    std::fs::write(&path, bytes).expect("write");
+    let (code, out, err) = pintrace(&["report", "--json", path.to_str().expect("utf-8")]);
+    (code, serde_json::from_str(&out).unwrap_or_else(|e| panic!("{name}: {e}: {out}")), err)
+}
+
+#[test]
+fn chunks_missing_repeated_or_out_of_place_are_damage() {
+    let (_, bytes) = sample_file("v2.ptr", true);
+    let (head, chunks) = split(&bytes);
+    let n = chunks.len() - 1;
+    assert!(n >= 3, "{n} events chunks");
+    let trailer = chunks[n].clone();
+    let whole: Vec<u8> = chunks.concat();
+    let cases = [
+        ("removed", [&chunks[..1], &chunks[2..]].concat(), "chunk 1 is missing (the next chunk, at byte"),
+        ("repeated", [&chunks[..2], &chunks[1..]].concat(), "chunk 1 appears twice (again at byte"),
+        (
+            "trailer-moved",
+            [&chunks[..1], std::slice::from_ref(&trailer), &chunks[1..n]].concat(),
+            &*format!("the trailer says {n} chunks and 120,009 events, the file holds 1 chunk and "),
+        ),
+        (
+            "trailer-alone",
+            vec![trailer.clone()],
+            &*format!("the trailer says {n} chunks and 120,009 events, the file holds 0 chunks and 0"),
+        ),
+    ];
+    for (name, chunks, problem) in cases {
+        let (code, r, err) = report_json(&format!("{name}.ptr"), &[head.clone(), chunks.concat()].concat());
+        assert_eq!(code, Some(3), "{name}: {err}");
+        assert_eq!(r["complete"], false, "{name}");
+        let p = r["problem"].as_str().unwrap_or_default();
+        assert!(p.starts_with("damaged file: ") && p.contains(problem), "{name}: {p}");
+        assert!(err.contains(problem) && err.lines().count() == 1, "{name}: {err}");
+    }
+    // The whole file, and bytes after its trailer.
+    let (code, r, err) = report_json("whole-v2.ptr", &[head.clone(), whole.clone()].concat());
+    assert_eq!((code, &r["complete"], &r["format_version"]), (Some(0), &true.into(), &2.into()), "{err}");
+    let (code, r, _) = report_json("after.ptr", &[head, whole, b"more".to_vec()].concat());
+    assert_eq!((code, &r["complete"]), (Some(3), &false.into()));
+    assert!(r["problem"].as_str().is_some_and(|p| p.contains("data after the trailer at byte")), "{}", r["problem"]);
+}
+
+#[test]
+fn a_version_1_file_still_reports_whole() {
+    let v1 = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/v1-every-kind.record");
+    let (code, out, err) = pintrace(&["report", "--json", v1]);
+    assert_eq!(code, Some(0), "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(
+        (&r["complete"], &r["problem"], &r["format_version"]),
+        (&true.into(), &serde_json::Value::Null, &1.into())
+    );
+    assert_eq!(r["target"]["comm"], "app");
+}
+
+#[test]
+fn decode_errors_of_the_recording_are_shown() {
+    let (_, bytes) = sample_file("decode.ptr", true);
+    let (head, mut chunks) = split(&bytes);
+    let n = chunks.len() - 1;
+    let mut t: serde_json::Value = serde_json::from_slice(&chunks[n][12..]).expect("trailer JSON");
+    t["decode_errors"] = 3.into();
+    t["first_decode_error"] = "record kind 99 is unknown to this pintrace".into();
+    let json = serde_json::to_vec(&t).expect("JSON");
+    let mut frame = vec![b'T', 0, 0, 0];
+    frame.extend_from_slice(&(json.len() as u32).to_le_bytes());
+    frame.extend_from_slice(&crc32fast::hash(&json).to_le_bytes());
+    frame.extend_from_slice(&json);
+    chunks[n] = frame;
+    let path = scratch("decode-errors.ptr");
+    std::fs::write(&path, [head, chunks.concat()].concat()).expect("write");
+    let (code, out, err) = pintrace(&["report", path.to_str().expect("utf-8")]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains(
+            "decode errors  3 kernel records could not be decoded; the first: record kind 99 is unknown to this pintrace\n"
+        ),
+        "{out}"
+    );
+    let (code, out, _) = pintrace(&["report", "--json", path.to_str().expect("utf-8")]);
+    assert_eq!(code, Some(0));
+    let r: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(r["decode_errors"], 3);
+    assert_eq!(r["first_decode_error"], "record kind 99 is unknown to this pintrace");
+    // None: the line is absent, the fields are there (0 and null).
+    let (good, _) = sample_file("no-decode-errors.ptr", true);
+    let (_, out, _) = pintrace(&["report", good.to_str().expect("utf-8")]);
+    assert!(!out.contains("decode errors"), "{out}");
+    let (_, out, _) = pintrace(&["report", "--json", good.to_str().expect("utf-8")]);
+    let r: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!((&r["decode_errors"], &r["first_decode_error"]), (&0.into(), &serde_json::Value::Null));
+    assert!(r.as_object().is_some_and(|o| o.contains_key("first_decode_error")));
+}
+
+#[test]
+fn an_undecodable_event_in_the_file_is_named() {
+    let (_, bytes) = sample_file("undecodable.ptr", true);
+    let (head, mut chunks) = split(&bytes);
+    // The second events chunk's first event gets a kind no pintrace knows.
+    let mut payload = chunks[1][12..].to_vec();
+    payload[28] = 99;
+    let mut frame = chunks[1][..12].to_vec();
+    frame[8..12].copy_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    frame.extend_from_slice(&payload);
+    chunks[1] = frame;
+    let at = head.len() + chunks[0].len();
+    let (code, r, err) = report_json("undecodable-bad.ptr", &[head, chunks.concat()].concat());
+    assert_eq!(code, Some(3), "{err}");
+    assert_eq!(r["complete"], false);
+    let problem = format!("corrupt chunk at byte {at}: event 1 of ");
+    let p = r["problem"].as_str().unwrap_or_default();
+    assert!(p.starts_with(&problem) && p.contains(": unknown event code 99: reported the events before it"), "{p}");
+    assert!(r["events"].as_u64().is_some_and(|n| n > 1000), "the first chunk's events: {}", r["events"]);
+}

@@ -27,6 +27,7 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
         outcome??;
     }
     if let Some(problem) = &feed.problem {
+        let problem = crate::fmt::clean(&problem.to_string()).into_owned();
         eprintln!("pintrace: {}: {problem}: played the events before it", args.file.display());
         return Ok(ExitCode::from(super::report::EXIT_INCOMPLETE));
     }

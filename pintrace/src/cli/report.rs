@@ -25,7 +25,8 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
     match &report.problem {
         None => Ok(ExitCode::SUCCESS),
         Some(p) => {
-            eprintln!("pintrace: {}: {p}", args.file.display());
+            // The problem can quote the file's bytes (a bad trailer's JSON).
+            eprintln!("pintrace: {}: {}", args.file.display(), clean(p));
             Ok(ExitCode::from(EXIT_INCOMPLETE))
         }
     }
@@ -104,8 +105,17 @@ pub fn render(r: &Report, rows: usize) -> String {
     if r.lost_events > 0 {
         let _ = writeln!(o, "          WARNING: events were lost (ring buffer full): counts below are low");
     }
+    if r.decode_errors > 0 {
+        let n = r.decode_errors;
+        let records = if n == 1 { "record" } else { "records" };
+        let _ = write!(o, "decode errors  {} kernel {records} could not be decoded", fmt::count(n));
+        if let Some(first) = &r.first_decode_error {
+            let _ = write!(o, "; the first: {}", clean(first));
+        }
+        let _ = writeln!(o);
+    }
     if let Some(problem) = &r.problem {
-        let _ = writeln!(o, "          WARNING: {problem}");
+        let _ = writeln!(o, "          WARNING: {}", clean(problem));
     }
     if !r.findings.is_empty() {
         let _ = writeln!(o, "\nfindings");

@@ -49,19 +49,21 @@ impl Counts {
         }
     }
 
+    /// Saturating: summed over threads, the times of a damaged or hostile
+    /// record file (anything up to u64::MAX each) would overflow.
     pub fn add(&mut self, o: &Counts) {
-        self.on_cpu_ns += o.on_cpu_ns;
-        self.voluntary += o.voluntary;
-        self.involuntary += o.involuntary;
-        self.migrations += o.migrations;
-        self.sigurg_received += o.sigurg_received;
-        self.sigurg_sent += o.sigurg_sent;
-        self.signals_received += o.signals_received;
-        self.signals_sent += o.signals_sent;
-        self.sigurg_from_sysmon += o.sigurg_from_sysmon;
-        self.throttled += o.throttled;
-        self.throttled_ns += o.throttled_ns;
-        self.lock_calls += o.lock_calls;
+        self.on_cpu_ns = self.on_cpu_ns.saturating_add(o.on_cpu_ns);
+        self.voluntary = self.voluntary.saturating_add(o.voluntary);
+        self.involuntary = self.involuntary.saturating_add(o.involuntary);
+        self.migrations = self.migrations.saturating_add(o.migrations);
+        self.sigurg_received = self.sigurg_received.saturating_add(o.sigurg_received);
+        self.sigurg_sent = self.sigurg_sent.saturating_add(o.sigurg_sent);
+        self.signals_received = self.signals_received.saturating_add(o.signals_received);
+        self.signals_sent = self.signals_sent.saturating_add(o.signals_sent);
+        self.sigurg_from_sysmon = self.sigurg_from_sysmon.saturating_add(o.sigurg_from_sysmon);
+        self.throttled = self.throttled.saturating_add(o.throttled);
+        self.throttled_ns = self.throttled_ns.saturating_add(o.throttled_ns);
+        self.lock_calls = self.lock_calls.saturating_add(o.lock_calls);
     }
 }
 
@@ -207,7 +209,7 @@ impl Thread {
         if let Some(w) = self.waiting_since.take() {
             let wait = ts.saturating_sub(w);
             if std::mem::take(&mut self.waiting_throttled) {
-                self.c.throttled_ns += wait;
+                self.c.throttled_ns = self.c.throttled_ns.saturating_add(wait);
             } else {
                 self.runq.record(wait);
                 self.runq_iv.record(wait);
@@ -226,8 +228,11 @@ impl Thread {
         };
         if let Some(since) = since {
             let ran = ts.saturating_sub(since);
-            self.c.on_cpu_ns += ran;
-            *self.cpu_slot(cpu) += ran;
+            // Saturating: a damaged or hostile record file's times can go
+            // back and forth across the whole clock.
+            self.c.on_cpu_ns = self.c.on_cpu_ns.saturating_add(ran);
+            let slot = self.cpu_slot(cpu);
+            *slot = slot.saturating_add(ran);
         }
         self.seen_running = true;
         self.last_cpu = Some(cpu);
@@ -257,9 +262,10 @@ impl Thread {
     pub fn close_run(&mut self, now: u64) {
         if let Some(s) = self.running_since {
             if now > s {
-                self.c.on_cpu_ns += now - s;
+                self.c.on_cpu_ns = self.c.on_cpu_ns.saturating_add(now - s);
                 if let Some(cpu) = self.last_cpu {
-                    *self.cpu_slot(cpu) += now - s;
+                    let slot = self.cpu_slot(cpu);
+                    *slot = slot.saturating_add(now - s);
                 }
                 self.running_since = Some(now);
             }
@@ -268,7 +274,7 @@ impl Thread {
 
     /// On-CPU time until `now`, the current run included.
     pub fn on_cpu_until(&self, now: u64) -> u64 {
-        self.c.on_cpu_ns + self.running_since.map_or(0, |s| now.saturating_sub(s))
+        self.c.on_cpu_ns.saturating_add(self.running_since.map_or(0, |s| now.saturating_sub(s)))
     }
 
     pub fn signalled(&mut self, sender: u32, urg: bool) {

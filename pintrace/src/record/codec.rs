@@ -59,13 +59,41 @@ fn put_name(buf: &mut BytesMut, name: Option<FnName>) {
     buf.put_slice(&s.as_bytes()[..n]);
 }
 
-fn get_name(buf: &mut &[u8]) -> Result<Option<FnName>, String> {
-    let n = get_varint(buf)? as usize;
-    if n > MAX_NAME || buf.remaining() < n {
+/// The function names one read has interned, at most `limit` of them:
+/// interned names live as long as the process, so a hostile file must not
+/// be able to make the reader intern millions.
+pub(super) struct Names {
+    seen: ustr::UstrSet,
+    limit: usize,
+}
+
+impl Names {
+    pub(super) fn new(limit: usize) -> Names {
+        Names { seen: Default::default(), limit }
+    }
+
+    fn intern(&mut self, name: &str) -> Result<FnName, String> {
+        if self.seen.len() < self.limit {
+            let u = ustr::ustr(name);
+            self.seen.insert(u);
+            return Ok(u);
+        }
+        // At the limit, only names this read already holds (looked up without interning).
+        match ustr::existing_ustr(name) {
+            Some(u) if self.seen.contains(&u) => Ok(u),
+            _ => Err(format!("more than {} distinct function names", crate::fmt::count(self.limit as u64))),
+        }
+    }
+}
+
+fn get_name(buf: &mut &[u8], names: &mut Names) -> Result<Option<FnName>, String> {
+    let n = get_varint(buf)?;
+    if n > MAX_NAME as u64 || (buf.remaining() as u64) < n {
         return Err("bad function name".into());
     }
+    let n = n as usize;
     let name = std::str::from_utf8(&buf[..n]).map_err(|_| "function name is not UTF-8".to_string())?;
-    let name = (n > 0).then(|| ustr::ustr(name));
+    let name = if n > 0 { Some(names.intern(name)?) } else { None };
     buf.advance(n);
     Ok(name)
 }
@@ -231,7 +259,30 @@ pub(super) fn encode(buf: &mut BytesMut, prev_ts: u64, e: &Event) {
     }
 }
 
-pub(super) fn decode_one(buf: &mut &[u8], prev_ts: u64) -> Result<Event, String> {
+/// The events of an events chunk, after the chunk's sequence fields:
+/// u32 count, u64 base_ts, count events, and nothing after them.
+pub(super) fn decode_chunk(mut p: &[u8], names: &mut Names) -> Result<Vec<Event>, String> {
+    if p.remaining() < 12 {
+        return Err("events chunk shorter than its header".into());
+    }
+    let count = p.get_u32_le();
+    let mut prev = p.get_u64_le();
+    // Every event takes at least three bytes (code, time, CPU): a count
+    // field cannot make the reader allocate more than the chunk holds.
+    let mut events = Vec::with_capacity((count as usize).min(p.len() / 3));
+    for i in 0..count {
+        let e = decode_one(&mut p, prev, names)
+            .map_err(|r| format!("event {} of {}: {r}", i + 1, crate::fmt::count(count.into())))?;
+        prev = e.ts_ns;
+        events.push(e);
+    }
+    if p.has_remaining() {
+        return Err(format!("{} bytes after the last event", p.remaining()));
+    }
+    Ok(events)
+}
+
+fn decode_one(buf: &mut &[u8], prev_ts: u64, names: &mut Names) -> Result<Event, String> {
     use pintrace_common as w;
     if !buf.has_remaining() {
         return Err("event cut short".into());
@@ -280,13 +331,15 @@ pub(super) fn decode_one(buf: &mut &[u8], prev_ts: u64) -> Result<Event, String>
             EventKind::CloneExit { parent_tid: get_u32(buf)?, ret: get_i32(buf)?, clone3: get_u32(buf)? != 0 }
         }
         w::KIND_EXEC => EventKind::Exec { tid: get_u32(buf)?, old_tid: get_u32(buf)?, comm: get_comm(buf)? },
-        w::KIND_GO_LOCK => EventKind::GoLock { tid: get_u32(buf)?, caller: get_varint(buf)?, func: get_name(buf)? },
+        w::KIND_GO_LOCK => {
+            EventKind::GoLock { tid: get_u32(buf)?, caller: get_varint(buf)?, func: get_name(buf, names)? }
+        }
         c if c == u32::from(CODE_GO_THREAD) => EventKind::GoThread {
             tid: get_u32(buf)?,
             role: role_of(get_u32(buf)?)?,
             locked_ext: get_u32(buf)?,
             locked_int: get_u32(buf)?,
-            locked_g: get_name(buf)?,
+            locked_g: get_name(buf, names)?,
         },
         c if c == u32::from(CODE_THREAD_SEEN) => {
             EventKind::ThreadSeen { tid: get_u32(buf)?, tgid: get_u32(buf)?, comm: get_comm(buf)? }

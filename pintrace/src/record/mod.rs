@@ -1,35 +1,50 @@
-//! The record file format (version 1).
+//! The record file format (version 2; version 1 is still read).
 //!
 //! ```text
 //! file    := preamble header chunk* trailer-chunk?
 //! preamble:= "PINTRACE" u16 version u16 0 u32 header_len u32 crc32(header)
 //! header  := JSON (RecordHeader), header_len bytes
 //! chunk   := u8 tag ('E' events | 'T' trailer) [u8; 3] 0 u32 len u32 crc32(payload) payload
-//! 'E'     := u32 count u64 base_ts event*          (at most CHUNK_BYTES of events)
+//! 'E'     := u64 seq u64 events_before            (version 2 only)
+//!            u32 count u64 base_ts event*          (at most CHUNK_BYTES of events)
 //! event   := u8 kind, zigzag varint (ts - previous ts), varint (cpu + 1), fields as varints
-//! 'T'     := JSON (Trailer)
+//! 'T'     := JSON (Trailer, and in version 2 `chunks` and `records`)
 //! ```
 //! All integers are little-endian. Every chunk stands alone (its own
 //! checksum and base time), so a file cut short by a crash or a full disk
-//! reads up to its last whole chunk. Readers ignore unknown JSON fields, so
+//! reads up to its last whole chunk. Version 2 numbers the chunks and counts
+//! the events before each, and the trailer counts both, so a chunk that is
+//! missing, repeated or out of place, a trailer in the wrong place and bytes
+//! after the trailer are found too. Readers ignore unknown JSON fields, so
 //! later versions can add to the header and trailer.
 use std::io;
 
 use serde::{Deserialize, Serialize};
 
 mod codec;
+mod fuzzing;
 mod reader;
 mod writer;
 
+#[doc(hidden)]
+pub use fuzzing::{decode_events, fix_checksums};
 pub use reader::{Chunk, Reader};
 pub use writer::Writer;
 
 pub const MAGIC: &[u8; 8] = b"PINTRACE";
-pub const VERSION: u16 = 1;
+/// The version written. Version 2 added chunk numbers and counts (and
+/// formally the kinds 11 and 102-104); version 1 files are still read.
+pub const VERSION: u16 = 2;
 /// A chunk is written once this many bytes of events are buffered.
 pub const CHUNK_BYTES: usize = 256 * 1024;
-/// Larger chunks or headers are taken as corruption rather than allocated.
+/// Larger headers or trailers are taken as corruption rather than read.
 pub(crate) const MAX_CHUNK: u32 = 64 << 20;
+/// Larger events chunks are taken as corruption: a writer closes a chunk at
+/// CHUNK_BYTES, so no real one comes near this. It bounds a reader's memory.
+pub(crate) const MAX_EVENTS_CHUNK: u32 = 4 << 20;
+/// Distinct function names (kinds 11 and 104) one read may intern: names
+/// are interned for good, and a real recording holds a few hundred.
+pub const MAX_NAMES: usize = 65_536;
 pub(crate) const TAG_EVENTS: u8 = b'E';
 pub(crate) const TAG_TRAILER: u8 = b'T';
 
@@ -102,6 +117,21 @@ pub struct Trailer {
     pub go: Option<crate::goruntime::GoInfo>,
 }
 
+/// What a version-2 trailer adds to the JSON: counts the writer keeps
+/// itself, so the reader can tell a whole file from one with chunks missing,
+/// repeated or out of place.
+#[derive(Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct TrailerJson<'a> {
+    #[serde(flatten)]
+    pub trailer: std::borrow::Cow<'a, Trailer>,
+    /// Events chunks written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunks: Option<u64>,
+    /// Events written to the file (`Trailer::events` is the kernel's count).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records: Option<u64>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     #[error("{0}")]
@@ -116,6 +146,10 @@ pub enum ReadError {
     Truncated { offset: u64 },
     #[error("corrupt chunk at byte {offset}: {reason}")]
     Corrupt { offset: u64, reason: String },
+    /// Whole chunks that do not add up (version 2): missing, repeated or
+    /// out of place, or bytes after the trailer.
+    #[error("damaged file: {0}")]
+    Damaged(String),
 }
 
 #[cfg(test)]

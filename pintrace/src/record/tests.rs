@@ -86,7 +86,11 @@ fn write(events: &[Event], trailer: bool) -> Vec<u8> {
 }
 
 fn read_all(bytes: &[u8]) -> (Vec<Event>, Option<Trailer>, Option<ReadError>) {
-    let mut r = match Reader::new(bytes) {
+    read_with(bytes, MAX_NAMES)
+}
+
+fn read_with(bytes: &[u8], max_names: usize) -> (Vec<Event>, Option<Trailer>, Option<ReadError>) {
+    let mut r = match Reader::with_name_limit(bytes, max_names) {
         Ok(r) => r,
         Err(e) => return (vec![], None, Some(e)),
     };
@@ -97,8 +101,73 @@ fn read_all(bytes: &[u8]) -> (Vec<Event>, Option<Trailer>, Option<ReadError>) {
             Ok(Some(Chunk::Events(e))) => events.extend(e),
             Ok(Some(Chunk::Trailer(t))) => trailer = Some(*t),
             Ok(None) => return (events, trailer, None),
-            Err(e) => return (events, trailer, Some(e)),
+            Err(e) => {
+                assert!(matches!(r.next_chunk(), Ok(None)), "reading stops at the first damage");
+                return (events, trailer, Some(e));
+            }
         }
+    }
+}
+
+/// A file split into its preamble and header, and its chunks (each with its frame).
+fn split(bytes: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let header_len = u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes")) as usize;
+    let (head, mut rest) = bytes.split_at(20 + header_len);
+    let mut chunks = vec![];
+    while !rest.is_empty() {
+        let len = u32::from_le_bytes(rest[4..8].try_into().expect("4 bytes")) as usize;
+        let (chunk, tail) = rest.split_at(12 + len);
+        chunks.push(chunk.to_vec());
+        rest = tail;
+    }
+    (head.to_vec(), chunks)
+}
+
+fn join(head: &[u8], chunks: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = head.to_vec();
+    chunks.iter().for_each(|c| out.extend_from_slice(c));
+    out
+}
+
+/// A chunk frame around `payload`, with its checksum.
+fn frame(tag: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag, 0, 0, 0];
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// The same file in format version 1: no chunk numbers or counts.
+fn to_v1(bytes: &[u8]) -> Vec<u8> {
+    let (mut head, chunks) = split(bytes);
+    head[8..10].copy_from_slice(&1u16.to_le_bytes());
+    let chunks: Vec<Vec<u8>> = chunks
+        .iter()
+        .map(|c| match c[0] {
+            TAG_EVENTS => frame(TAG_EVENTS, &c[12 + 16..]),
+            _ => {
+                let mut t: serde_json::Value = serde_json::from_slice(&c[12..]).expect("trailer JSON");
+                let o = t.as_object_mut().expect("an object");
+                assert!(o.remove("chunks").is_some() && o.remove("records").is_some());
+                frame(TAG_TRAILER, &serde_json::to_vec(&t).expect("JSON"))
+            }
+        })
+        .collect();
+    join(&head, &chunks)
+}
+
+/// Enough events for several chunks.
+fn many() -> Vec<Event> {
+    (0..150_000u64)
+        .map(|i| Event { ts_ns: i, cpu: 0, kind: EventKind::Migrate { tid: 7, from_cpu: 0, to_cpu: 1 } })
+        .collect()
+}
+
+fn damage(err: Option<ReadError>) -> String {
+    match err {
+        Some(ReadError::Damaged(s)) => s,
+        other => panic!("expected damage, got {other:?}"),
     }
 }
 
@@ -185,4 +254,390 @@ fn clock_mapping() {
     let c = ClockMapping { monotonic_ns: 100, realtime_ns: 1_000 };
     assert_eq!(c.to_realtime(150), 1_050);
     assert_eq!(c.to_realtime(50), 950);
+}
+
+/// Events in the chunks before the `n`th.
+fn events_before(chunks: &[Vec<u8>], n: usize) -> usize {
+    chunks[..n].iter().map(|c| u32::from_le_bytes(c[28..32].try_into().expect("4 bytes")) as usize).sum()
+}
+
+#[test]
+fn version_2_trailers_count_chunks_and_events() {
+    let bytes = write(&many(), true);
+    let (_, chunks) = split(&bytes);
+    assert!(chunks.len() >= 4, "{} chunks", chunks.len());
+    let trailer: serde_json::Value = serde_json::from_slice(&chunks.last().expect("trailer")[12..]).expect("JSON");
+    assert_eq!(trailer["chunks"], chunks.len() as u64 - 1);
+    assert_eq!(trailer["records"], 150_000);
+    assert_eq!(trailer["events"], 11, "the kernel's count is kept apart");
+    for (i, c) in chunks[..chunks.len() - 1].iter().enumerate() {
+        assert_eq!(c[12..20], (i as u64).to_le_bytes(), "seq of chunk {i}");
+        assert_eq!(c[20..28], (events_before(&chunks, i) as u64).to_le_bytes(), "events_before of chunk {i}");
+    }
+    let (back, t, err) = read_all(&bytes);
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!((back.len(), t.map(|t| t.events)), (150_000, Some(11)));
+}
+
+#[test]
+fn a_missing_chunk_is_damage() {
+    let (head, mut chunks) = split(&write(&many(), true));
+    chunks.remove(1);
+    let at = (head.len() + chunks[0].len()) as u64;
+    let (back, trailer, err) = read_all(&join(&head, &chunks));
+    assert_eq!(damage(err), format!("chunk 1 is missing (the next chunk, at byte {at}, is 2)"));
+    assert_eq!(back.len(), events_before(&chunks, 1), "the first chunk's events are delivered");
+    assert!(trailer.is_none());
+    // Two in a row.
+    chunks.remove(1);
+    let (_, _, err) = read_all(&join(&head, &chunks));
+    assert!(damage(err).starts_with("chunks 1 to 2 are missing (the next chunk, at byte "));
+}
+
+#[test]
+fn a_repeated_chunk_is_damage() {
+    let (head, mut chunks) = split(&write(&many(), true));
+    let at = (head.len() + chunks[0].len() + chunks[1].len()) as u64;
+    chunks.insert(2, chunks[1].clone());
+    let (back, _, err) = read_all(&join(&head, &chunks));
+    assert_eq!(damage(err), format!("chunk 1 appears twice (again at byte {at})"));
+    assert_eq!(back.len(), events_before(&chunks, 2));
+}
+
+#[test]
+fn a_trailer_in_the_middle_is_damage() {
+    let (head, mut chunks) = split(&write(&many(), true));
+    let n = chunks.len() - 1;
+    let trailer = chunks.pop().expect("trailer");
+    chunks.insert(2, trailer);
+    let (back, t, err) = read_all(&join(&head, &chunks));
+    let held = events_before(&chunks, 2);
+    let msg = format!(
+        "the trailer says {n} chunks and 150,000 events, the file holds 2 chunks and {}",
+        crate::fmt::count(held as u64)
+    );
+    assert_eq!(damage(err), msg);
+    assert_eq!(back.len(), held);
+    assert_eq!(t.map(|t| t.end_reason), Some("duration".into()), "the trailer itself is whole");
+}
+
+#[test]
+fn a_header_and_trailer_alone_are_damage_when_the_trailer_counts_events() {
+    let (head, chunks) = split(&write(&many(), true));
+    let n = chunks.len() - 1;
+    let (back, _, err) = read_all(&join(&head, &chunks[n..]));
+    assert_eq!(damage(err), format!("the trailer says {n} chunks and 150,000 events, the file holds 0 chunks and 0"));
+    assert!(back.is_empty());
+    // An empty recording is whole.
+    let (back, t, err) = read_all(&write(&[], true));
+    assert!(err.is_none() && back.is_empty() && t.is_some(), "{err:?}");
+}
+
+#[test]
+fn bytes_after_the_trailer_are_damage() {
+    let mut bytes = write(&every_kind(), true);
+    let end = bytes.len();
+    bytes.push(0);
+    let (back, t, err) = read_all(&bytes);
+    assert_eq!(damage(err), format!("data after the trailer at byte {end}"));
+    assert_eq!((back, t.is_some()), (every_kind(), true));
+    // A second whole file after the first is damage too.
+    let mut twice = write(&every_kind(), true);
+    twice.extend(write(&every_kind(), true));
+    assert_eq!(damage(read_all(&twice).2), format!("data after the trailer at byte {end}"));
+}
+
+#[test]
+fn a_wrong_count_of_events_before_a_chunk_is_damage() {
+    let (head, mut chunks) = split(&write(&many(), true));
+    let claimed = events_before(&chunks, 1) as u64 + 5;
+    let mut payload = chunks[1][12..].to_vec();
+    payload[8..16].copy_from_slice(&claimed.to_le_bytes());
+    chunks[1] = frame(TAG_EVENTS, &payload);
+    let at = head.len() + chunks[0].len();
+    let msg = format!(
+        "chunk 1 at byte {at} says {} events came before it, the file holds {}",
+        crate::fmt::count(claimed),
+        crate::fmt::count(claimed - 5)
+    );
+    assert_eq!(damage(read_all(&join(&head, &chunks)).2), msg);
+}
+
+#[test]
+fn a_version_2_trailer_without_counts_is_damage() {
+    let (head, mut chunks) = split(&write(&every_kind(), true));
+    let n = chunks.len() - 1;
+    let t = serde_json::to_vec(&Trailer::default()).expect("JSON");
+    chunks[n] = frame(TAG_TRAILER, &t);
+    assert_eq!(damage(read_all(&join(&head, &chunks)).2), "the trailer does not count the file's chunks and events");
+}
+
+#[test]
+fn version_1_files_still_read_without_the_new_checks() {
+    let events = many();
+    let v1 = to_v1(&write(&events, true));
+    let r = Reader::new(&v1[..]).expect("a version-1 file");
+    assert_eq!(r.version(), 1);
+    let (back, t, err) = read_all(&v1);
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!((back == events, t.map(|t| t.end_reason)), (true, Some("duration".into())));
+    // Version 1 has no counts to check a removed chunk against: as before, it goes unnoticed.
+    let (head, mut chunks) = split(&v1);
+    chunks.remove(1);
+    let (back, t, err) = read_all(&join(&head, &chunks));
+    assert!(err.is_none() && t.is_some(), "{err:?}");
+    assert!(back.len() < events.len());
+}
+
+#[test]
+fn a_file_written_by_the_version_1_writer_reads_whole() {
+    let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/v1-every-kind.record"))
+        .expect("v1-every-kind.record");
+    assert_eq!(bytes[8..10], 1u16.to_le_bytes());
+    let (back, t, err) = read_all(&bytes);
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(back, every_kind());
+    let t = t.expect("trailer");
+    assert_eq!(
+        (t.decode_errors, t.first_decode_error.as_deref()),
+        (2, Some("record kind 99 is unknown to this pintrace"))
+    );
+}
+
+#[test]
+fn an_undecodable_event_is_named() {
+    let one = [Event { ts_ns: 5, cpu: 1, kind: EventKind::Lost { total: 3 } }];
+    let (head, mut chunks) = split(&write(&one, true));
+    let mut payload = chunks[0][12..].to_vec();
+    payload[28] = 99; // the first event's code
+    chunks[0] = frame(TAG_EVENTS, &payload);
+    let (back, _, err) = read_all(&join(&head, &chunks));
+    assert!(back.is_empty());
+    match err {
+        Some(ReadError::Corrupt { offset, reason }) => {
+            assert_eq!((offset, reason.as_str()), (head.len() as u64, "event 1 of 1: unknown event code 99"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+fn named(tid: u32, name: &str) -> Event {
+    Event { ts_ns: 1, cpu: 0, kind: EventKind::GoLock { tid, caller: 1, func: Some(ustr::ustr(name)) } }
+}
+
+#[test]
+fn a_read_interns_a_bounded_number_of_function_names() {
+    // Three distinct names, each used twice: within a limit of three.
+    let names = ["limit.a", "limit.b", "limit.c"];
+    let ok: Vec<Event> = names.iter().chain(&names).enumerate().map(|(i, n)| named(i as u32, n)).collect();
+    let (back, _, err) = read_with(&write(&ok, true), 3);
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(back, ok);
+    // A fourth one, never interned before, is damage and is not interned.
+    let fourth = "limit.d-never-seen-elsewhere";
+    let mut bad = ok.clone();
+    bad.push(Event { ts_ns: 1, cpu: 0, kind: EventKind::GoLock { tid: 9, caller: 1, func: None } });
+    let mut bytes = write(&bad, true);
+    // Swap the empty name for the new one, by hand: the writer would intern it.
+    let (head, mut chunks) = split(&bytes);
+    let mut payload = chunks[0][12..].to_vec();
+    assert_eq!(payload.pop(), Some(0), "the last event ends with an empty name");
+    payload.push(fourth.len() as u8);
+    payload.extend_from_slice(fourth.as_bytes());
+    chunks[0] = frame(TAG_EVENTS, &payload);
+    bytes = join(&head, &chunks);
+    let (back, _, err) = read_with(&bytes, 3);
+    assert!(back.is_empty());
+    assert!(
+        matches!(&err, Some(ReadError::Corrupt { reason, .. }) if reason == "event 7 of 7: more than 3 distinct function names"),
+        "{err:?}"
+    );
+    assert!(ustr::existing_ustr(fourth).is_none(), "the name over the limit was not interned");
+    // The default limit lets it through.
+    let (back, _, err) = read_all(&bytes);
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(back.len(), 7);
+}
+
+#[test]
+fn a_count_field_cannot_make_the_reader_allocate() {
+    // An events chunk that claims four billion events but holds none.
+    let mut payload = vec![0u8; 16];
+    payload.extend_from_slice(&u32::MAX.to_le_bytes());
+    payload.extend_from_slice(&0u64.to_le_bytes());
+    let (head, _) = split(&write(&[], true));
+    let (back, _, err) = read_all(&join(&head, &[frame(TAG_EVENTS, &payload)]));
+    assert!(back.is_empty());
+    assert!(matches!(&err, Some(ReadError::Corrupt { reason, .. }) if reason.contains("event cut short")), "{err:?}");
+    // A chunk length past the limit is refused before anything is read.
+    let mut huge = frame(TAG_EVENTS, &[]);
+    huge[4..8].copy_from_slice(&(MAX_EVENTS_CHUNK + 1).to_le_bytes());
+    let (_, _, err) = read_all(&join(&head, &[huge]));
+    assert!(matches!(&err, Some(ReadError::Corrupt { reason, .. }) if reason.contains("implausible")), "{err:?}");
+}
+
+/// What `report` and the record_reader fuzz target do with a file's
+/// events: fold them into the model, close an interval, judge findings.
+fn fold(header: &RecordHeader, events: &[Event]) -> crate::model::Snapshot {
+    use crate::findings::{self, Context, Thresholds};
+    let mut model = crate::model::Model::new(header.start_ns);
+    let mut last = header.start_ns;
+    for e in events {
+        model.apply(e);
+        last = last.max(e.ts_ns);
+    }
+    model.tick(last);
+    let live = model.live(None);
+    let t = Thresholds::default();
+    let _ = findings::evaluate(&live, &Context::of(header), &t);
+    let _ = findings::capacity(&live, None, &t);
+    model.snapshot(last)
+}
+
+/// Found by the fuzzer: a file's times can be anything, and summing them
+/// over threads, or adding a window to them, overflowed.
+#[test]
+fn times_near_the_end_of_the_clock_fold_without_overflow() {
+    let comm = Comm::new("t");
+    let mut events = vec![];
+    for tid in 1..=3u32 {
+        events.push(Event { ts_ns: 0, cpu: NO_CPU, kind: EventKind::ThreadSeen { tid, tgid: 1, comm } });
+        events.push(Event {
+            ts_ns: 0,
+            cpu: tid,
+            kind: EventKind::Switch { prev_tid: 0, next_tid: tid, prev_state: 0 },
+        });
+    }
+    events.push(Event { ts_ns: u64::MAX - 1, cpu: 9, kind: EventKind::Migrate { tid: 1, from_cpu: 0, to_cpu: 1 } });
+    let (back, _, err) = read_all(&write(&events, true));
+    assert!(err.is_none(), "{err:?}");
+    let snap = fold(&header(), &back);
+    assert_eq!(snap.process.on_cpu_ns, u64::MAX, "saturated, not wrapped");
+}
+
+/// Inputs the fuzzers found (`fuzz/`), kept so that the ordinary tests
+/// replay them: each file is read as it is and as the record_reader target
+/// reads it (checksums fixed), its events folded into the model, and it is
+/// fed to both decoders. None may panic; every one must end in an answer.
+#[test]
+fn the_damaged_corpus_reads_without_panics() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/damaged");
+    let mut files: Vec<_> = std::fs::read_dir(dir).expect("tests/damaged").map(|e| e.expect("entry").path()).collect();
+    files.sort();
+    assert!(files.len() >= 10, "{} files", files.len());
+    let mut errors = 0;
+    for path in &files {
+        let bytes = std::fs::read(path).expect("read");
+        for fixed in [false, true] {
+            let mut b = bytes.clone();
+            // As the target reads them: the preamble's flags byte says how.
+            let flags = b.get(10).copied().unwrap_or(0);
+            if fixed && flags & 1 == 0 {
+                fix_checksums(&mut b, flags & 2 != 0);
+            }
+            let Ok(mut r) = Reader::new(&b[..]) else {
+                errors += 1;
+                continue;
+            };
+            let mut events = vec![];
+            for _ in 0..10_000 {
+                match r.next_chunk() {
+                    Ok(Some(Chunk::Events(e))) => events.extend(e),
+                    Ok(Some(Chunk::Trailer(_))) => {}
+                    Ok(None) => break,
+                    Err(e) => {
+                        assert!(!e.to_string().contains('\n'), "{}: one line: {e}", path.display());
+                        errors += 1;
+                        break;
+                    }
+                }
+            }
+            fold(r.header(), &events);
+        }
+        let _ = crate::event::decode(&bytes);
+        let _ = decode_events(&bytes);
+    }
+    assert!(errors > 0, "the corpus holds damaged files");
+}
+
+/// Writes the fuzzers' seeds (`fuzz/corpus/*/seed-*`) and the damaged
+/// files among them to `tests/damaged/`: real files and records, whole and
+/// damaged. Run by hand when the format changes:
+/// `cargo test -p pintrace --lib write_fuzz_seeds -- --ignored`.
+#[test]
+#[ignore = "writes the fuzz seeds into the source tree"]
+fn write_fuzz_seeds() {
+    use pintrace_common as w;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let reader = root.join("fuzz/corpus/record_reader");
+    let decode = root.join("fuzz/corpus/event_decode");
+    let damaged = root.join("pintrace/tests/damaged");
+    for d in [&reader, &decode, &damaged] {
+        std::fs::create_dir_all(d).expect("mkdir");
+    }
+    // Small chunks: three events each.
+    let mut wr = Writer::new(Vec::new(), &header()).expect("header");
+    for (i, e) in every_kind().iter().enumerate() {
+        wr.push(e).expect("push");
+        if i % 3 == 2 {
+            wr.flush_chunk().expect("flush");
+        }
+    }
+    let t = Trailer { end_ns: 30_000, end_reason: "duration".into(), events: 19, ..Trailer::default() };
+    let small = wr.finish(&t).expect("finish").1;
+    let (head, chunks) = split(&small);
+    let n = chunks.len() - 1;
+    let with_flags = |mut b: Vec<u8>, flags: u8| {
+        b[10] = flags;
+        b
+    };
+    let mut flipped = small.clone();
+    flipped[head.len() + 40] ^= 0x10;
+    let whole = [
+        ("v2-every-kind", write(&every_kind(), true)),
+        ("v2-small-chunks", small.clone()),
+        ("v2-small-chunks-fix-sequence", with_flags(small.clone(), 2)),
+        ("v1-small-chunks", to_v1(&small)),
+        ("v2-empty", write(&[], true)),
+    ];
+    let bad = [
+        ("v2-no-trailer", join(&head, &chunks[..n])),
+        ("v2-chunk-missing", join(&head, &[&chunks[..1], &chunks[2..]].concat())),
+        ("v2-chunk-repeated", join(&head, &[&chunks[..2], &chunks[1..]].concat())),
+        ("v2-trailer-moved", join(&head, &[&chunks[..1], &chunks[n..], &chunks[1..n]].concat())),
+        ("v2-trailer-alone", join(&head, &chunks[n..])),
+        ("v2-after-trailer", [small.clone(), vec![b'E', 0, 0, 0]].concat()),
+        ("v2-cut", small[..small.len() * 2 / 3].to_vec()),
+        ("v2-flipped-bit-kept", with_flags(flipped, 1)),
+    ];
+    for (name, bytes) in whole.iter().chain(&bad) {
+        std::fs::write(reader.join(format!("seed-{name}")), bytes).expect("write");
+    }
+    for (name, bytes) in &bad {
+        std::fs::write(damaged.join(format!("seed-{name}")), bytes).expect("write");
+    }
+    // The events of each chunk, as the file's event decoder takes them.
+    for (i, c) in chunks[..n].iter().enumerate() {
+        std::fs::write(decode.join(format!("seed-chunk-{i}")), &c[12 + 16..]).expect("write");
+    }
+    // A kernel record of each kind, at its size.
+    let sizes = [
+        (w::KIND_SWITCH, std::mem::size_of::<w::SwitchRecord>()),
+        (w::KIND_MIGRATE, std::mem::size_of::<w::MigrateRecord>()),
+        (w::KIND_WAKEUP, std::mem::size_of::<w::WakeupRecord>()),
+        (w::KIND_SIGNAL, std::mem::size_of::<w::SignalRecord>()),
+        (w::KIND_NEW_TASK, std::mem::size_of::<w::NewTaskRecord>()),
+        (w::KIND_EXIT, std::mem::size_of::<w::ExitRecord>()),
+        (w::KIND_RENAME, std::mem::size_of::<w::RenameRecord>()),
+        (w::KIND_TGKILL, std::mem::size_of::<w::TgkillRecord>()),
+        (w::KIND_CLONE_EXIT, std::mem::size_of::<w::CloneExitRecord>()),
+        (w::KIND_EXEC, std::mem::size_of::<w::ExecRecord>()),
+        (w::KIND_GO_LOCK, std::mem::size_of::<w::GoLockRecord>()),
+    ];
+    for (kind, size) in sizes {
+        let mut b: Vec<u8> = (0..size).map(|i| i as u8).collect();
+        b[..4].copy_from_slice(&kind.to_le_bytes());
+        b[4..8].copy_from_slice(&1u32.to_le_bytes());
+        std::fs::write(decode.join(format!("seed-kernel-{kind}")), b).expect("write");
+    }
 }

@@ -3,7 +3,7 @@ use std::io::{self, Write};
 
 use bytes::{BufMut, BytesMut};
 
-use super::{codec::encode, RecordHeader, Trailer, CHUNK_BYTES, MAGIC, TAG_EVENTS, TAG_TRAILER, VERSION};
+use super::{codec::encode, RecordHeader, Trailer, TrailerJson, CHUNK_BYTES, MAGIC, TAG_EVENTS, TAG_TRAILER, VERSION};
 use crate::event::Event;
 
 /// Streams events to a record file, a chunk at a time.
@@ -15,6 +15,9 @@ pub struct Writer<W: Write> {
     base_ts: u64,
     prev_ts: u64,
     bytes: u64,
+    /// Events chunks written, and the events in them.
+    chunks: u64,
+    records: u64,
 }
 
 impl<W: Write> Writer<W> {
@@ -36,6 +39,8 @@ impl<W: Write> Writer<W> {
             base_ts: 0,
             prev_ts: 0,
             bytes: pre.len() as u64,
+            chunks: 0,
+            records: 0,
         })
     }
 
@@ -70,12 +75,16 @@ impl<W: Write> Writer<W> {
         if self.count == 0 {
             return Ok(());
         }
-        let mut payload = BytesMut::with_capacity(12 + self.chunk.len());
+        let mut payload = BytesMut::with_capacity(28 + self.chunk.len());
+        payload.put_u64_le(self.chunks);
+        payload.put_u64_le(self.records);
         payload.put_u32_le(self.count);
         payload.put_u64_le(self.base_ts);
         payload.put_slice(&self.chunk);
         self.write_frame(TAG_EVENTS, &payload)?;
         self.out.flush()?;
+        self.chunks += 1;
+        self.records += u64::from(self.count);
         self.chunk.clear();
         self.count = 0;
         Ok(())
@@ -95,10 +104,16 @@ impl<W: Write> Writer<W> {
         Ok(self.out)
     }
 
-    /// Writes the last events and the trailer; returns the file's size and the output.
+    /// Writes the last events and the trailer, with the counts of chunks
+    /// and events written; returns the file's size and the output.
     pub fn finish(mut self, trailer: &Trailer) -> io::Result<(u64, W)> {
         self.flush_chunk()?;
-        let json = serde_json::to_vec(trailer).map_err(io::Error::other)?;
+        let t = TrailerJson {
+            trailer: std::borrow::Cow::Borrowed(trailer),
+            chunks: Some(self.chunks),
+            records: Some(self.records),
+        };
+        let json = serde_json::to_vec(&t).map_err(io::Error::other)?;
         self.write_frame(TAG_TRAILER, &json)?;
         self.out.flush()?;
         Ok((self.bytes, self.out))

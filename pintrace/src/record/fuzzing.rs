@@ -1,0 +1,49 @@
+//! Entry points for the fuzz targets (`fuzz/`) and the replay of their
+//! damaged inputs in the tests; not part of pintrace's interface.
+use bytes::Buf;
+
+use super::{
+    codec::{decode_chunk, Names},
+    MAGIC, MAX_NAMES, TAG_EVENTS,
+};
+use crate::event::Event;
+
+/// Decodes an events chunk's events (u32 count, u64 base_ts, events), as
+/// the reader does after the chunk's sequence fields.
+pub fn decode_events(payload: &[u8]) -> Result<Vec<Event>, String> {
+    decode_chunk(payload, &mut Names::new(MAX_NAMES))
+}
+
+/// Rewrites the checksums of a record file in place, so that a fuzzer's
+/// bytes reach the parsers behind them: the header's, and each chunk's
+/// while the chunks fit in the file. With `sequence`, also each version-2
+/// events chunk's number and count of events before it.
+pub fn fix_checksums(file: &mut [u8], sequence: bool) {
+    if file.len() < 20 || &file[..8] != MAGIC {
+        return;
+    }
+    let version = u16::from_le_bytes([file[8], file[9]]);
+    let header_len = u32::from_le_bytes([file[12], file[13], file[14], file[15]]) as usize;
+    let Some(header) = file.get(20..20usize.saturating_add(header_len)) else {
+        return;
+    };
+    let crc = crc32fast::hash(header);
+    file[16..20].copy_from_slice(&crc.to_le_bytes());
+    let (mut at, mut seq, mut before) = (20 + header_len, 0u64, 0u64);
+    while let Some(head) = file.get(at..at + 12) {
+        let tag = head[0];
+        let len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
+        let Some(payload) = file.get_mut(at + 12..(at + 12).saturating_add(len)) else {
+            return;
+        };
+        if sequence && version >= 2 && tag == TAG_EVENTS && payload.len() >= 20 {
+            payload[..8].copy_from_slice(&seq.to_le_bytes());
+            payload[8..16].copy_from_slice(&before.to_le_bytes());
+            seq += 1;
+            before += u64::from((&payload[16..20]).get_u32_le());
+        }
+        let crc = crc32fast::hash(payload);
+        file[at + 8..at + 12].copy_from_slice(&crc.to_le_bytes());
+        at += 12 + len;
+    }
+}
