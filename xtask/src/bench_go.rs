@@ -127,6 +127,8 @@ impl Workload {
 
     /// Waits for the exit; returns its rusage (the whole process: all its threads).
     pub(crate) fn wait(&mut self) -> Result<libc::rusage> {
+        // What it still prints (e.g. a long list of TIDs) must not fill the pipe and block it.
+        std::io::copy(&mut self.out, &mut std::io::sink())?;
         let mut status = 0;
         // SAFETY: a zeroed rusage is valid for wait4 to fill.
         let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
