@@ -560,21 +560,19 @@ fn the_damaged_corpus_reads_without_panics() {
     assert!(errors > 0, "the corpus holds damaged files");
 }
 
-/// Writes the fuzzers' seeds (`fuzz/corpus/*/seed-*`) and the damaged
-/// files among them to `tests/damaged/`: real files and records, whole and
-/// damaged. Run by hand when the format changes:
-/// `cargo test -p pintrace --lib write_fuzz_seeds -- --ignored`.
+/// The fuzzers' seeds (`fuzz/corpus/*/seed-*`) and the damaged files among
+/// them in `tests/damaged/` (real files and records, whole and damaged) are
+/// what this writer makes today: the test fails when the format changes and
+/// they were not written anew, with
+/// `PINTRACE_WRITE_SEEDS=1 cargo test -p pintrace --lib fuzz_seeds`.
 #[test]
-#[ignore = "writes the fuzz seeds into the source tree"]
-fn write_fuzz_seeds() {
+fn fuzz_seeds_are_current() {
+    let mut out: Vec<(std::path::PathBuf, Vec<u8>)> = Vec::new();
     use pintrace_common as w;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let reader = root.join("fuzz/corpus/record_reader");
     let decode = root.join("fuzz/corpus/event_decode");
     let damaged = root.join("pintrace/tests/damaged");
-    for d in [&reader, &decode, &damaged] {
-        std::fs::create_dir_all(d).expect("mkdir");
-    }
     // Small chunks: three events each.
     let mut wr = Writer::new(Vec::new(), &header()).expect("header");
     for (i, e) in every_kind().iter().enumerate() {
@@ -611,14 +609,14 @@ fn write_fuzz_seeds() {
         ("v2-flipped-bit-kept", with_flags(flipped, 1)),
     ];
     for (name, bytes) in whole.iter().chain(&bad) {
-        std::fs::write(reader.join(format!("seed-{name}")), bytes).expect("write");
+        out.push((reader.join(format!("seed-{name}")), bytes.clone()));
     }
     for (name, bytes) in &bad {
-        std::fs::write(damaged.join(format!("seed-{name}")), bytes).expect("write");
+        out.push((damaged.join(format!("seed-{name}")), bytes.clone()));
     }
     // The events of each chunk, as the file's event decoder takes them.
     for (i, c) in chunks[..n].iter().enumerate() {
-        std::fs::write(decode.join(format!("seed-chunk-{i}")), &c[12 + 16..]).expect("write");
+        out.push((decode.join(format!("seed-chunk-{i}")), c[12 + 16..].to_vec()));
     }
     // A kernel record of each kind, at its size.
     let sizes = [
@@ -638,6 +636,16 @@ fn write_fuzz_seeds() {
         let mut b: Vec<u8> = (0..size).map(|i| i as u8).collect();
         b[..4].copy_from_slice(&kind.to_le_bytes());
         b[4..8].copy_from_slice(&1u32.to_le_bytes());
-        std::fs::write(decode.join(format!("seed-kernel-{kind}")), b).expect("write");
+        out.push((decode.join(format!("seed-kernel-{kind}")), b));
+    }
+    let write = std::env::var_os("PINTRACE_WRITE_SEEDS").is_some_and(|v| v == "1");
+    for (path, bytes) in out {
+        if write {
+            std::fs::create_dir_all(path.parent().expect("a directory")).expect("mkdir");
+            std::fs::write(&path, &bytes).expect("write");
+        } else {
+            let have = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert!(have == bytes, "{} is stale: write the seeds anew (see above)", path.display());
+        }
     }
 }
