@@ -353,10 +353,15 @@ pub const GO_LOCK_PROBE: &str = "uprobe:runtime.LockOSThread";
 /// The per-task throttle flag's name, likewise.
 pub const THROTTLE_FLAG: &str = "btf:task_struct.throttled";
 
+/// Whether this process runs as root.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
 /// Says whether this process may load BPF programs, with a remedy if not.
 pub fn check_privileges() -> Result<()> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
+    if is_root() {
         return Ok(());
     }
     // CAP_PERFMON (38) and CAP_BPF (39), or CAP_SYS_ADMIN (21).

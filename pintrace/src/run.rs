@@ -595,10 +595,9 @@ pub async fn replay<S: Sink>(
     };
     stats.events = feed.events;
     stats.lost = feed.lost;
-    let first_decode_error = feed.trailer.as_ref().and_then(|t| {
-        stats.decode_errors = t.decode_errors;
-        t.first_decode_error.clone()
-    });
+    // The recording's decode errors, as its trailer says.
+    stats.decode_errors = feed.trailer.as_ref().map_or(0, |t| t.decode_errors);
+    let first_decode_error = feed.trailer.as_ref().and_then(|t| t.first_decode_error.clone());
     Ok(Outcome { end, end_ns: feed.end_ns(last), stats, first_decode_error })
 }
 

@@ -437,12 +437,17 @@ fn pipe_run(tracer: Option<&Path>, file: &Path) -> Result<(f64, u64, u64, u64)> 
     Ok((wall, invol, invol + vol, lost))
 }
 
+/// `perf bench sched pipe -T` on CPU 0 that runs until killed, once told to go.
+pub(crate) fn endless_pipe() -> Result<Workload> {
+    let script = "echo ready && read go && exec taskset -c 0 perf bench sched pipe -T -l 1000000000";
+    Workload::start(Command::new("sh").args(["-c", script]))
+}
+
 /// While `pintrace` records an endless pipe ping-pong: the BPF run time (ns)
 /// of all its programs, and the target's (switches, involuntary switches),
 /// over one window.
 fn bpf_run(pintrace: &Path, file: &Path) -> Result<(f64, f64, f64)> {
-    let script = "echo ready && read go && exec taskset -c 0 perf bench sched pipe -T -l 1000000000";
-    let mut w = Workload::start(Command::new("sh").args(["-c", script]))?;
+    let mut w = endless_pipe()?;
     let (mut t, _) = start_record(pintrace, w.pid, file)?;
     w.go()?;
     thread::sleep(Duration::from_secs(1));

@@ -22,7 +22,7 @@ use anyhow::{Context as _, Result};
 
 use crate::{
     bench::{bpftrace_script, median, read_until, signal, wait_rusage},
-    bench_go::{bpf_prog_stats, finish, recorded, start_record_with, BpfStats, Workload},
+    bench_go::{bpf_prog_stats, endless_pipe, finish, recorded, start_record_with, BpfStats, Workload},
     root,
 };
 
@@ -134,8 +134,7 @@ fn one(load: &Load, cfg: Cfg, pintrace: &Path, idle: u32, scratch: &Path) -> Res
 /// BPF (run time ns, runs) of pintrace's programs over a window while the
 /// ping-pong runs, pintrace recording `target` (None: the ping-pong itself).
 fn bpf_window(pintrace: &Path, target: Option<u32>, classic: bool, scratch: &Path) -> Result<(f64, f64)> {
-    let script = "echo ready && read go && exec taskset -c 0 perf bench sched pipe -T -l 1000000000";
-    let mut w = Workload::start(Command::new("sh").args(["-c", script]))?;
+    let mut w = endless_pipe()?;
     let extra: &[&str] = if classic { &["--classic-tracepoints"] } else { &[] };
     let (mut t, _) = start_record_with(pintrace, target.unwrap_or(w.pid), &scratch.join("bpf.ptr"), extra)?;
     w.go()?;

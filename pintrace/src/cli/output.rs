@@ -36,11 +36,6 @@ fn descriptor(path: &Path) -> Option<RawFd> {
     }
 }
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
 impl Output {
     /// Opens `path` for a recording; nothing is visible at `path` until [`Output::commit`].
     pub fn create(path: &Path) -> Result<Output> {
@@ -101,7 +96,7 @@ impl Output {
         // Under sudo, the file belongs to the user who asked for it, so that
         // `report` and `replay` read it without root, and stays private.
         let owner = |key: &str| std::env::var(key).ok().and_then(|v| v.parse::<u32>().ok());
-        if let (Some(uid), Some(gid), true) = (owner("SUDO_UID"), owner("SUDO_GID"), is_root()) {
+        if let (Some(uid), Some(gid), true) = (owner("SUDO_UID"), owner("SUDO_GID"), crate::probe::is_root()) {
             std::os::unix::fs::fchown(&self.file, Some(uid), Some(gid))
                 .with_context(|| format!("giving {} to user {uid}", path.display()))?;
         }
