@@ -360,7 +360,7 @@ fn report_json(name: &str, bytes: &[u8]) -> (Option<i32>, serde_json::Value, Str
 
 #[test]
 fn chunks_missing_repeated_or_out_of_place_are_damage() {
-    let (_, bytes) = sample_file("v2.ptr", true);
+    let (_, bytes) = sample_file("chunks.ptr", true);
     let (head, chunks) = split(&bytes);
     let n = chunks.len() - 1;
     assert!(n >= 3, "{n} events chunks");
@@ -389,8 +389,8 @@ fn chunks_missing_repeated_or_out_of_place_are_damage() {
         assert!(err.contains(problem) && err.lines().count() == 1, "{name}: {err}");
     }
     // The whole file, and bytes after its trailer.
-    let (code, r, err) = report_json("whole-v2.ptr", &[head.clone(), whole.clone()].concat());
-    assert_eq!((code, &r["complete"], &r["format_version"]), (Some(0), &true.into(), &2.into()), "{err}");
+    let (code, r, err) = report_json("whole.ptr", &[head.clone(), whole.clone()].concat());
+    assert_eq!((code, &r["complete"], &r["format_version"]), (Some(0), &true.into(), &3.into()), "{err}");
     let (code, r, _) = report_json("after.ptr", &[head, whole, b"more".to_vec()].concat());
     assert_eq!((code, &r["complete"]), (Some(3), &false.into()));
     assert!(r["problem"].as_str().is_some_and(|p| p.contains("data after the trailer at byte")), "{}", r["problem"]);
@@ -454,7 +454,7 @@ fn an_undecodable_event_in_the_file_is_named() {
     let (head, mut chunks) = split(&bytes);
     // The second events chunk's first event gets a kind no pintrace knows.
     let mut payload = chunks[1][12..].to_vec();
-    payload[28] = 99;
+    payload[32] = 99; // after seq, events_before, count, base_ts and tid_base
     let mut frame = chunks[1][..12].to_vec();
     frame[8..12].copy_from_slice(&crc32fast::hash(&payload).to_le_bytes());
     frame.extend_from_slice(&payload);

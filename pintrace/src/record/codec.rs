@@ -1,4 +1,5 @@
-//! Events as bytes in a record file: varints, zigzag time deltas, task names.
+//! Events as bytes in a record file: varints, zigzag time deltas, TIDs as
+//! distances from the chunk's TID base (version 3), task names.
 use bytes::{Buf, BufMut, BytesMut};
 
 use crate::{
@@ -36,6 +37,45 @@ fn get_varint(buf: &mut &[u8]) -> Result<u64, String> {
 fn get_zigzag(buf: &mut &[u8]) -> Result<i64, String> {
     let v = get_varint(buf)?;
     Ok(((v >> 1) as i64) ^ -((v & 1) as i64))
+}
+
+/// How a chunk writes TIDs and TGIDs: as they are (versions 1 and 2), or
+/// (version 3) as 0 for none and otherwise 1 + the zigzag distance from a
+/// base, the traced process's PID. A process's threads have TIDs near its
+/// PID, so most take one byte instead of three or four.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Tids {
+    Absolute,
+    From(u32),
+}
+
+fn put_tid(buf: &mut BytesMut, tids: Tids, tid: u32) {
+    match tids {
+        Tids::Absolute => put_varint(buf, u64::from(tid)),
+        Tids::From(_) if tid == 0 => put_varint(buf, 0),
+        Tids::From(base) => {
+            let d = i64::from(tid) - i64::from(base);
+            put_varint(buf, ((d << 1) ^ (d >> 63)) as u64 + 1);
+        }
+    }
+}
+
+fn get_tid(buf: &mut &[u8], tids: Tids) -> Result<u32, String> {
+    match tids {
+        Tids::Absolute => get_u32(buf),
+        Tids::From(base) => match get_varint(buf)? {
+            0 => Ok(0),
+            v => {
+                let z = v - 1;
+                let d = ((z >> 1) as i64) ^ -((z & 1) as i64);
+                i64::from(base)
+                    .checked_add(d)
+                    .and_then(|t| u32::try_from(t).ok())
+                    .filter(|&t| t != 0)
+                    .ok_or_else(|| "TID out of range".to_string())
+            }
+        },
+    }
 }
 
 fn get_u32(buf: &mut &[u8]) -> Result<u32, String> {
@@ -148,7 +188,7 @@ const CODE_THROTTLE: u8 = 102;
 const CODE_GOMAXPROCS: u8 = 103;
 const CODE_GO_THREAD: u8 = 104;
 
-pub(super) fn encode(buf: &mut BytesMut, prev_ts: u64, e: &Event) {
+pub(super) fn encode(buf: &mut BytesMut, prev_ts: u64, tids: Tids, e: &Event) {
     use pintrace_common as w;
     let code = match e.kind {
         EventKind::Switch { .. } => w::KIND_SWITCH as u8,
@@ -172,78 +212,79 @@ pub(super) fn encode(buf: &mut BytesMut, prev_ts: u64, e: &Event) {
     put_zigzag(buf, e.ts_ns.wrapping_sub(prev_ts) as i64);
     put_varint(buf, u64::from(e.cpu.wrapping_add(1)));
     let v = |buf: &mut BytesMut, x: u32| put_varint(buf, u64::from(x));
+    let t = |buf: &mut BytesMut, tid: u32| put_tid(buf, tids, tid);
     let z = |buf: &mut BytesMut, x: i32| put_zigzag(buf, i64::from(x));
     match e.kind {
         EventKind::Switch { prev_tid, next_tid, prev_state } => {
-            v(buf, prev_tid);
-            v(buf, next_tid);
+            t(buf, prev_tid);
+            t(buf, next_tid);
             v(buf, prev_state);
         }
         EventKind::Migrate { tid, from_cpu, to_cpu } => {
-            v(buf, tid);
+            t(buf, tid);
             v(buf, from_cpu);
             v(buf, to_cpu);
         }
         EventKind::Wakeup { tid, target_cpu, waker_tid, new_task } => {
-            v(buf, tid);
+            t(buf, tid);
             v(buf, target_cpu);
-            v(buf, waker_tid);
+            t(buf, waker_tid);
             v(buf, u32::from(new_task));
         }
         EventKind::Signal { sender_tid, sender_tgid, target_tid, sig, code, result, group } => {
-            v(buf, sender_tid);
-            v(buf, sender_tgid);
-            v(buf, target_tid);
+            t(buf, sender_tid);
+            t(buf, sender_tgid);
+            t(buf, target_tid);
             z(buf, sig);
             z(buf, code);
             z(buf, result);
             v(buf, u32::from(group));
         }
         EventKind::NewTask { parent_tid, parent_tgid, child_tid, clone_flags, comm } => {
-            v(buf, parent_tid);
-            v(buf, parent_tgid);
-            v(buf, child_tid);
+            t(buf, parent_tid);
+            t(buf, parent_tgid);
+            t(buf, child_tid);
             put_varint(buf, clone_flags);
             put_comm(buf, &comm);
         }
         EventKind::Exit { tid, tgid, group_dead, comm } => {
-            v(buf, tid);
-            v(buf, tgid);
+            t(buf, tid);
+            t(buf, tgid);
             v(buf, u32::from(group_dead));
             put_comm(buf, &comm);
         }
         EventKind::Rename { tid, comm } => {
-            v(buf, tid);
+            t(buf, tid);
             put_comm(buf, &comm);
         }
         EventKind::Tgkill { sender_tid, tgid, tid, sig } => {
-            v(buf, sender_tid);
-            v(buf, tgid);
-            v(buf, tid);
+            t(buf, sender_tid);
+            t(buf, tgid);
+            t(buf, tid);
             z(buf, sig);
         }
         EventKind::CloneExit { parent_tid, ret, clone3 } => {
-            v(buf, parent_tid);
+            t(buf, parent_tid);
             z(buf, ret);
             v(buf, u32::from(clone3));
         }
         EventKind::Exec { tid, old_tid, comm } => {
-            v(buf, tid);
-            v(buf, old_tid);
+            t(buf, tid);
+            t(buf, old_tid);
             put_comm(buf, &comm);
         }
         EventKind::ThreadSeen { tid, tgid, comm } => {
-            v(buf, tid);
-            v(buf, tgid);
+            t(buf, tid);
+            t(buf, tgid);
             put_comm(buf, &comm);
         }
         EventKind::GoLock { tid, caller, func } => {
-            v(buf, tid);
+            t(buf, tid);
             put_varint(buf, caller);
             put_name(buf, func);
         }
         EventKind::GoThread { tid, role, locked_ext, locked_int, locked_g } => {
-            v(buf, tid);
+            t(buf, tid);
             v(buf, role_code(role));
             v(buf, locked_ext);
             v(buf, locked_int);
@@ -260,18 +301,21 @@ pub(super) fn encode(buf: &mut BytesMut, prev_ts: u64, e: &Event) {
 }
 
 /// The events of an events chunk, after the chunk's sequence fields:
-/// u32 count, u64 base_ts, count events, and nothing after them.
-pub(super) fn decode_chunk(mut p: &[u8], names: &mut Names) -> Result<Vec<Event>, String> {
-    if p.remaining() < 12 {
+/// u32 count, u64 base_ts, in version 3 u32 tid_base, count events, and
+/// nothing after them.
+pub(super) fn decode_chunk(mut p: &[u8], version: u16, names: &mut Names) -> Result<Vec<Event>, String> {
+    let head = if version >= 3 { 16 } else { 12 };
+    if p.remaining() < head {
         return Err("events chunk shorter than its header".into());
     }
     let count = p.get_u32_le();
     let mut prev = p.get_u64_le();
+    let tids = if version >= 3 { Tids::From(p.get_u32_le()) } else { Tids::Absolute };
     // Every event takes at least three bytes (code, time, CPU): a count
     // field cannot make the reader allocate more than the chunk holds.
     let mut events = Vec::with_capacity((count as usize).min(p.len() / 3));
     for i in 0..count {
-        let e = decode_one(&mut p, prev, names)
+        let e = decode_one(&mut p, prev, tids, names)
             .map_err(|r| format!("event {} of {}: {r}", i + 1, crate::fmt::count(count.into())))?;
         prev = e.ts_ns;
         events.push(e);
@@ -282,7 +326,7 @@ pub(super) fn decode_chunk(mut p: &[u8], names: &mut Names) -> Result<Vec<Event>
     Ok(events)
 }
 
-fn decode_one(buf: &mut &[u8], prev_ts: u64, names: &mut Names) -> Result<Event, String> {
+fn decode_one(buf: &mut &[u8], prev_ts: u64, tids: Tids, names: &mut Names) -> Result<Event, String> {
     use pintrace_common as w;
     if !buf.has_remaining() {
         return Err("event cut short".into());
@@ -291,58 +335,67 @@ fn decode_one(buf: &mut &[u8], prev_ts: u64, names: &mut Names) -> Result<Event,
     let ts_ns = prev_ts.wrapping_add(get_zigzag(buf)? as u64);
     let cpu = get_u32(buf)?.wrapping_sub(1);
     let kind = match u32::from(code) {
-        w::KIND_SWITCH => {
-            EventKind::Switch { prev_tid: get_u32(buf)?, next_tid: get_u32(buf)?, prev_state: get_u32(buf)? }
+        w::KIND_SWITCH => EventKind::Switch {
+            prev_tid: get_tid(buf, tids)?,
+            next_tid: get_tid(buf, tids)?,
+            prev_state: get_u32(buf)?,
+        },
+        w::KIND_MIGRATE => {
+            EventKind::Migrate { tid: get_tid(buf, tids)?, from_cpu: get_u32(buf)?, to_cpu: get_u32(buf)? }
         }
-        w::KIND_MIGRATE => EventKind::Migrate { tid: get_u32(buf)?, from_cpu: get_u32(buf)?, to_cpu: get_u32(buf)? },
         w::KIND_WAKEUP => EventKind::Wakeup {
-            tid: get_u32(buf)?,
+            tid: get_tid(buf, tids)?,
             target_cpu: get_u32(buf)?,
-            waker_tid: get_u32(buf)?,
+            waker_tid: get_tid(buf, tids)?,
             new_task: get_u32(buf)? != 0,
         },
         w::KIND_SIGNAL => EventKind::Signal {
-            sender_tid: get_u32(buf)?,
-            sender_tgid: get_u32(buf)?,
-            target_tid: get_u32(buf)?,
+            sender_tid: get_tid(buf, tids)?,
+            sender_tgid: get_tid(buf, tids)?,
+            target_tid: get_tid(buf, tids)?,
             sig: get_i32(buf)?,
             code: get_i32(buf)?,
             result: get_i32(buf)?,
             group: get_u32(buf)? != 0,
         },
         w::KIND_NEW_TASK => EventKind::NewTask {
-            parent_tid: get_u32(buf)?,
-            parent_tgid: get_u32(buf)?,
-            child_tid: get_u32(buf)?,
+            parent_tid: get_tid(buf, tids)?,
+            parent_tgid: get_tid(buf, tids)?,
+            child_tid: get_tid(buf, tids)?,
             clone_flags: get_varint(buf)?,
             comm: get_comm(buf)?,
         },
         w::KIND_EXIT => EventKind::Exit {
-            tid: get_u32(buf)?,
-            tgid: get_u32(buf)?,
+            tid: get_tid(buf, tids)?,
+            tgid: get_tid(buf, tids)?,
             group_dead: get_u32(buf)? != 0,
             comm: get_comm(buf)?,
         },
-        w::KIND_RENAME => EventKind::Rename { tid: get_u32(buf)?, comm: get_comm(buf)? },
-        w::KIND_TGKILL => {
-            EventKind::Tgkill { sender_tid: get_u32(buf)?, tgid: get_u32(buf)?, tid: get_u32(buf)?, sig: get_i32(buf)? }
-        }
+        w::KIND_RENAME => EventKind::Rename { tid: get_tid(buf, tids)?, comm: get_comm(buf)? },
+        w::KIND_TGKILL => EventKind::Tgkill {
+            sender_tid: get_tid(buf, tids)?,
+            tgid: get_tid(buf, tids)?,
+            tid: get_tid(buf, tids)?,
+            sig: get_i32(buf)?,
+        },
         w::KIND_CLONE_EXIT => {
-            EventKind::CloneExit { parent_tid: get_u32(buf)?, ret: get_i32(buf)?, clone3: get_u32(buf)? != 0 }
+            EventKind::CloneExit { parent_tid: get_tid(buf, tids)?, ret: get_i32(buf)?, clone3: get_u32(buf)? != 0 }
         }
-        w::KIND_EXEC => EventKind::Exec { tid: get_u32(buf)?, old_tid: get_u32(buf)?, comm: get_comm(buf)? },
+        w::KIND_EXEC => {
+            EventKind::Exec { tid: get_tid(buf, tids)?, old_tid: get_tid(buf, tids)?, comm: get_comm(buf)? }
+        }
         w::KIND_GO_LOCK => {
-            EventKind::GoLock { tid: get_u32(buf)?, caller: get_varint(buf)?, func: get_name(buf, names)? }
+            EventKind::GoLock { tid: get_tid(buf, tids)?, caller: get_varint(buf)?, func: get_name(buf, names)? }
         }
         c if c == u32::from(CODE_GO_THREAD) => EventKind::GoThread {
-            tid: get_u32(buf)?,
+            tid: get_tid(buf, tids)?,
             role: role_of(get_u32(buf)?)?,
             locked_ext: get_u32(buf)?,
             locked_int: get_u32(buf)?,
             locked_g: get_name(buf, names)?,
         },
         c if c == u32::from(CODE_THREAD_SEEN) => {
-            EventKind::ThreadSeen { tid: get_u32(buf)?, tgid: get_u32(buf)?, comm: get_comm(buf)? }
+            EventKind::ThreadSeen { tid: get_tid(buf, tids)?, tgid: get_tid(buf, tids)?, comm: get_comm(buf)? }
         }
         c if c == u32::from(CODE_LOST) => EventKind::Lost { total: get_varint(buf)? },
         c if c == u32::from(CODE_GOMAXPROCS) => EventKind::GoMaxProcs { value: get_u32(buf)? },

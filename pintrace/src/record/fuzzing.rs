@@ -8,10 +8,11 @@ use super::{
 };
 use crate::event::Event;
 
-/// Decodes an events chunk's events (u32 count, u64 base_ts, events), as
-/// the reader does after the chunk's sequence fields.
-pub fn decode_events(payload: &[u8]) -> Result<Vec<Event>, String> {
-    decode_chunk(payload, &mut Names::new(MAX_NAMES))
+/// Decodes an events chunk's events (u32 count, u64 base_ts, in version 3
+/// u32 tid_base, events), as the reader of a file of `version` does after
+/// the chunk's sequence fields.
+pub fn decode_events(payload: &[u8], version: u16) -> Result<Vec<Event>, String> {
+    decode_chunk(payload, version, &mut Names::new(MAX_NAMES))
 }
 
 /// Rewrites the checksums of a record file in place, so that a fuzzer's

@@ -1,14 +1,17 @@
-//! The record file format (version 2; version 1 is still read).
+//! The record file format (version 3; versions 1 and 2 are still read).
 //!
 //! ```text
 //! file    := preamble header chunk* trailer-chunk?
 //! preamble:= "PINTRACE" u16 version u16 0 u32 header_len u32 crc32(header)
 //! header  := JSON (RecordHeader), header_len bytes
 //! chunk   := u8 tag ('E' events | 'T' trailer) [u8; 3] 0 u32 len u32 crc32(payload) payload
-//! 'E'     := u64 seq u64 events_before            (version 2 only)
-//!            u32 count u64 base_ts event*          (at most CHUNK_BYTES of events)
-//! event   := u8 kind, zigzag varint (ts - previous ts), varint (cpu + 1), fields as varints
-//! 'T'     := JSON (Trailer, and in version 2 `chunks` and `records`)
+//! 'E'     := u64 seq u64 events_before            (version 2 on)
+//!            u32 count u64 base_ts
+//!            u32 tid_base                          (version 3 only)
+//!            event*                                (at most CHUNK_BYTES of events)
+//! event   := u8 kind, zigzag varint (ts - previous ts), varint (cpu + 1), fields as varints;
+//!            in version 3 a TID or TGID is 0 for none, else 1 + zigzag (tid - tid_base)
+//! 'T'     := JSON (Trailer, and from version 2 on `chunks` and `records`)
 //! ```
 //! All integers are little-endian. Every chunk stands alone (its own
 //! checksum and base time), so a file cut short by a crash or a full disk
@@ -33,8 +36,9 @@ pub use writer::Writer;
 
 pub const MAGIC: &[u8; 8] = b"PINTRACE";
 /// The version written. Version 2 added chunk numbers and counts (and
-/// formally the kinds 11 and 102-104); version 1 files are still read.
-pub const VERSION: u16 = 2;
+/// formally the kinds 11 and 102-104); version 3 writes TIDs as distances
+/// from the traced process's PID. Versions 1 and 2 are still read.
+pub const VERSION: u16 = 3;
 /// A chunk is written once this many bytes of events are buffered.
 pub const CHUNK_BYTES: usize = 256 * 1024;
 /// Larger headers or trailers are taken as corruption rather than read.

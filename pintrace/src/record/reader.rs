@@ -204,7 +204,7 @@ impl<R: Read> Reader<R> {
             let (seq, before) = (p.get_u64_le(), p.get_u64_le());
             self.check_sequence(at, seq, before)?;
         }
-        let events = decode_chunk(p, &mut self.names).map_err(corrupt)?;
+        let events = decode_chunk(p, self.version, &mut self.names).map_err(corrupt)?;
         self.chunks += 1;
         self.records += events.len() as u64;
         Ok(Some(Chunk::Events(events)))

@@ -73,7 +73,12 @@ fn every_kind() -> Vec<Event> {
 }
 
 fn write(events: &[Event], trailer: bool) -> Vec<u8> {
-    let mut w = Writer::new(Vec::new(), &header()).expect("header");
+    write_as(events, trailer, VERSION)
+}
+
+/// `events` in a file of format `version`.
+fn write_as(events: &[Event], trailer: bool, version: u16) -> Vec<u8> {
+    let mut w = Writer::with_version(Vec::new(), &header(), version).expect("header");
     for e in events {
         w.push(e).expect("push");
     }
@@ -136,25 +141,6 @@ fn frame(tag: u8, payload: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
     out.extend_from_slice(payload);
     out
-}
-
-/// The same file in format version 1: no chunk numbers or counts.
-fn to_v1(bytes: &[u8]) -> Vec<u8> {
-    let (mut head, chunks) = split(bytes);
-    head[8..10].copy_from_slice(&1u16.to_le_bytes());
-    let chunks: Vec<Vec<u8>> = chunks
-        .iter()
-        .map(|c| match c[0] {
-            TAG_EVENTS => frame(TAG_EVENTS, &c[12 + 16..]),
-            _ => {
-                let mut t: serde_json::Value = serde_json::from_slice(&c[12..]).expect("trailer JSON");
-                let o = t.as_object_mut().expect("an object");
-                assert!(o.remove("chunks").is_some() && o.remove("records").is_some());
-                frame(TAG_TRAILER, &serde_json::to_vec(&t).expect("JSON"))
-            }
-        })
-        .collect();
-    join(&head, &chunks)
 }
 
 /// Enough events for several chunks.
@@ -375,7 +361,7 @@ fn a_version_2_trailer_without_counts_is_damage() {
 #[test]
 fn version_1_files_still_read_without_the_new_checks() {
     let events = many();
-    let v1 = to_v1(&write(&events, true));
+    let v1 = write_as(&events, true, 1);
     let r = Reader::new(&v1[..]).expect("a version-1 file");
     assert_eq!(r.version(), 1);
     let (back, t, err) = read_all(&v1);
@@ -405,11 +391,99 @@ fn a_file_written_by_the_version_1_writer_reads_whole() {
 }
 
 #[test]
+fn a_file_written_by_the_version_2_writer_reads_whole() {
+    let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/v2-every-kind.record"))
+        .expect("v2-every-kind.record");
+    assert_eq!(bytes[8..10], 2u16.to_le_bytes());
+    let (back, t, err) = read_all(&bytes);
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(back, every_kind());
+    assert_eq!(t.map(|t| t.end_reason), Some("duration".into()));
+}
+
+/// Switches between two TIDs, as many as `n`.
+fn switches(a: u32, b: u32, n: u64) -> Vec<Event> {
+    (0..n)
+        .map(|i| {
+            let (prev_tid, next_tid) = if i % 2 == 0 { (a, b) } else { (b, a) };
+            Event { ts_ns: 1_000 + i * 300, cpu: 1, kind: EventKind::Switch { prev_tid, next_tid, prev_state: 1 } }
+        })
+        .collect()
+}
+
+#[test]
+fn version_3_writes_the_target_s_tids_in_a_byte() {
+    // header(): the target's PID is 42. A switch between two of its threads
+    // takes 7 bytes: code, time (300 ns; the first event's is 0 and takes
+    // one byte less), CPU, two TIDs, state. In version 2 they took 3 bytes
+    // each from TID 16,384 on, 4 from 2,097,152 on.
+    let body = |events: &[Event], version| write_as(events, false, version).len() - write_as(&[], false, version).len();
+    let frame = 12;
+    assert_eq!(body(&switches(43, 44, 1000), 3), frame + 32 + 1000 * 7 - 1);
+    assert_eq!(body(&switches(43, 44, 1000), 2), frame + 28 + 1000 * 7 - 1);
+    assert_eq!(body(&switches(2_000_043, 2_000_044, 1000), 2), frame + 28 + 1000 * 11 - 1);
+    // A TID as far from the PID as the PID is from 0 takes a byte more.
+    assert_eq!(body(&switches(2_000_043, 2_000_044, 1000), 3), frame + 32 + 1000 * 13 - 1);
+}
+
+#[test]
+fn every_tid_reads_back_in_version_3() {
+    let tids = [0, 1, 41, 42, 43, 42 + 63, 42 + 64, 42 - 42 + 1, 65_535, i32::MAX as u32, u32::MAX - 1, u32::MAX];
+    let events: Vec<Event> = tids
+        .iter()
+        .flat_map(|&t| {
+            [
+                EventKind::Switch { prev_tid: t, next_tid: 0, prev_state: 0 },
+                EventKind::Wakeup { tid: t, target_cpu: 0, waker_tid: t, new_task: false },
+                EventKind::Signal {
+                    sender_tid: t,
+                    sender_tgid: t,
+                    target_tid: t,
+                    sig: 23,
+                    code: -6,
+                    result: 0,
+                    group: false,
+                },
+            ]
+        })
+        .map(|kind| Event { ts_ns: 5, cpu: 0, kind })
+        .collect();
+    let (back, _, err) = read_all(&write(&events, true));
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(back, events);
+}
+
+#[test]
+fn a_tid_beyond_the_range_is_named() {
+    use pintrace_common as w;
+    // PID 42, and a TID written as 43 below it: -1 is no TID.
+    let one = [Event { ts_ns: 5, cpu: 1, kind: EventKind::Migrate { tid: 43, from_cpu: 0, to_cpu: 1 } }];
+    let (head, mut chunks) = split(&write(&one, true));
+    let payload = chunks[0][12..].to_vec();
+    assert_eq!(payload[32..], [w::KIND_MIGRATE as u8, 0, 2, 3, 0, 1], "code, time, CPU, TID, from, to");
+    let far: &[&[u8]] = &[
+        &[86],                                                         // zigzag(-43) + 1
+        &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01], // u64::MAX (found by fuzzing)
+        &[0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01], // zigzag(i64::MAX) + 1
+    ];
+    for tid in far {
+        let mut p = payload[..35].to_vec();
+        p.extend_from_slice(tid);
+        p.extend_from_slice(&payload[36..]);
+        chunks[0] = frame(TAG_EVENTS, &p);
+        match read_all(&join(&head, &chunks)).2 {
+            Some(ReadError::Corrupt { reason, .. }) => assert_eq!(reason, "event 1 of 1: TID out of range"),
+            other => panic!("{tid:?}: {other:?}"),
+        }
+    }
+}
+
+#[test]
 fn an_undecodable_event_is_named() {
     let one = [Event { ts_ns: 5, cpu: 1, kind: EventKind::Lost { total: 3 } }];
     let (head, mut chunks) = split(&write(&one, true));
     let mut payload = chunks[0][12..].to_vec();
-    payload[28] = 99; // the first event's code
+    payload[32] = 99; // the first event's code
     chunks[0] = frame(TAG_EVENTS, &payload);
     let (back, _, err) = read_all(&join(&head, &chunks));
     assert!(back.is_empty());
@@ -465,6 +539,7 @@ fn a_count_field_cannot_make_the_reader_allocate() {
     let mut payload = vec![0u8; 16];
     payload.extend_from_slice(&u32::MAX.to_le_bytes());
     payload.extend_from_slice(&0u64.to_le_bytes());
+    payload.extend_from_slice(&42u32.to_le_bytes());
     let (head, _) = split(&write(&[], true));
     let (back, _, err) = read_all(&join(&head, &[frame(TAG_EVENTS, &payload)]));
     assert!(back.is_empty());
@@ -555,7 +630,8 @@ fn the_damaged_corpus_reads_without_panics() {
             fold(r.header(), &events);
         }
         let _ = crate::event::decode(&bytes);
-        let _ = decode_events(&bytes);
+        let _ = decode_events(&bytes, 2);
+        let _ = decode_events(&bytes, VERSION);
     }
     assert!(errors > 0, "the corpus holds damaged files");
 }
@@ -574,15 +650,18 @@ fn fuzz_seeds_are_current() {
     let decode = root.join("fuzz/corpus/event_decode");
     let damaged = root.join("pintrace/tests/damaged");
     // Small chunks: three events each.
-    let mut wr = Writer::new(Vec::new(), &header()).expect("header");
-    for (i, e) in every_kind().iter().enumerate() {
-        wr.push(e).expect("push");
-        if i % 3 == 2 {
-            wr.flush_chunk().expect("flush");
+    let small_chunks = |version: u16| {
+        let mut wr = Writer::with_version(Vec::new(), &header(), version).expect("header");
+        for (i, e) in every_kind().iter().enumerate() {
+            wr.push(e).expect("push");
+            if i % 3 == 2 {
+                wr.flush_chunk().expect("flush");
+            }
         }
-    }
-    let t = Trailer { end_ns: 30_000, end_reason: "duration".into(), events: 19, ..Trailer::default() };
-    let small = wr.finish(&t).expect("finish").1;
+        let t = Trailer { end_ns: 30_000, end_reason: "duration".into(), events: 19, ..Trailer::default() };
+        wr.finish(&t).expect("finish").1
+    };
+    let small = small_chunks(VERSION);
     let (head, chunks) = split(&small);
     let n = chunks.len() - 1;
     let with_flags = |mut b: Vec<u8>, flags: u8| {
@@ -592,21 +671,22 @@ fn fuzz_seeds_are_current() {
     let mut flipped = small.clone();
     flipped[head.len() + 40] ^= 0x10;
     let whole = [
-        ("v2-every-kind", write(&every_kind(), true)),
-        ("v2-small-chunks", small.clone()),
-        ("v2-small-chunks-fix-sequence", with_flags(small.clone(), 2)),
-        ("v1-small-chunks", to_v1(&small)),
-        ("v2-empty", write(&[], true)),
+        ("v3-every-kind", write(&every_kind(), true)),
+        ("v3-small-chunks", small.clone()),
+        ("v3-small-chunks-fix-sequence", with_flags(small.clone(), 2)),
+        ("v2-small-chunks", small_chunks(2)),
+        ("v1-small-chunks", small_chunks(1)),
+        ("v3-empty", write(&[], true)),
     ];
     let bad = [
-        ("v2-no-trailer", join(&head, &chunks[..n])),
-        ("v2-chunk-missing", join(&head, &[&chunks[..1], &chunks[2..]].concat())),
-        ("v2-chunk-repeated", join(&head, &[&chunks[..2], &chunks[1..]].concat())),
-        ("v2-trailer-moved", join(&head, &[&chunks[..1], &chunks[n..], &chunks[1..n]].concat())),
-        ("v2-trailer-alone", join(&head, &chunks[n..])),
-        ("v2-after-trailer", [small.clone(), vec![b'E', 0, 0, 0]].concat()),
-        ("v2-cut", small[..small.len() * 2 / 3].to_vec()),
-        ("v2-flipped-bit-kept", with_flags(flipped, 1)),
+        ("v3-no-trailer", join(&head, &chunks[..n])),
+        ("v3-chunk-missing", join(&head, &[&chunks[..1], &chunks[2..]].concat())),
+        ("v3-chunk-repeated", join(&head, &[&chunks[..2], &chunks[1..]].concat())),
+        ("v3-trailer-moved", join(&head, &[&chunks[..1], &chunks[n..], &chunks[1..n]].concat())),
+        ("v3-trailer-alone", join(&head, &chunks[n..])),
+        ("v3-after-trailer", [small.clone(), vec![b'E', 0, 0, 0]].concat()),
+        ("v3-cut", small[..small.len() * 2 / 3].to_vec()),
+        ("v3-flipped-bit-kept", with_flags(flipped, 1)),
     ];
     for (name, bytes) in whole.iter().chain(&bad) {
         out.push((reader.join(format!("seed-{name}")), bytes.clone()));

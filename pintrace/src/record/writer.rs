@@ -3,7 +3,10 @@ use std::io::{self, Write};
 
 use bytes::{BufMut, BytesMut};
 
-use super::{codec::encode, RecordHeader, Trailer, TrailerJson, CHUNK_BYTES, MAGIC, TAG_EVENTS, TAG_TRAILER, VERSION};
+use super::{
+    codec::{encode, Tids},
+    RecordHeader, Trailer, TrailerJson, CHUNK_BYTES, MAGIC, TAG_EVENTS, TAG_TRAILER, VERSION,
+};
 use crate::event::Event;
 
 /// Streams events to a record file, a chunk at a time.
@@ -18,14 +21,22 @@ pub struct Writer<W: Write> {
     /// Events chunks written, and the events in them.
     chunks: u64,
     records: u64,
+    /// The format version written (VERSION; older ones only in tests).
+    version: u16,
+    tids: Tids,
 }
 
 impl<W: Write> Writer<W> {
-    pub fn new(mut out: W, header: &RecordHeader) -> io::Result<Self> {
+    pub fn new(out: W, header: &RecordHeader) -> io::Result<Self> {
+        Self::with_version(out, header, VERSION)
+    }
+
+    /// A writer of an older format version, for the tests that read them.
+    pub(super) fn with_version(mut out: W, header: &RecordHeader, version: u16) -> io::Result<Self> {
         let json = serde_json::to_vec(header).map_err(io::Error::other)?;
         let mut pre = BytesMut::with_capacity(20 + json.len());
         pre.put_slice(MAGIC);
-        pre.put_u16_le(VERSION);
+        pre.put_u16_le(version);
         pre.put_u16_le(0);
         pre.put_u32_le(json.len() as u32);
         pre.put_u32_le(crc32fast::hash(&json));
@@ -41,6 +52,9 @@ impl<W: Write> Writer<W> {
             bytes: pre.len() as u64,
             chunks: 0,
             records: 0,
+            version,
+            // The process's threads have TIDs near its PID.
+            tids: if version >= 3 { Tids::From(header.target.pid) } else { Tids::Absolute },
         })
     }
 
@@ -49,7 +63,7 @@ impl<W: Write> Writer<W> {
             self.base_ts = e.ts_ns;
             self.prev_ts = e.ts_ns;
         }
-        encode(&mut self.chunk, self.prev_ts, e);
+        encode(&mut self.chunk, self.prev_ts, self.tids, e);
         self.prev_ts = e.ts_ns;
         self.count += 1;
         if self.chunk.len() >= CHUNK_BYTES {
@@ -75,11 +89,16 @@ impl<W: Write> Writer<W> {
         if self.count == 0 {
             return Ok(());
         }
-        let mut payload = BytesMut::with_capacity(28 + self.chunk.len());
-        payload.put_u64_le(self.chunks);
-        payload.put_u64_le(self.records);
+        let mut payload = BytesMut::with_capacity(32 + self.chunk.len());
+        if self.version >= 2 {
+            payload.put_u64_le(self.chunks);
+            payload.put_u64_le(self.records);
+        }
         payload.put_u32_le(self.count);
         payload.put_u64_le(self.base_ts);
+        if let Tids::From(base) = self.tids {
+            payload.put_u32_le(base);
+        }
         payload.put_slice(&self.chunk);
         self.write_frame(TAG_EVENTS, &payload)?;
         self.out.flush()?;
@@ -108,10 +127,11 @@ impl<W: Write> Writer<W> {
     /// and events written; returns the file's size and the output.
     pub fn finish(mut self, trailer: &Trailer) -> io::Result<(u64, W)> {
         self.flush_chunk()?;
+        let counted = self.version >= 2;
         let t = TrailerJson {
             trailer: std::borrow::Cow::Borrowed(trailer),
-            chunks: Some(self.chunks),
-            records: Some(self.records),
+            chunks: counted.then_some(self.chunks),
+            records: counted.then_some(self.records),
         };
         let json = serde_json::to_vec(&t).map_err(io::Error::other)?;
         self.write_frame(TAG_TRAILER, &json)?;
