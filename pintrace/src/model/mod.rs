@@ -356,7 +356,8 @@ impl Model {
                     self.thread(prev_tid).switch_out(ts, e.cpu, start, SwitchOut::of(prev_state));
                 }
                 if next_tid != 0 {
-                    self.thread(next_tid).switch_in(ts, e.cpu);
+                    let counted_to = self.tick_ns;
+                    self.thread(next_tid).switch_in(ts, e.cpu, counted_to);
                 }
             }
             EventKind::Wakeup { tid, .. } => {

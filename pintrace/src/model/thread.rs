@@ -200,9 +200,13 @@ impl Thread {
         &mut self.cpu_time[i].1
     }
 
-    /// Took a CPU at `ts`.
-    pub fn switch_in(&mut self, ts: u64, cpu: u32) {
-        self.running_since = Some(ts);
+    /// Took a CPU at `ts`. Its time on CPU counts from `ts`, or from
+    /// `counted_to` when the event arrives after the interval it happened in
+    /// was closed: that interval already counted the thread's time up to its
+    /// end (`close_run`), so counting from `ts` again would count the
+    /// overlap twice (a thread at more than 100 % in the next interval).
+    pub fn switch_in(&mut self, ts: u64, cpu: u32, counted_to: u64) {
+        self.running_since = Some(ts.max(counted_to));
         self.seen_running = true;
         self.last_cpu = Some(cpu);
         self.cpu_slot(cpu);

@@ -428,7 +428,7 @@ fn version_3_writes_the_target_s_tids_in_a_byte() {
 
 #[test]
 fn every_tid_reads_back_in_version_3() {
-    let tids = [0, 1, 41, 42, 43, 42 + 63, 42 + 64, 42 - 42 + 1, 65_535, i32::MAX as u32, u32::MAX - 1, u32::MAX];
+    let tids = [0, 1, 41, 42, 43, 42 + 63, 42 + 64, 65_535, i32::MAX as u32, u32::MAX - 1, u32::MAX];
     let events: Vec<Event> = tids
         .iter()
         .flat_map(|&t| {
