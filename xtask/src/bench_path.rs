@@ -8,7 +8,8 @@
 //! counting the same events. Each round runs every configuration once, in an
 //! order that rotates from round to round; ratios are of medians. Then, with
 //! `kernel.bpf_stats_enabled` on, the BPF run time per program run, from the
-//! programs' fdinfo.
+//! programs' fdinfo. Beside both, the floor: an empty program on the same
+//! BTF tracepoints (`empty_bpf`), which costs what any program there costs.
 use std::{
     fmt::Write as _,
     io::BufReader,
@@ -23,6 +24,7 @@ use anyhow::{Context as _, Result};
 use crate::{
     bench::{bpftrace_script, median, read_until, signal, wait_rusage},
     bench_go::{bpf_prog_stats, endless_pipe, finish, recorded, start_record_with, BpfStats, Workload},
+    empty_bpf::EmptyPrograms,
     root,
 };
 
@@ -37,7 +39,13 @@ enum Cfg {
     OwnClassic,
     /// bpftrace counts the workload's events in maps.
     Bpftrace,
+    /// An empty program on each of pintrace's BTF tracepoints.
+    Empty,
 }
+
+/// The tracepoints pintrace attaches as BTF tracepoints: the ones that fire
+/// for every task on the host.
+const HOT: &[&str] = &["sched_switch", "sched_wakeup", "sched_wakeup_new", "sched_migrate_task"];
 
 impl Cfg {
     fn name(self) -> &'static str {
@@ -48,6 +56,7 @@ impl Cfg {
             Cfg::OwnBtf => "pintrace recording the workload (BTF tracepoints)",
             Cfg::OwnClassic => "pintrace recording the workload (classic tracepoints)",
             Cfg::Bpftrace => "bpftrace counting the workload's events in maps",
+            Cfg::Empty => "an empty BPF program on the same BTF tracepoints (the floor)",
         }
     }
 
@@ -73,7 +82,8 @@ struct Sample {
     bytes: u64,
 }
 
-const ALL: &[Cfg] = &[Cfg::Untraced, Cfg::ForeignBtf, Cfg::ForeignClassic, Cfg::OwnBtf, Cfg::OwnClassic, Cfg::Bpftrace];
+const ALL: &[Cfg] =
+    &[Cfg::Untraced, Cfg::Empty, Cfg::ForeignBtf, Cfg::ForeignClassic, Cfg::OwnBtf, Cfg::OwnClassic, Cfg::Bpftrace];
 const OWN: &[Cfg] = &[Cfg::Untraced, Cfg::OwnBtf, Cfg::OwnClassic];
 
 /// An idle process for the foreign configurations: killed on drop.
@@ -96,8 +106,9 @@ fn one(load: &Load, cfg: Cfg, pintrace: &Path, idle: u32, scratch: &Path) -> Res
     let file = scratch.join("path.ptr");
     let _ = std::fs::remove_file(&file);
     let extra: &[&str] = if cfg.classic() { &["--classic-tracepoints"] } else { &[] };
+    let empty = if cfg == Cfg::Empty { Some(EmptyPrograms::attach(HOT)?) } else { None };
     let mut tracer = match cfg {
-        Cfg::Untraced => None,
+        Cfg::Untraced | Cfg::Empty => None,
         Cfg::ForeignBtf | Cfg::ForeignClassic => Some(start_record_with(pintrace, idle, &file, extra)?.0),
         Cfg::OwnBtf | Cfg::OwnClassic => Some(start_record_with(pintrace, w.pid, &file, extra)?.0),
         Cfg::Bpftrace => {
@@ -114,6 +125,7 @@ fn one(load: &Load, cfg: Cfg, pintrace: &Path, idle: u32, scratch: &Path) -> Res
     w.go()?;
     w.wait()?;
     let mut s = Sample { wall: start.elapsed().as_secs_f64(), ..Sample::default() };
+    drop(empty);
     if let Some(c) = tracer.as_mut() {
         if cfg == Cfg::Bpftrace {
             signal(c, libc::SIGINT);
@@ -129,6 +141,22 @@ fn one(load: &Load, cfg: Cfg, pintrace: &Path, idle: u32, scratch: &Path) -> Res
         }
     }
     Ok(s)
+}
+
+/// BPF (run time ns, runs) of the empty programs over a window while the
+/// ping-pong runs.
+fn empty_window() -> Result<(f64, f64)> {
+    let mut w = endless_pipe()?;
+    let empty = EmptyPrograms::attach(HOT)?;
+    let me = std::process::id();
+    w.go()?;
+    thread::sleep(Duration::from_secs(1));
+    let a = bpf_prog_stats(me)?;
+    thread::sleep(Duration::from_secs(3));
+    let b = bpf_prog_stats(me)?;
+    drop(empty);
+    drop(w);
+    Ok((b.0.saturating_sub(a.0) as f64, b.1.saturating_sub(a.1) as f64))
 }
 
 /// BPF (run time ns, runs) of pintrace's programs over a window while the
@@ -200,9 +228,9 @@ pub fn run(pintrace: &Path, bins: &Path, rounds: usize) -> Result<String> {
 
     eprintln!("bench: path: BPF run time per program run (kernel.bpf_stats_enabled on)");
     let stats = BpfStats::on()?;
-    let mut per_run: Vec<[Vec<f64>; 4]> = Vec::new();
+    let mut per_run: Vec<[Vec<f64>; 5]> = Vec::new();
     for round in 0..3 {
-        let mut r: [Vec<f64>; 4] = Default::default();
+        let mut r: [Vec<f64>; 5] = Default::default();
         for (i, (target, classic)) in
             [(Some(idle_pid), false), (Some(idle_pid), true), (None, false), (None, true)].into_iter().enumerate()
         {
@@ -210,13 +238,17 @@ pub fn run(pintrace: &Path, bins: &Path, rounds: usize) -> Result<String> {
             r[i].push(if runs > 0.0 { ns / runs } else { f64::NAN });
             r[i].push(runs / 3.0);
         }
+        let (ns, runs) = empty_window()?;
+        r[4].push(if runs > 0.0 { ns / runs } else { f64::NAN });
+        r[4].push(runs / 3.0);
         eprintln!(
-            "bench: path bpf round {}: foreign {:.1}/{:.1} ns, own {:.1}/{:.1} ns (BTF/classic)",
+            "bench: path bpf round {}: foreign {:.1}/{:.1} ns, own {:.1}/{:.1} ns (BTF/classic), empty {:.1} ns",
             round + 1,
             r[0][0],
             r[1][0],
             r[2][0],
-            r[3][0]
+            r[3][0],
+            r[4][0]
         );
         per_run.push(r);
     }
@@ -268,11 +300,24 @@ pub fn run(pintrace: &Path, bins: &Path, rounds: usize) -> Result<String> {
     );
     let _ = writeln!(
         o,
-        "| the ping-pong (nearly every run records an event) | {:.1} ns ({:.0} runs/s) | {:.1} ns ({:.0} runs/s) | < 50 ns |\n",
+        "| the ping-pong (nearly every run records an event) | {:.1} ns ({:.0} runs/s) | {:.1} ns ({:.0} runs/s) | < 50 ns |",
         col(2, 0),
         col(2, 1),
         col(3, 0),
         col(3, 1)
+    );
+    let floor = col(4, 0);
+    let _ = writeln!(
+        o,
+        "| nothing: an empty program on the same BTF tracepoints (the floor) | {floor:.1} ns ({:.0} runs/s) | - | - |\n",
+        col(4, 1)
+    );
+    let _ = writeln!(
+        o,
+        "Above the floor, pintrace's own work per run (BTF tracepoints): {:.1} ns for a foreign event, \
+         {:.1} ns for a recorded one.\n",
+        col(0, 0) - floor,
+        col(2, 0) - floor
     );
     Ok(o)
 }

@@ -12,6 +12,7 @@ mod bench_go;
 mod bench_long;
 mod bench_path;
 mod bench_top;
+mod empty_bpf;
 mod setup;
 
 #[derive(Parser)]
