@@ -335,7 +335,8 @@ pub const CLASSIC_FLAG: &str = "--classic-tracepoints";
 /// The loaded object with its programs attached (they detach when this is dropped).
 pub struct Probes {
     ebpf: Ebpf,
-    /// The kernel's BTF for the BTF tracepoints, or why they are not used.
+    /// The kernel's BTF for the BTF tracepoints, or why they are not used;
+    /// taken by `attach_all`.
     tp_btf: Result<Btf, String>,
     pub statuses: Vec<(&'static ProbeSpec, ProbeStatus)>,
     syscalls: bool,
@@ -424,10 +425,16 @@ impl Probes {
     }
 
     /// Attaches every probe it can; fails only if the required one cannot.
+    /// aya's parsed BTF (some 16 MiB) is needed only here: it is dropped at
+    /// the end, not kept for the whole session.
     pub fn attach_all(&mut self) -> Result<()> {
+        let tp_btf = std::mem::replace(&mut self.tp_btf, Err("the BTF was released after attaching".into()));
         for spec in PROBES {
-            let status =
-                if spec.need == Need::Syscall && !self.syscalls { ProbeStatus::Off } else { self.attach(spec) };
+            let status = if spec.need == Need::Syscall && !self.syscalls {
+                ProbeStatus::Off
+            } else {
+                self.attach(spec, &tp_btf)
+            };
             if spec.need == Need::Required && !status.is_attached() {
                 bail!("tracepoint {}:{} is required and {status}", spec.category, spec.name);
             }
@@ -437,14 +444,14 @@ impl Probes {
     }
 
     /// The BTF tracepoint where there is one and it works, else the classic one.
-    fn attach(&mut self, spec: &ProbeSpec) -> ProbeStatus {
+    fn attach(&mut self, spec: &ProbeSpec, tp_btf: &Result<Btf, String>) -> ProbeStatus {
         let Some(btf_program) = spec.btf_program else {
             return match check_layout(&self.tracefs, spec) {
                 Ok(()) => self.attach_classic(spec),
                 Err(status) => status,
             };
         };
-        let why = match &self.tp_btf {
+        let why = match tp_btf {
             Ok(btf) => match attach_btf(&mut self.ebpf, btf_program, spec.name, btf) {
                 Ok(()) => return ProbeStatus::AttachedBtf,
                 Err(e) => format!("tp_btf failed: {e:#}"),
