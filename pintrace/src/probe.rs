@@ -335,9 +335,9 @@ pub const CLASSIC_FLAG: &str = "--classic-tracepoints";
 /// The loaded object with its programs attached (they detach when this is dropped).
 pub struct Probes {
     ebpf: Ebpf,
-    /// The kernel's BTF for the BTF tracepoints, or why they are not used;
-    /// taken by `attach_all`.
-    tp_btf: Result<Btf, String>,
+    /// Whether the BTF tracepoints can be used (their offsets were
+    /// resolved), or why not.
+    tp_btf: Result<(), String>,
     pub statuses: Vec<(&'static ProbeSpec, ProbeStatus)>,
     syscalls: bool,
     uprobes: bool,
@@ -409,8 +409,7 @@ impl Probes {
                 let (major, minor) = MIN_KERNEL;
                 format!("loading pintrace's kernel programs (needs root and kernel {major}.{minor} or later; this is {release})")
             })?;
-        // aya's own reading of the BTF, which loading a tp_btf program needs.
-        let tp_btf = offsets.and_then(|_| Btf::from_sys_fs().map_err(|e| format!("reading BTF: {e}")));
+        let tp_btf = offsets.map(|_| ());
         Ok(Probes {
             ebpf,
             tp_btf,
@@ -428,7 +427,8 @@ impl Probes {
     /// aya's parsed BTF (some 16 MiB) is needed only here: it is dropped at
     /// the end, not kept for the whole session.
     pub fn attach_all(&mut self) -> Result<()> {
-        let tp_btf = std::mem::replace(&mut self.tp_btf, Err("the BTF was released after attaching".into()));
+        // aya's own reading of the BTF, which loading a tp_btf program needs.
+        let tp_btf = self.tp_btf.clone().and_then(|()| Btf::from_sys_fs().map_err(|e| format!("reading BTF: {e}")));
         for spec in PROBES {
             let status = if spec.need == Need::Syscall && !self.syscalls {
                 ProbeStatus::Off

@@ -148,14 +148,19 @@ fn one(load: &Load, cfg: Cfg, pintrace: &Path, idle: u32, scratch: &Path) -> Res
 fn empty_window() -> Result<(f64, f64)> {
     let mut w = endless_pipe()?;
     let empty = EmptyPrograms::attach(HOT)?;
-    let me = std::process::id();
     w.go()?;
-    thread::sleep(Duration::from_secs(1));
-    let a = bpf_prog_stats(me)?;
-    thread::sleep(Duration::from_secs(3));
-    let b = bpf_prog_stats(me)?;
+    let window = stats_window(std::process::id());
     drop(empty);
-    drop(w);
+    window
+}
+
+/// BPF (run time ns, runs) of the programs `pid` holds, over 3 s after 1 s
+/// of warm-up.
+fn stats_window(pid: u32) -> Result<(f64, f64)> {
+    thread::sleep(Duration::from_secs(1));
+    let a = bpf_prog_stats(pid)?;
+    thread::sleep(Duration::from_secs(3));
+    let b = bpf_prog_stats(pid)?;
     Ok((b.0.saturating_sub(a.0) as f64, b.1.saturating_sub(a.1) as f64))
 }
 
@@ -166,13 +171,10 @@ fn bpf_window(pintrace: &Path, target: Option<u32>, classic: bool, scratch: &Pat
     let extra: &[&str] = if classic { &["--classic-tracepoints"] } else { &[] };
     let (mut t, _) = start_record_with(pintrace, target.unwrap_or(w.pid), &scratch.join("bpf.ptr"), extra)?;
     w.go()?;
-    thread::sleep(Duration::from_secs(1));
-    let a = bpf_prog_stats(t.id())?;
-    thread::sleep(Duration::from_secs(3));
-    let b = bpf_prog_stats(t.id())?;
+    let window = stats_window(t.id())?;
     drop(w);
     finish(&mut t, Duration::from_secs(0))?;
-    Ok((b.0.saturating_sub(a.0) as f64, b.1.saturating_sub(a.1) as f64))
+    Ok(window)
 }
 
 pub fn run(pintrace: &Path, bins: &Path, rounds: usize) -> Result<String> {

@@ -15,8 +15,16 @@ fn put_varint(buf: &mut BytesMut, mut v: u64) {
     buf.put_u8(v as u8);
 }
 
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
 fn put_zigzag(buf: &mut BytesMut, v: i64) {
-    put_varint(buf, ((v << 1) ^ (v >> 63)) as u64);
+    put_varint(buf, zigzag(v));
 }
 
 fn get_varint(buf: &mut &[u8]) -> Result<u64, String> {
@@ -35,8 +43,7 @@ fn get_varint(buf: &mut &[u8]) -> Result<u64, String> {
 }
 
 fn get_zigzag(buf: &mut &[u8]) -> Result<i64, String> {
-    let v = get_varint(buf)?;
-    Ok(((v >> 1) as i64) ^ -((v & 1) as i64))
+    get_varint(buf).map(unzigzag)
 }
 
 /// How a chunk writes TIDs and TGIDs: as they are (versions 1 and 2), or
@@ -53,10 +60,7 @@ fn put_tid(buf: &mut BytesMut, tids: Tids, tid: u32) {
     match tids {
         Tids::Absolute => put_varint(buf, u64::from(tid)),
         Tids::From(_) if tid == 0 => put_varint(buf, 0),
-        Tids::From(base) => {
-            let d = i64::from(tid) - i64::from(base);
-            put_varint(buf, ((d << 1) ^ (d >> 63)) as u64 + 1);
-        }
+        Tids::From(base) => put_varint(buf, zigzag(i64::from(tid) - i64::from(base)) + 1),
     }
 }
 
@@ -65,15 +69,11 @@ fn get_tid(buf: &mut &[u8], tids: Tids) -> Result<u32, String> {
         Tids::Absolute => get_u32(buf),
         Tids::From(base) => match get_varint(buf)? {
             0 => Ok(0),
-            v => {
-                let z = v - 1;
-                let d = ((z >> 1) as i64) ^ -((z & 1) as i64);
-                i64::from(base)
-                    .checked_add(d)
-                    .and_then(|t| u32::try_from(t).ok())
-                    .filter(|&t| t != 0)
-                    .ok_or_else(|| "TID out of range".to_string())
-            }
+            v => i64::from(base)
+                .checked_add(unzigzag(v - 1))
+                .and_then(|t| u32::try_from(t).ok())
+                .filter(|&t| t != 0)
+                .ok_or_else(|| "TID out of range".to_string()),
         },
     }
 }
