@@ -32,6 +32,9 @@ pub const KIND_CLONE_EXIT: u32 = 9;
 pub const KIND_EXEC: u32 = 10;
 /// Entry uprobe on a Go target's `runtime.LockOSThread`: a goroutine pins its thread.
 pub const KIND_GO_LOCK: u32 = 11;
+/// `sched_switch` (BTF tracepoint) onto a target thread, with the next
+/// thread's run-queue accounting (`task_struct.sched_info`) read at the switch.
+pub const KIND_SWITCH_WAIT: u32 = 12;
 
 /// `WakeupRecord::flags`: the wake-up of a newly created task (`sched_wakeup_new`).
 pub const WAKEUP_NEW: u32 = 1;
@@ -110,6 +113,25 @@ pub struct SwitchRecord {
     pub next_tid: u32,
     pub prev_state: u32,
     pub _pad: u32,
+}
+
+/// A [`SwitchRecord`] onto a target thread, with what the kernel's
+/// `sched_info` says of its wait for the CPU it now takes. The kernel adds
+/// `next_queued_ns` to `next_run_delay` right after this tracepoint.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SwitchWaitRecord {
+    pub hdr: Header,
+    pub prev_tid: u32,
+    pub next_tid: u32,
+    pub prev_state: u32,
+    pub _pad: u32,
+    /// `sched_info.run_delay` of the next thread: its nanoseconds queued
+    /// for a CPU in earlier waits, since it was created.
+    pub next_run_delay: u64,
+    /// `rq->clock - sched_info.last_queued`: how long the next thread has
+    /// been queued on this CPU's run queue (0 if it was not queued).
+    pub next_queued_ns: u64,
 }
 
 #[repr(C)]
@@ -236,6 +258,7 @@ macro_rules! assert_size {
 }
 assert_size!(Header, 16);
 assert_size!(SwitchRecord, 32);
+assert_size!(SwitchWaitRecord, 48);
 assert_size!(MigrateRecord, 32);
 assert_size!(WakeupRecord, 32);
 assert_size!(SignalRecord, 48);

@@ -18,6 +18,11 @@
 //! tracepoints, the fallback, they read the record the kernel built, at
 //! compile-time offsets (the verifier forbids a computed context offset) that
 //! user space checks against tracefs's `format` file before attaching.
+//!
+//! The BTF `sched_switch` also reads, for a target thread taking a CPU, the
+//! kernel's run-queue accounting of it (`sched_info`) and the run queue's
+//! clock, so that user space knows how long it waited without a program
+//! running on every wake-up on the host.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 #![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
@@ -76,6 +81,23 @@ mod programs {
     static TASK_EXIT_STATE_OFFSET: u64 = 0;
     #[no_mangle]
     static TASK_CPU_OFFSET: u64 = 0;
+
+    /// Where `sched_switch` reads the next thread's run-queue accounting,
+    /// from the kernel's BTF: `task_struct.sched_info.run_delay` and
+    /// `.last_queued`, and this CPU's run-queue clock through
+    /// `task_struct.se.cfs_rq`, `cfs_rq.rq` and `rq.clock`. All 0 when the
+    /// kernel lacks them (no CONFIG_SCHED_INFO or CONFIG_FAIR_GROUP_SCHED);
+    /// user space then attaches the wake-up programs instead.
+    #[no_mangle]
+    static TASK_RUN_DELAY_OFFSET: u64 = 0;
+    #[no_mangle]
+    static TASK_LAST_QUEUED_OFFSET: u64 = 0;
+    #[no_mangle]
+    static TASK_CFS_RQ_OFFSET: u64 = 0;
+    #[no_mangle]
+    static CFS_RQ_RQ_OFFSET: u64 = 0;
+    #[no_mangle]
+    static RQ_CLOCK_OFFSET: u64 = 0;
 
     #[inline(always)]
     fn global(g: &u64) -> usize {
@@ -194,16 +216,10 @@ mod programs {
         prev_is: bool,
         next: u32,
         next_is: bool,
-        mut prev_state: u32,
+        prev_state: u32,
         throttled: impl Fn() -> bool,
     ) -> u32 {
-        if prev_is && prev_state & STATE_DEAD_MASK != 0 {
-            // A thread's final switch-out: only now can it no longer block or migrate.
-            set_target(prev, false);
-        }
-        if prev_is && prev_state & STATE_SLEEP_MASK == 0 && throttled() {
-            prev_state |= STATE_THROTTLED;
-        }
+        let prev_state = switch_out_state(prev, prev_is, prev_state, throttled);
         submit(SwitchRecord {
             hdr: header(KIND_SWITCH),
             prev_tid: if prev_is { prev } else { 0 },
@@ -212,6 +228,20 @@ mod programs {
             _pad: 0,
         });
         0
+    }
+
+    /// `prev_state` as recorded: a target's final switch-out also clears its
+    /// TID bit, and an involuntary one is marked if CFS throttling parked it.
+    #[inline(always)]
+    fn switch_out_state(prev: u32, prev_is: bool, mut prev_state: u32, throttled: impl Fn() -> bool) -> u32 {
+        if prev_is && prev_state & STATE_DEAD_MASK != 0 {
+            // A thread's final switch-out: only now can it no longer block or migrate.
+            set_target(prev, false);
+        }
+        if prev_is && prev_state & STATE_SLEEP_MASK == 0 && throttled() {
+            prev_state |= STATE_THROTTLED;
+        }
+        prev_state
     }
 
     // tp_btf sched_switch(bool preempt, struct task_struct *prev,
@@ -232,10 +262,35 @@ mod programs {
         let state: u64 = ctx.arg(3);
         let exit_state = if prev_is { task_field::<u32>(prev_task, global(&TASK_EXIT_STATE_OFFSET)) } else { 0 };
         let prev_state = switch_state(preempt & 0xff != 0, state as u32, exit_state);
-        switched(prev, prev_is, next, next_is, prev_state, || {
-            let offset = global(&TASK_THROTTLED_OFFSET);
-            offset != 0 && task_field::<u8>(prev_task, offset) != 0
-        })
+        let clock_offset = global(&RQ_CLOCK_OFFSET);
+        if !next_is || clock_offset == 0 {
+            return switched(prev, prev_is, next, next_is, prev_state, || throttled_btf(prev_task));
+        }
+        // The next thread's wait, as the kernel's sched_info accounts it
+        // right after this tracepoint (sched_info_arrive): rq->clock, which
+        // __schedule has just updated, minus when it was queued.
+        let cfs_rq = task_field::<u64>(next_task, global(&TASK_CFS_RQ_OFFSET)) as *const u8;
+        let rq = task_field::<u64>(cfs_rq, global(&CFS_RQ_RQ_OFFSET)) as *const u8;
+        let clock = task_field::<u64>(rq, clock_offset);
+        let queued = task_field::<u64>(next_task, global(&TASK_LAST_QUEUED_OFFSET));
+        let next_run_delay = task_field::<u64>(next_task, global(&TASK_RUN_DELAY_OFFSET));
+        let prev_state = switch_out_state(prev, prev_is, prev_state, || throttled_btf(prev_task));
+        submit(SwitchWaitRecord {
+            hdr: header(KIND_SWITCH_WAIT),
+            prev_tid: if prev_is { prev } else { 0 },
+            next_tid: next,
+            prev_state,
+            _pad: 0,
+            next_run_delay,
+            next_queued_ns: if queued != 0 && clock > queued { clock - queued } else { 0 },
+        });
+        0
+    }
+
+    #[inline(always)]
+    fn throttled_btf(prev_task: *const u8) -> bool {
+        let offset = global(&TASK_THROTTLED_OFFSET);
+        offset != 0 && task_field::<u8>(prev_task, offset) != 0
     }
 
     /// Whether `current` (the task switching out, at `sched_switch`) has

@@ -305,6 +305,51 @@ pub fn task_throttled(btf: &Btf) -> Result<Member, String> {
     Ok(m)
 }
 
+/// Where `sched_switch` reads the next thread's run-queue accounting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WaitOffsets {
+    /// `task_struct.sched_info.run_delay`.
+    pub run_delay: u32,
+    /// `task_struct.sched_info.last_queued`.
+    pub last_queued: u32,
+    /// `task_struct.se.cfs_rq` (a pointer; CONFIG_FAIR_GROUP_SCHED).
+    pub cfs_rq: u32,
+    /// `cfs_rq.rq` (a pointer).
+    pub rq: u32,
+    /// `rq.clock`.
+    pub clock: u32,
+}
+
+/// Finds the fields through which `sched_switch` reads how long the next
+/// thread waited for its CPU (CONFIG_SCHED_INFO's accounting, which
+/// /proc/PID/schedstat shows), each 8 bytes: with them, no wake-up program
+/// has to run for every wake-up on the host.
+pub fn wait_offsets(btf: &Btf) -> Result<WaitOffsets, String> {
+    let field = |ty: &str, member: &str| -> Result<u32, String> {
+        let m = btf.member(ty, member).map_err(|e| e.to_string())?;
+        if m.size != 8 {
+            return Err(format!("{ty}.{member} is {} bytes, expected 8", m.size));
+        }
+        Ok(m.offset)
+    };
+    let nested = |ty: &str, outer: &str, inner_ty: &str, member: &str| -> Result<u32, String> {
+        let o = btf.member(ty, outer).map_err(|e| e.to_string())?;
+        Ok(o.offset + field(inner_ty, member)?)
+    };
+    let offsets = WaitOffsets {
+        run_delay: nested("task_struct", "sched_info", "sched_info", "run_delay")?,
+        last_queued: nested("task_struct", "sched_info", "sched_info", "last_queued")?,
+        cfs_rq: nested("task_struct", "se", "sched_entity", "cfs_rq")?,
+        rq: field("cfs_rq", "rq")?,
+        clock: field("rq", "clock")?,
+    };
+    // 0 means "unknown" to the program; none of these is a first field.
+    if [offsets.run_delay, offsets.last_queued, offsets.cfs_rq, offsets.rq, offsets.clock].contains(&0) {
+        return Err(format!("implausible run-queue offsets {offsets:?}"));
+    }
+    Ok(offsets)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -444,6 +489,46 @@ mod tests {
         assert_eq!(
             sched_offsets(&old),
             Err("tracepoint sched_switch takes 3 arguments here; the program reads 4".to_string())
+        );
+    }
+
+    #[test]
+    fn finds_the_run_queue_accounting() {
+        let mut b = Builder::new();
+        b.int("long long unsigned int", 8); // 1
+        b.int("int", 4); // 2
+        b.compound(KIND_STRUCT, "rq", 4096, false, &[("nr_running", 2, 0), ("clock", 1, 8 * 2776)]); // 3
+        b.w(0);
+        b.w(KIND_PTR << 24);
+        b.w(3); // 4: struct rq *
+        b.compound(KIND_STRUCT, "cfs_rq", 512, false, &[("load", 1, 0), ("rq", 4, 8 * 312)]); // 5
+        b.w(0);
+        b.w(KIND_PTR << 24);
+        b.w(5); // 6: struct cfs_rq *
+        b.compound(
+            KIND_STRUCT,
+            "sched_info",
+            48,
+            false,
+            &[("pcount", 1, 0), ("run_delay", 1, 64), ("last_queued", 1, 320)],
+        ); // 7
+        b.compound(KIND_STRUCT, "sched_entity", 256, false, &[("load", 1, 0), ("cfs_rq", 6, 8 * 168)]); // 8
+        b.compound(
+            KIND_STRUCT,
+            "task_struct",
+            4096,
+            false,
+            &[("state", 2, 0), ("se", 8, 8 * 128), ("sched_info", 7, 8 * 1008)],
+        ); // 9
+        let btf = Btf::parse(b.build()).expect("parses");
+        assert_eq!(
+            wait_offsets(&btf),
+            Ok(WaitOffsets { run_delay: 1016, last_queued: 1048, cfs_rq: 296, rq: 312, clock: 2776 })
+        );
+        // Without CONFIG_SCHED_INFO the task has no sched_info: say so.
+        assert_eq!(
+            wait_offsets(&Btf::parse(sched_sample(5)).expect("parses")),
+            Err(BtfError::NoMember { ty: "task_struct".into(), member: "sched_info".into() }.to_string())
         );
     }
 

@@ -57,6 +57,9 @@ pub enum EventKind {
         prev_tid: u32,
         next_tid: u32,
         prev_state: u32,
+        /// How long `next_tid` waited for this CPU, as the kernel's run-queue
+        /// accounting says (None: not read, and wake-up events tell instead).
+        next_wait_ns: Option<u64>,
     },
     Migrate {
         tid: u32,
@@ -177,6 +180,8 @@ pub enum DecodeError {
     UnknownKind(u32),
     #[error("record kind {kind} is {got} bytes, expected {expected}")]
     SizeMismatch { kind: u32, expected: usize, got: usize },
+    #[error("switch record with a wait but no next thread")]
+    NoNextThread,
 }
 
 /// Wire records: `#[repr(C)]` structs of integers and byte arrays only.
@@ -186,6 +191,8 @@ pub enum DecodeError {
 unsafe trait WireRecord: Copy {}
 // SAFETY: all of these are #[repr(C)] structs of integers and byte arrays (pintrace-common).
 unsafe impl WireRecord for wire::SwitchRecord {}
+// SAFETY: as above.
+unsafe impl WireRecord for wire::SwitchWaitRecord {}
 // SAFETY: as above.
 unsafe impl WireRecord for wire::MigrateRecord {}
 // SAFETY: as above.
@@ -217,8 +224,57 @@ fn read<T: WireRecord>(kind: u32, bytes: &[u8]) -> Result<T, DecodeError> {
     Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
 }
 
-/// Decode one ring-buffer record.
+/// Decode one ring-buffer record on its own. A switch's wait is the
+/// current stretch in the run queue only; [`Decoder`] knows better.
 pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
+    decode_raw(bytes).map(|(e, _)| e)
+}
+
+/// The next thread's `sched_info` as a switch record carries it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct SchedInfo {
+    run_delay: u64,
+    queued_ns: u64,
+}
+
+/// The ring-buffer edge's decoder. It turns the kernel's run-queue
+/// accounting into each thread's wait before a switch-in: all the time the
+/// thread spent queued since its previous switch-in, which is how much its
+/// `run_delay` plus the current stretch grew. A wait the load balancer
+/// interrupted (dequeued on one CPU, queued on another) is counted whole,
+/// where the current stretch alone would count only its last part.
+#[derive(Default)]
+pub struct Decoder {
+    /// Per thread: run_delay + the stretch, at its last switch-in.
+    queued_total: std::collections::HashMap<u32, u64>,
+}
+
+impl Decoder {
+    pub fn decode(&mut self, bytes: &[u8]) -> Result<Event, DecodeError> {
+        let (mut e, info) = decode_raw(bytes)?;
+        if let EventKind::Switch { prev_tid, next_tid, prev_state, next_wait_ns } = &mut e.kind {
+            if *prev_tid != 0 && *prev_state & wire::STATE_DEAD_MASK != 0 {
+                self.queued_total.remove(prev_tid);
+            }
+            if let Some(i) = info {
+                let total = i.run_delay.saturating_add(i.queued_ns);
+                *next_wait_ns = Some(match self.queued_total.insert(*next_tid, total) {
+                    Some(before) if total >= before => total - before,
+                    // First seen (or a reused TID): the current stretch.
+                    _ => i.queued_ns,
+                });
+            }
+        }
+        Ok(e)
+    }
+
+    /// Threads whose last switch-in it remembers.
+    pub fn threads(&self) -> usize {
+        self.queued_total.len()
+    }
+}
+
+fn decode_raw(bytes: &[u8]) -> Result<(Event, Option<SchedInfo>), DecodeError> {
     if bytes.len() < std::mem::size_of::<wire::Header>() {
         return Err(DecodeError::TooShort(bytes.len()));
     }
@@ -226,10 +282,30 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
     let kind = word(0);
     let cpu = word(4);
     let ts_ns = u64::from(word(8)) | (u64::from(word(12)) << 32);
+    let mut info = None;
     let kind = match kind {
         wire::KIND_SWITCH => {
             let r: wire::SwitchRecord = read(kind, bytes)?;
-            EventKind::Switch { prev_tid: r.prev_tid, next_tid: r.next_tid, prev_state: r.prev_state }
+            EventKind::Switch {
+                prev_tid: r.prev_tid,
+                next_tid: r.next_tid,
+                prev_state: r.prev_state,
+                next_wait_ns: None,
+            }
+        }
+        wire::KIND_SWITCH_WAIT => {
+            let r: wire::SwitchWaitRecord = read(kind, bytes)?;
+            if r.next_tid == 0 {
+                // The kernel writes this kind only for a switch onto a target.
+                return Err(DecodeError::NoNextThread);
+            }
+            info = Some(SchedInfo { run_delay: r.next_run_delay, queued_ns: r.next_queued_ns });
+            EventKind::Switch {
+                prev_tid: r.prev_tid,
+                next_tid: r.next_tid,
+                prev_state: r.prev_state,
+                next_wait_ns: Some(r.next_queued_ns),
+            }
         }
         wire::KIND_MIGRATE => {
             let r: wire::MigrateRecord = read(kind, bytes)?;
@@ -293,7 +369,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         }
         other => return Err(DecodeError::UnknownKind(other)),
     };
-    Ok(Event { ts_ns, cpu, kind })
+    Ok((Event { ts_ns, cpu, kind }, info))
 }
 
 #[cfg(test)]
@@ -320,9 +396,54 @@ mod tests {
         let e = decode(&switch_bytes()).expect("valid record");
         assert_eq!(e.ts_ns, 0x1_0000_0002);
         assert_eq!(e.cpu, 1);
-        assert_eq!(e.kind, EventKind::Switch { prev_tid: 10, next_tid: 0, prev_state: 0x100 });
+        assert_eq!(e.kind, EventKind::Switch { prev_tid: 10, next_tid: 0, prev_state: 0x100, next_wait_ns: None });
         assert!(EventKind::is_involuntary(0x100), "in-kernel preemption is involuntary");
         assert!(!EventKind::is_involuntary(1));
+    }
+
+    fn switch_in(prev: u32, prev_state: u32, next: u32, run_delay: u64, queued: u64) -> Vec<u8> {
+        bytes_of(&wire::SwitchWaitRecord {
+            hdr: wire::Header { kind: wire::KIND_SWITCH_WAIT, cpu: 0, ts_ns: 7 },
+            prev_tid: prev,
+            next_tid: next,
+            prev_state,
+            _pad: 0,
+            next_run_delay: run_delay,
+            next_queued_ns: queued,
+        })
+    }
+
+    fn wait_of(e: Event) -> Option<u64> {
+        match e.kind {
+            EventKind::Switch { next_wait_ns, .. } => next_wait_ns,
+            other => panic!("not a switch: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_wait_is_what_the_run_queue_accounting_grew_by_since_the_last_switch_in() {
+        let mut d = Decoder::default();
+        // First seen: the current stretch.
+        assert_eq!(wait_of(d.decode(&switch_in(0, 0, 5, 1_000, 300)).expect("valid")), Some(300));
+        // Next switch-in: queued 200 on one CPU (now in run_delay), then 50 on another.
+        assert_eq!(wait_of(d.decode(&switch_in(0, 0, 5, 1_500, 50)).expect("valid")), Some(250));
+        // Not queued at all (run_delay did not grow): 0.
+        assert_eq!(wait_of(d.decode(&switch_in(9, 1, 5, 1_500, 0)).expect("valid")), Some(0));
+        assert_eq!(d.threads(), 1);
+        // Its final switch-out forgets it; a thread reusing the TID starts afresh.
+        let dead = bytes_of(&wire::SwitchRecord {
+            hdr: wire::Header { kind: wire::KIND_SWITCH, cpu: 0, ts_ns: 8 },
+            prev_tid: 5,
+            next_tid: 0,
+            prev_state: 0x20,
+            _pad: 0,
+        });
+        assert_eq!(wait_of(d.decode(&dead).expect("valid")), None);
+        assert_eq!(d.threads(), 0);
+        assert_eq!(wait_of(d.decode(&switch_in(0, 0, 5, 10, 4)).expect("valid")), Some(4));
+        // Alone, a record says only the current stretch.
+        assert_eq!(wait_of(decode(&switch_in(0, 0, 5, 1_500, 50)).expect("valid")), Some(50));
+        assert_eq!(decode(&switch_in(3, 1, 0, 0, 0)), Err(DecodeError::NoNextThread));
     }
 
     #[test]

@@ -562,8 +562,16 @@ mod tests {
                     },
                 ));
             }
-            m.apply(&ev(s * S + 10 * MS, 0, EventKind::Switch { prev_tid: 0, next_tid: 100, prev_state: 0 }));
-            m.apply(&ev(s * S + 20 * MS, 0, EventKind::Switch { prev_tid: 100, next_tid: 0, prev_state: 1 }));
+            m.apply(&ev(
+                s * S + 10 * MS,
+                0,
+                EventKind::Switch { prev_tid: 0, next_tid: 100, prev_state: 0, next_wait_ns: None },
+            ));
+            m.apply(&ev(
+                s * S + 20 * MS,
+                0,
+                EventKind::Switch { prev_tid: 100, next_tid: 0, prev_state: 1, next_wait_ns: None },
+            ));
         });
         assert!(rules(&m.live(None), &ctx()).is_empty());
     }
@@ -698,7 +706,11 @@ mod tests {
     #[test]
     fn one_saturated_pinned_worker_while_the_others_trickle() {
         let sw = |m: &mut Model, ts, prev, next, st| {
-            m.apply(&ev(ts, 0, EventKind::Switch { prev_tid: prev, next_tid: next, prev_state: st }))
+            m.apply(&ev(
+                ts,
+                0,
+                EventKind::Switch { prev_tid: prev, next_tid: next, prev_state: st, next_wait_ns: None },
+            ))
         };
         let m = pinned_pool(4, 12, |m, s, tid, i| {
             let t0 = s * S;
@@ -778,8 +790,16 @@ mod tests {
                 EventKind::Throttle { nr_periods: s * 10, nr_throttled: s * 4, throttled_ns: s * 4 * 38 * MS },
             ));
             // 100 preempted, waits 60 ms, runs.
-            m.apply(&ev(s * S + MS, 0, EventKind::Switch { prev_tid: 100, next_tid: 0, prev_state: 0 }));
-            m.apply(&ev(s * S + 61 * MS, 0, EventKind::Switch { prev_tid: 0, next_tid: 100, prev_state: 0 }));
+            m.apply(&ev(
+                s * S + MS,
+                0,
+                EventKind::Switch { prev_tid: 100, next_tid: 0, prev_state: 0, next_wait_ns: None },
+            ));
+            m.apply(&ev(
+                s * S + 61 * MS,
+                0,
+                EventKind::Switch { prev_tid: 0, next_tid: 100, prev_state: 0, next_wait_ns: None },
+            ));
         });
         let cg = CpuGroup {
             version: 1,

@@ -43,6 +43,9 @@ pub struct ProbeSpec {
     pub need: Need,
     /// What the user does not get without it.
     pub without: &'static str,
+    /// Only tells when a wait for a CPU starts: not attached where
+    /// `sched_switch` reads the kernel's own wait accounting.
+    pub wait_start: bool,
 }
 
 pub const PROBES: &[ProbeSpec] = &[
@@ -54,6 +57,7 @@ pub const PROBES: &[ProbeSpec] = &[
         fields: &[("prev_pid", 24, 4), ("prev_state", 32, 8), ("next_pid", 56, 4)],
         need: Need::Required,
         without: "nothing: on-CPU time, switches and run-queue latency all come from it",
+        wait_start: false,
     },
     ProbeSpec {
         program: "sched_migrate_task",
@@ -63,6 +67,7 @@ pub const PROBES: &[ProbeSpec] = &[
         fields: &[("pid", 12, 4), ("orig_cpu", 20, 4), ("dest_cpu", 24, 4)],
         need: Need::Default,
         without: "no CPU migration counts",
+        wait_start: false,
     },
     ProbeSpec {
         program: "sched_wakeup",
@@ -72,6 +77,7 @@ pub const PROBES: &[ProbeSpec] = &[
         fields: &[("pid", 24, 4), ("target_cpu", 32, 4)],
         need: Need::Default,
         without: "run-queue latency only after preemptions, not after wake-ups",
+        wait_start: true,
     },
     ProbeSpec {
         program: "sched_wakeup_new",
@@ -81,6 +87,7 @@ pub const PROBES: &[ProbeSpec] = &[
         fields: &[("pid", 24, 4), ("target_cpu", 32, 4)],
         need: Need::Default,
         without: "no run-queue latency for a new thread's first run",
+        wait_start: true,
     },
     ProbeSpec {
         program: "signal_generate",
@@ -90,6 +97,7 @@ pub const PROBES: &[ProbeSpec] = &[
         fields: &[("sig", 8, 4), ("code", 16, 4), ("pid", 36, 4), ("group", 40, 4), ("result", 44, 4)],
         need: Need::Default,
         without: "no SIGURG (Go preemption) or other signal counts",
+        wait_start: false,
     },
     ProbeSpec {
         program: "task_newtask",
@@ -99,6 +107,7 @@ pub const PROBES: &[ProbeSpec] = &[
         fields: &[("pid", 8, 4), ("comm", 12, 16), ("clone_flags", 32, 8)],
         need: Need::Default,
         without: "thread creations are not counted and threads created during tracing are not traced",
+        wait_start: false,
     },
     ProbeSpec {
         program: "sched_process_exit",
@@ -108,6 +117,7 @@ pub const PROBES: &[ProbeSpec] = &[
         fields: &[("comm", 8, 16), ("pid", 24, 4), ("group_dead", 32, 1)],
         need: Need::Default,
         without: "thread exits and lifetimes are not counted; the target's exit is noticed by polling /proc",
+        wait_start: false,
     },
     ProbeSpec {
         program: "task_rename",
@@ -117,6 +127,7 @@ pub const PROBES: &[ProbeSpec] = &[
         fields: &[("pid", 8, 4), ("newcomm", 28, 16)],
         need: Need::Default,
         without: "threads keep the names they had when they were first seen",
+        wait_start: false,
     },
     ProbeSpec {
         program: "sched_process_exec",
@@ -126,6 +137,7 @@ pub const PROBES: &[ProbeSpec] = &[
         fields: &[("pid", 12, 4), ("old_pid", 16, 4)],
         need: Need::Default,
         without: "an exec is not noticed: the target keeps the name and command line it had at the start",
+        wait_start: false,
     },
     ProbeSpec {
         program: "sys_enter_tgkill",
@@ -135,6 +147,7 @@ pub const PROBES: &[ProbeSpec] = &[
         fields: &[("tgid", 16, 8), ("pid", 24, 8), ("sig", 32, 8)],
         need: Need::Syscall,
         without: "no count of tgkill calls (signals are still counted by signal_generate)",
+        wait_start: false,
     },
     ProbeSpec {
         program: "sys_exit_clone",
@@ -144,6 +157,7 @@ pub const PROBES: &[ProbeSpec] = &[
         fields: &[("ret", 16, 8)],
         need: Need::Syscall,
         without: "no count of clone calls (threads are still counted by task_newtask)",
+        wait_start: false,
     },
     ProbeSpec {
         program: "sys_exit_clone3",
@@ -153,6 +167,7 @@ pub const PROBES: &[ProbeSpec] = &[
         fields: &[("ret", 16, 8)],
         need: Need::Syscall,
         without: "no count of clone3 calls (threads are still counted by task_newtask)",
+        wait_start: false,
     },
 ];
 
@@ -164,6 +179,8 @@ pub enum ProbeStatus {
     AttachedBtf,
     /// A classic tracepoint in place of the BTF one, and why.
     Fallback(String),
+    /// Not attached: what it would tell comes from elsewhere (and where).
+    Unneeded(&'static str),
     /// A syscall probe left off (no `--syscalls`).
     Off,
     /// Turned off on the command line (the flag that did it).
@@ -179,6 +196,11 @@ impl ProbeStatus {
     pub fn is_attached(&self) -> bool {
         matches!(self, ProbeStatus::Attached | ProbeStatus::AttachedBtf | ProbeStatus::Fallback(_))
     }
+
+    /// Attached, or what it tells comes from elsewhere.
+    pub fn works(&self) -> bool {
+        self.is_attached() || matches!(self, ProbeStatus::Unneeded(_))
+    }
 }
 
 impl fmt::Display for ProbeStatus {
@@ -187,6 +209,7 @@ impl fmt::Display for ProbeStatus {
             ProbeStatus::Attached => f.write_str("attached"),
             ProbeStatus::AttachedBtf => f.write_str("attached (tp_btf)"),
             ProbeStatus::Fallback(why) => write!(f, "attached (classic tracepoint: {why})"),
+            ProbeStatus::Unneeded(instead) => write!(f, "not needed: {instead}"),
             ProbeStatus::Off => f.write_str("off (enable with --syscalls)"),
             ProbeStatus::Disabled(flag) => write!(f, "off ({flag})"),
             ProbeStatus::Missing => f.write_str("missing: no such tracepoint on this kernel"),
@@ -321,13 +344,19 @@ pub struct Options {
     pub uprobes: bool,
     /// Classic tracepoints only, even where BTF tracepoints would work.
     pub classic: bool,
+    /// The wake-up programs even where `sched_switch` reads each wait from
+    /// the kernel's `sched_info`.
+    pub wakeups: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { ring_bytes: 16 << 20, syscalls: false, uprobes: true, classic: false }
+        Options { ring_bytes: 16 << 20, syscalls: false, uprobes: true, classic: false, wakeups: false }
     }
 }
+
+/// What `--wakeup-probes` is called where a status names it.
+pub const WAKEUPS_FLAG: &str = "--wakeup-probes";
 
 /// What `--classic-tracepoints` is called where a probe's status names it.
 pub const CLASSIC_FLAG: &str = "--classic-tracepoints";
@@ -344,6 +373,9 @@ pub struct Probes {
     tracefs: PathBuf,
     /// Where `task_struct.throttled` is, or why switch-outs cannot be marked throttled.
     pub throttle_flag: Result<u32, String>,
+    /// Whether the BTF `sched_switch` reads the next thread's wait from its
+    /// `sched_info` (then the wake-up programs are not attached), or why not.
+    pub waits: Result<(), String>,
     /// The uprobe on a Go target's `runtime.LockOSThread` (None: not attempted).
     pub go_lock: Option<ProbeStatus>,
     go_lock_link: Option<UProbeLinkId>,
@@ -353,6 +385,10 @@ pub struct Probes {
 pub const GO_LOCK_PROBE: &str = "uprobe:runtime.LockOSThread";
 /// The per-task throttle flag's name, likewise.
 pub const THROTTLE_FLAG: &str = "btf:task_struct.throttled";
+/// The run-queue accounting `sched_switch` reads, likewise.
+pub const WAITS_FIELDS: &str = "btf:task_struct.sched_info";
+/// What a wake-up probe's status says when it is not needed.
+const WAITS_INSTEAD: &str = "sched_switch reads each wait for a CPU from task_struct.sched_info";
 
 /// Whether this process runs as root.
 pub fn is_root() -> bool {
@@ -396,6 +432,13 @@ impl Probes {
             Err(e) => Err(e.clone()),
         };
         let offset = |f: fn(&crate::btf::TaskOffsets) -> u32| u64::from(offsets.as_ref().map_or(0, f));
+        let waits = match (&offsets, &kernel_btf) {
+            (Err(e), _) => Err(e.clone()),
+            _ if opts.wakeups => Err(format!("{WAKEUPS_FLAG} given")),
+            (Ok(_), Ok(btf)) => crate::btf::wait_offsets(btf),
+            (Ok(_), Err(e)) => Err(e.clone()),
+        };
+        let wait = |f: fn(&crate::btf::WaitOffsets) -> u32| u64::from(waits.as_ref().map_or(0, f));
         let ebpf = EbpfLoader::new()
             .map_max_entries("EVENTS", opts.ring_bytes)
             .override_global("WAKEUP_BYTES", &u64::from(opts.ring_bytes / 4), true)
@@ -403,6 +446,11 @@ impl Probes {
             .override_global("TASK_PID_OFFSET", &offset(|o| o.pid), true)
             .override_global("TASK_EXIT_STATE_OFFSET", &offset(|o| o.exit_state), true)
             .override_global("TASK_CPU_OFFSET", &offset(|o| o.cpu), true)
+            .override_global("TASK_RUN_DELAY_OFFSET", &wait(|w| w.run_delay), true)
+            .override_global("TASK_LAST_QUEUED_OFFSET", &wait(|w| w.last_queued), true)
+            .override_global("TASK_CFS_RQ_OFFSET", &wait(|w| w.cfs_rq), true)
+            .override_global("CFS_RQ_RQ_OFFSET", &wait(|w| w.rq), true)
+            .override_global("RQ_CLOCK_OFFSET", &wait(|w| w.clock), true)
             .load(OBJECT)
             .with_context(|| {
                 let release = crate::target::kernel_release();
@@ -418,6 +466,7 @@ impl Probes {
             uprobes: opts.uprobes,
             tracefs,
             throttle_flag,
+            waits: waits.map(|_| ()),
             go_lock: None,
             go_lock_link: None,
         })
@@ -432,9 +481,15 @@ impl Probes {
         for spec in PROBES {
             let status = if spec.need == Need::Syscall && !self.syscalls {
                 ProbeStatus::Off
+            } else if spec.wait_start && self.waits.is_ok() {
+                ProbeStatus::Unneeded(WAITS_INSTEAD)
             } else {
                 self.attach(spec, &tp_btf)
             };
+            if spec.name == "sched_switch" && status != ProbeStatus::AttachedBtf && self.waits.is_ok() {
+                // Only the BTF program reads sched_info: the wake-ups it replaces are needed after all.
+                self.waits = Err(format!("sched_switch is {status}"));
+            }
             if spec.need == Need::Required && !status.is_attached() {
                 bail!("tracepoint {}:{} is required and {status}", spec.category, spec.name);
             }

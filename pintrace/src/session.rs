@@ -17,7 +17,9 @@ use crate::{
     event::{Event, EventKind, FnName, NO_CPU},
     goruntime::{GoInfo, GoProcess},
     launch::{self, Launched, RunAs},
-    probe::{LostCounter, Options, ProbeStatus, Probes, TidSet, CLASSIC_FLAG, GO_LOCK_PROBE, THROTTLE_FLAG},
+    probe::{
+        LostCounter, Options, ProbeStatus, Probes, TidSet, CLASSIC_FLAG, GO_LOCK_PROBE, THROTTLE_FLAG, WAITS_FIELDS,
+    },
     record::{ProbeRecord, RecordHeader, Target},
     target,
 };
@@ -150,7 +152,9 @@ impl Session {
             .iter()
             .filter_map(|(spec, st)| {
                 let so = match st {
-                    ProbeStatus::Attached | ProbeStatus::AttachedBtf | ProbeStatus::Off => return None,
+                    ProbeStatus::Attached | ProbeStatus::AttachedBtf | ProbeStatus::Off | ProbeStatus::Unneeded(_) => {
+                        return None
+                    }
                     // Asked for: not news.
                     ProbeStatus::Fallback(why) if why.contains(CLASSIC_FLAG) => return None,
                     ProbeStatus::Fallback(_) => "the same events, but every task's on the host pays for a trace record",
@@ -326,8 +330,15 @@ fn probe_records(probes: &Probes) -> Vec<ProbeRecord> {
             Err(e) => format!("unavailable: {e}"),
         },
     };
+    let waits = ProbeRecord {
+        name: WAITS_FIELDS.into(),
+        status: match &probes.waits {
+            Ok(()) => "read by sched_switch".into(),
+            Err(e) => format!("not read: {e}"),
+        },
+    };
     let uprobe = probes.go_lock.as_ref().map(|st| ProbeRecord { name: GO_LOCK_PROBE.into(), status: st.to_string() });
-    tracepoints.chain(std::iter::once(flag)).chain(uprobe).collect()
+    tracepoints.chain([flag, waits]).chain(uprobe).collect()
 }
 
 /// After attach: adds the threads created between the listing and the

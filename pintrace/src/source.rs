@@ -9,7 +9,7 @@ use tokio::{
 };
 
 use crate::{
-    event::{decode, Event, EventKind, NO_CPU},
+    event::{Decoder, Event, EventKind, NO_CPU},
     probe::LostCounter,
     target::monotonic_ns,
 };
@@ -27,6 +27,8 @@ pub struct SourceStats {
 pub struct Source {
     ring: AsyncFd<RingBuf<MapData>>,
     lost: LostCounter,
+    /// Keeps each thread's run-queue total between its switch-ins.
+    decoder: Decoder,
     stats: SourceStats,
     decode_errors: DecodeErrors,
 }
@@ -60,7 +62,13 @@ impl Source {
         let ring = unsafe { AsyncFd::register(ring) }
             .map_err(|e| e.into_parts().1)
             .context("registering the ring buffer with the event loop")?;
-        Ok(Source { ring, lost, stats: SourceStats::default(), decode_errors: DecodeErrors::default() })
+        Ok(Source {
+            ring,
+            lost,
+            decoder: Decoder::default(),
+            stats: SourceStats::default(),
+            decode_errors: DecodeErrors::default(),
+        })
     }
 
     /// The totals, the decode errors read from their shared count.
@@ -112,7 +120,7 @@ impl Source {
                 let ring = self.ring.get_mut();
                 while batch.len() < BATCH {
                     let Some(item) = ring.next() else { break };
-                    match decode(&item) {
+                    match self.decoder.decode(&item) {
                         Ok(e) => {
                             batch.push(e);
                             self.stats.events += 1;

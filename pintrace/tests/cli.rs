@@ -43,7 +43,7 @@ fn sample_file(name: &str, trailer: bool) -> (PathBuf, Vec<u8>) {
     let mut events = vec![
         ev(0, NO_CPU, EventKind::ThreadSeen { tid: 100, tgid: 100, comm: Comm::new("goapp") }),
         ev(0, NO_CPU, EventKind::ThreadSeen { tid: 101, tgid: 100, comm: Comm::new("goapp") }),
-        ev(1, 0, EventKind::Switch { prev_tid: 0, next_tid: 100, prev_state: 0 }),
+        ev(1, 0, EventKind::Switch { prev_tid: 0, next_tid: 100, prev_state: 0, next_wait_ns: None }),
         ev(
             2,
             1,
@@ -57,9 +57,9 @@ fn sample_file(name: &str, trailer: bool) -> (PathBuf, Vec<u8>) {
                 group: false,
             },
         ),
-        ev(21, 0, EventKind::Switch { prev_tid: 100, next_tid: 0, prev_state: 0 }),
+        ev(21, 0, EventKind::Switch { prev_tid: 100, next_tid: 0, prev_state: 0, next_wait_ns: None }),
         ev(22, 0, EventKind::Migrate { tid: 100, from_cpu: 0, to_cpu: 1 }),
-        ev(25, 1, EventKind::Switch { prev_tid: 0, next_tid: 100, prev_state: 0 }),
+        ev(25, 1, EventKind::Switch { prev_tid: 0, next_tid: 100, prev_state: 0, next_wait_ns: None }),
         ev(
             30,
             1,
@@ -79,12 +79,12 @@ fn sample_file(name: &str, trailer: bool) -> (PathBuf, Vec<u8>) {
         events.push(Event {
             ts_ns: start + 40 * MS + i * 10_000,
             cpu: 1,
-            kind: EventKind::Switch { prev_tid: 101, next_tid: 0, prev_state: state },
+            kind: EventKind::Switch { prev_tid: 101, next_tid: 0, prev_state: state, next_wait_ns: None },
         });
         events.push(Event {
             ts_ns: start + 40 * MS + i * 10_000 + 5_000,
             cpu: 1,
-            kind: EventKind::Switch { prev_tid: 0, next_tid: 101, prev_state: 0 },
+            kind: EventKind::Switch { prev_tid: 0, next_tid: 101, prev_state: 0, next_wait_ns: None },
         });
     }
     let mut w = Writer::new(Vec::new(), &header).expect("header");
@@ -390,7 +390,7 @@ fn chunks_missing_repeated_or_out_of_place_are_damage() {
     }
     // The whole file, and bytes after its trailer.
     let (code, r, err) = report_json("whole.ptr", &[head.clone(), whole.clone()].concat());
-    assert_eq!((code, &r["complete"], &r["format_version"]), (Some(0), &true.into(), &3.into()), "{err}");
+    assert_eq!((code, &r["complete"], &r["format_version"]), (Some(0), &true.into(), &4.into()), "{err}");
     let (code, r, _) = report_json("after.ptr", &[head, whole, b"more".to_vec()].concat());
     assert_eq!((code, &r["complete"]), (Some(3), &false.into()));
     assert!(r["problem"].as_str().is_some_and(|p| p.contains("data after the trailer at byte")), "{}", r["problem"]);

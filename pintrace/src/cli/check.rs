@@ -50,6 +50,13 @@ pub fn run() -> Result<ExitCode> {
         )?,
     }
     let attach = probes.attach_all();
+    match &probes.waits {
+        Ok(()) => outln!(
+            "waits     task_struct.sched_info and the run queue's clock (from BTF): sched_switch reads how long \
+             each thread waited for its CPU, so no program runs on the host's wake-ups"
+        )?,
+        Err(e) => outln!("waits     from the wake-up tracepoints ({e})")?,
+    }
     outln!("\nprobes")?;
     for (spec, status) in &probes.statuses {
         let name = format!("{}:{}", spec.category, spec.name);
@@ -65,12 +72,13 @@ pub fn run() -> Result<ExitCode> {
             (ProbeStatus::Fallback(why), _) => format!(
                 "attaches as a classic tracepoint ({why}); every task's event on the host then pays for a trace record"
             ),
+            (ProbeStatus::Unneeded(instead), _) => format!("not attached: {instead}"),
             (other, _) => format!("{other}\n{:<30}without it: {}", "", spec.without),
         };
         outln!("  {name:<28}{line}")?;
     }
     attach?;
-    let missing = probes.statuses.iter().filter(|(s, st)| !st.is_attached() && s.need != Need::Syscall).count();
+    let missing = probes.statuses.iter().filter(|(s, st)| !st.works() && s.need != Need::Syscall).count();
     if missing == 0 {
         outln!("\nall default probes work: pintrace sees everything it reports")?;
     } else {

@@ -74,6 +74,12 @@ pub struct TargetArgs {
     /// the host then pays for a trace record
     #[arg(long)]
     pub classic_tracepoints: bool,
+    /// Attach sched_wakeup and sched_wakeup_new even where sched_switch reads each
+    /// thread's wait for a CPU from the kernel's own accounting (the default): a
+    /// woken thread then shows as waiting before it runs, at the cost of two more
+    /// program runs per wake-up of every task on the host
+    #[arg(long)]
+    pub wakeup_probes: bool,
     /// Kernel ring-buffer size: a power of two from 4KiB (e.g. 64MiB). Raise it if events are lost
     #[arg(long, value_parser = parse_size, default_value = "16MiB")]
     pub buffer_size: u32,
@@ -94,6 +100,7 @@ impl TargetArgs {
             syscalls: self.syscalls,
             uprobes: !self.no_uprobes,
             classic: self.classic_tracepoints,
+            wakeups: self.wakeup_probes,
         }
     }
 }

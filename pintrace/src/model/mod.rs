@@ -350,14 +350,14 @@ impl Model {
         }
         self.last_ts = self.last_ts.max(ts);
         match e.kind {
-            EventKind::Switch { prev_tid, next_tid, prev_state } => {
+            EventKind::Switch { prev_tid, next_tid, prev_state, next_wait_ns } => {
                 if prev_tid != 0 {
                     let start = self.start_ns;
                     self.thread(prev_tid).switch_out(ts, e.cpu, start, SwitchOut::of(prev_state));
                 }
                 if next_tid != 0 {
                     let counted_to = self.tick_ns;
-                    self.thread(next_tid).switch_in(ts, e.cpu, counted_to);
+                    self.thread(next_tid).switch_in(ts, e.cpu, counted_to, next_wait_ns);
                 }
             }
             EventKind::Wakeup { tid, .. } => {

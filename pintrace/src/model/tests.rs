@@ -14,7 +14,7 @@ fn seen(tid: u32) -> Event {
 }
 
 fn switch(ts: u64, cpu: u32, prev_tid: u32, next_tid: u32, prev_state: u32) -> Event {
-    ev(ts, cpu, EventKind::Switch { prev_tid, next_tid, prev_state })
+    ev(ts, cpu, EventKind::Switch { prev_tid, next_tid, prev_state, next_wait_ns: None })
 }
 
 fn thread(s: &Snapshot, tid: u32) -> &ThreadStats {
@@ -66,6 +66,31 @@ fn wakeup_to_run_latency() {
     let l = &thread(&s, 5).runq_latency_ns;
     assert_eq!((l.count, l.max), (1, 4 * MS));
     assert_eq!(s.process.runq_latency_ns.count, 1);
+}
+
+#[test]
+fn the_kernel_s_wait_at_switch_in_tells_when_a_woken_thread_began_to_wait() {
+    let mut m = Model::new(0);
+    m.apply(&seen(5));
+    let switch_in =
+        |ts, wait| ev(ts, 0, EventKind::Switch { prev_tid: 0, next_tid: 5, prev_state: 0, next_wait_ns: wait });
+    m.apply(&switch(MS, 0, 5, 0, 1)); // sleeps
+    m.apply(&switch_in(6 * MS, Some(4 * MS))); // woken at 2 ms, waited 4 ms
+    m.apply(&switch(7 * MS, 0, 5, 0, 0)); // preempted at 7 ms
+                                          // After a preemption the wait is timed from the switch-out (9 ms), as before.
+    m.apply(&switch_in(16 * MS, Some(8 * MS)));
+    m.apply(&switch(17 * MS, 0, 5, 0, 1)); // sleeps
+    m.apply(&switch_in(18 * MS, Some(0))); // ran at once: a wait of 0
+                                           // A wait reaching back past the sleep starts at the sleep.
+    m.apply(&switch(19 * MS, 0, 5, 0, 1));
+    m.apply(&switch_in(20 * MS, Some(5 * MS)));
+    let s = m.snapshot(21 * MS);
+    let l = &thread(&s, 5).runq_latency_ns;
+    // Waits of 4, 9, 0 and 1 ms.
+    assert_eq!((l.count, l.max, l.mean), (4, 9 * MS, 14 * MS / 4));
+    let timeline = &m.threads[&5].timeline;
+    let waits: Vec<u64> = timeline.iter().filter(|&&(_, st)| st == RunState::Waiting).map(|&(t, _)| t).collect();
+    assert_eq!(waits, vec![2 * MS, 7 * MS, 19 * MS]);
 }
 
 #[test]

@@ -205,7 +205,21 @@ impl Thread {
     /// was closed: that interval already counted the thread's time up to its
     /// end (`close_run`), so counting from `ts` again would count the
     /// overlap twice (a thread at more than 100 % in the next interval).
-    pub fn switch_in(&mut self, ts: u64, cpu: u32, counted_to: u64) {
+    /// `kernel_wait` is the wait the kernel accounted before this switch-in,
+    /// if read: it tells when a woken thread's wait began (without wake-up
+    /// events, a wait after a sleep is known only now). A wait after a
+    /// preemption or a throttle is timed from the switch-out, as before.
+    pub fn switch_in(&mut self, ts: u64, cpu: u32, counted_to: u64, kernel_wait: Option<u64>) {
+        if self.waiting_since.is_none() && self.running_since.is_none() {
+            if let Some(wait) = kernel_wait {
+                // Not before what the timeline already shows (the sleep).
+                let since = ts.saturating_sub(wait).max(self.timeline.back().map_or(0, |&(t, _)| t));
+                self.waiting_since = Some(since);
+                if since < ts {
+                    self.mark(since, RunState::Waiting);
+                }
+            }
+        }
         self.running_since = Some(ts.max(counted_to));
         self.seen_running = true;
         self.last_cpu = Some(cpu);

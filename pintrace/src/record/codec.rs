@@ -188,7 +188,9 @@ const CODE_THROTTLE: u8 = 102;
 const CODE_GOMAXPROCS: u8 = 103;
 const CODE_GO_THREAD: u8 = 104;
 
-pub(super) fn encode(buf: &mut BytesMut, prev_ts: u64, tids: Tids, e: &Event) {
+/// Encodes one event. `waits` (version 4): a switch onto a target thread
+/// carries its wait, 0 for none and otherwise 1 + the nanoseconds.
+pub(super) fn encode(buf: &mut BytesMut, prev_ts: u64, tids: Tids, waits: bool, e: &Event) {
     use pintrace_common as w;
     let code = match e.kind {
         EventKind::Switch { .. } => w::KIND_SWITCH as u8,
@@ -215,10 +217,13 @@ pub(super) fn encode(buf: &mut BytesMut, prev_ts: u64, tids: Tids, e: &Event) {
     let t = |buf: &mut BytesMut, tid: u32| put_tid(buf, tids, tid);
     let z = |buf: &mut BytesMut, x: i32| put_zigzag(buf, i64::from(x));
     match e.kind {
-        EventKind::Switch { prev_tid, next_tid, prev_state } => {
+        EventKind::Switch { prev_tid, next_tid, prev_state, next_wait_ns } => {
             t(buf, prev_tid);
             t(buf, next_tid);
             v(buf, prev_state);
+            if waits && next_tid != 0 {
+                put_varint(buf, next_wait_ns.map_or(0, |w| w.saturating_add(1)));
+            }
         }
         EventKind::Migrate { tid, from_cpu, to_cpu } => {
             t(buf, tid);
@@ -311,11 +316,12 @@ pub(super) fn decode_chunk(mut p: &[u8], version: u16, names: &mut Names) -> Res
     let count = p.get_u32_le();
     let mut prev = p.get_u64_le();
     let tids = if version >= 3 { Tids::From(p.get_u32_le()) } else { Tids::Absolute };
+    let waits = version >= 4;
     // Every event takes at least three bytes (code, time, CPU): a count
     // field cannot make the reader allocate more than the chunk holds.
     let mut events = Vec::with_capacity((count as usize).min(p.len() / 3));
     for i in 0..count {
-        let e = decode_one(&mut p, prev, tids, names)
+        let e = decode_one(&mut p, prev, tids, waits, names)
             .map_err(|r| format!("event {} of {}: {r}", i + 1, crate::fmt::count(count.into())))?;
         prev = e.ts_ns;
         events.push(e);
@@ -326,7 +332,7 @@ pub(super) fn decode_chunk(mut p: &[u8], version: u16, names: &mut Names) -> Res
     Ok(events)
 }
 
-fn decode_one(buf: &mut &[u8], prev_ts: u64, tids: Tids, names: &mut Names) -> Result<Event, String> {
+fn decode_one(buf: &mut &[u8], prev_ts: u64, tids: Tids, waits: bool, names: &mut Names) -> Result<Event, String> {
     use pintrace_common as w;
     if !buf.has_remaining() {
         return Err("event cut short".into());
@@ -335,11 +341,11 @@ fn decode_one(buf: &mut &[u8], prev_ts: u64, tids: Tids, names: &mut Names) -> R
     let ts_ns = prev_ts.wrapping_add(get_zigzag(buf)? as u64);
     let cpu = get_u32(buf)?.wrapping_sub(1);
     let kind = match u32::from(code) {
-        w::KIND_SWITCH => EventKind::Switch {
-            prev_tid: get_tid(buf, tids)?,
-            next_tid: get_tid(buf, tids)?,
-            prev_state: get_u32(buf)?,
-        },
+        w::KIND_SWITCH => {
+            let (prev_tid, next_tid, prev_state) = (get_tid(buf, tids)?, get_tid(buf, tids)?, get_u32(buf)?);
+            let next_wait_ns = if waits && next_tid != 0 { get_varint(buf)?.checked_sub(1) } else { None };
+            EventKind::Switch { prev_tid, next_tid, prev_state, next_wait_ns }
+        }
         w::KIND_MIGRATE => {
             EventKind::Migrate { tid: get_tid(buf, tids)?, from_cpu: get_u32(buf)?, to_cpu: get_u32(buf)? }
         }

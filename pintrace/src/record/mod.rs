@@ -37,8 +37,9 @@ pub use writer::Writer;
 pub const MAGIC: &[u8; 8] = b"PINTRACE";
 /// The version written. Version 2 added chunk numbers and counts (and
 /// formally the kinds 11 and 102-104); version 3 writes TIDs as distances
-/// from the traced process's PID. Versions 1 and 2 are still read.
-pub const VERSION: u16 = 3;
+/// from the traced process's PID; version 4 gives a switch onto a target
+/// thread the wait the kernel accounted before it. Versions 1-3 are still read.
+pub const VERSION: u16 = 4;
 /// A chunk is written once this many bytes of events are buffered.
 pub const CHUNK_BYTES: usize = 256 * 1024;
 /// Larger headers or trailers are taken as corruption rather than read.

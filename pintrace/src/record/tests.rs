@@ -18,11 +18,36 @@ fn header() -> RecordHeader {
     }
 }
 
+/// Every kind of event, each field as format version 4 keeps it.
 fn every_kind() -> Vec<Event> {
+    let mut events = every_kind_before_4();
+    for e in &mut events {
+        if let EventKind::Switch { next_tid: 43, next_wait_ns, .. } = &mut e.kind {
+            *next_wait_ns = Some(1_234_567);
+        }
+    }
+    let last = events.last().map_or(0, |e| e.ts_ns);
+    events.extend([
+        Event {
+            ts_ns: last + 10,
+            cpu: 2,
+            kind: EventKind::Switch { prev_tid: 0, next_tid: 44, prev_state: 0, next_wait_ns: Some(0) },
+        },
+        Event {
+            ts_ns: last + 5,
+            cpu: 2,
+            kind: EventKind::Switch { prev_tid: 44, next_tid: 45, prev_state: 1, next_wait_ns: None },
+        },
+    ]);
+    events
+}
+
+/// Every kind of event as the files of versions 1 and 2 in tests/data hold them.
+fn every_kind_before_4() -> Vec<Event> {
     let c = Comm::new("worker-1");
     let k = [
         EventKind::ThreadSeen { tid: 42, tgid: 42, comm: c },
-        EventKind::Switch { prev_tid: 42, next_tid: 0, prev_state: 0x100 },
+        EventKind::Switch { prev_tid: 42, next_tid: 0, prev_state: 0x100, next_wait_ns: None },
         EventKind::Migrate { tid: 43, from_cpu: 0, to_cpu: 1 },
         EventKind::Wakeup { tid: 43, target_cpu: 1, waker_tid: 42, new_task: true },
         EventKind::Signal {
@@ -41,7 +66,12 @@ fn every_kind() -> Vec<Event> {
         EventKind::CloneExit { parent_tid: 42, ret: -11, clone3: true },
         EventKind::Lost { total: u64::MAX },
         EventKind::Exec { tid: 42, old_tid: 43, comm: c },
-        EventKind::Switch { prev_tid: 42, next_tid: 43, prev_state: pintrace_common::STATE_THROTTLED },
+        EventKind::Switch {
+            prev_tid: 42,
+            next_tid: 43,
+            prev_state: pintrace_common::STATE_THROTTLED,
+            next_wait_ns: None,
+        },
         EventKind::GoMaxProcs { value: 8 },
         EventKind::Throttle { nr_periods: 10, nr_throttled: 4, throttled_ns: 123_456_789 },
         EventKind::GoLock { tid: 43, caller: 0x5581_d2ab_2f00, func: Some(ustr::ustr("main.pinnedWorker")) },
@@ -68,6 +98,19 @@ fn every_kind() -> Vec<Event> {
             ts_ns: 10_000 + (i as u64 * 7919) % 5000,
             cpu: if i == 0 { NO_CPU } else { i as u32 % 3 },
             kind,
+        })
+        .collect()
+}
+
+/// `events` as a file of a version before 4 reads them back: switches carry no wait.
+fn without_waits(events: Vec<Event>) -> Vec<Event> {
+    events
+        .into_iter()
+        .map(|mut e| {
+            if let EventKind::Switch { next_wait_ns, .. } = &mut e.kind {
+                *next_wait_ns = None;
+            }
+            e
         })
         .collect()
 }
@@ -172,7 +215,12 @@ fn many_chunks_round_trip_and_switches_are_small() {
         .map(|i| Event {
             ts_ns: 5_000_000_000 + i * 1_700,
             cpu: (i % 2) as u32,
-            kind: EventKind::Switch { prev_tid: 31_000 + (i % 7) as u32, next_tid: 0, prev_state: 1 },
+            kind: EventKind::Switch {
+                prev_tid: 31_000 + (i % 7) as u32,
+                next_tid: 0,
+                prev_state: 1,
+                next_wait_ns: None,
+            },
         })
         .collect();
     let bytes = write(&events, true);
@@ -382,7 +430,7 @@ fn a_file_written_by_the_version_1_writer_reads_whole() {
     assert_eq!(bytes[8..10], 1u16.to_le_bytes());
     let (back, t, err) = read_all(&bytes);
     assert!(err.is_none(), "{err:?}");
-    assert_eq!(back, every_kind());
+    assert_eq!(back, without_waits(every_kind_before_4()));
     let t = t.expect("trailer");
     assert_eq!(
         (t.decode_errors, t.first_decode_error.as_deref()),
@@ -397,8 +445,53 @@ fn a_file_written_by_the_version_2_writer_reads_whole() {
     assert_eq!(bytes[8..10], 2u16.to_le_bytes());
     let (back, t, err) = read_all(&bytes);
     assert!(err.is_none(), "{err:?}");
-    assert_eq!(back, every_kind());
+    assert_eq!(back, without_waits(every_kind_before_4()));
     assert_eq!(t.map(|t| t.end_reason), Some("duration".into()));
+}
+
+#[test]
+fn a_file_written_by_the_version_3_writer_reads_whole() {
+    let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/v3-every-kind.record"))
+        .expect("v3-every-kind.record");
+    assert_eq!(bytes[8..10], 3u16.to_le_bytes());
+    let (back, t, err) = read_all(&bytes);
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(back, without_waits(every_kind()));
+    assert_eq!(t.map(|t| t.end_reason), Some("duration".into()));
+}
+
+#[test]
+fn version_4_gives_a_switch_in_its_wait_in_a_few_bytes() {
+    // A switch onto a target thread takes one byte more for no wait, and
+    // a microsecond's wait (1,001 as a varint) two.
+    let body = |events: &[Event], version| write_as(events, false, version).len() - write_as(&[], false, version).len();
+    let with_wait = |w: Option<u64>| -> Vec<Event> {
+        switches(43, 44, 1000)
+            .into_iter()
+            .map(|mut e| {
+                if let EventKind::Switch { next_wait_ns, .. } = &mut e.kind {
+                    *next_wait_ns = w;
+                }
+                e
+            })
+            .collect()
+    };
+    let frame = 12;
+    assert_eq!(body(&with_wait(None), 3), frame + 32 + 1000 * 7 - 1);
+    assert_eq!(body(&with_wait(None), 4), frame + 32 + 1000 * 8 - 1);
+    assert_eq!(body(&with_wait(Some(1_000)), 4), frame + 32 + 1000 * 9 - 1);
+    for w in [None, Some(0), Some(1), Some(1 << 40), Some(u64::MAX - 1)] {
+        let (back, _, err) = read_all(&write_as(&with_wait(w), true, 4));
+        assert!(err.is_none(), "{err:?}");
+        assert_eq!(back, with_wait(w));
+    }
+    // A switch that is no switch-in has nothing to carry.
+    let out_only = [Event {
+        ts_ns: 1,
+        cpu: 0,
+        kind: EventKind::Switch { prev_tid: 43, next_tid: 0, prev_state: 1, next_wait_ns: None },
+    }];
+    assert_eq!(body(&out_only, 4), body(&out_only, 3));
 }
 
 /// Switches between two TIDs, as many as `n`.
@@ -406,7 +499,11 @@ fn switches(a: u32, b: u32, n: u64) -> Vec<Event> {
     (0..n)
         .map(|i| {
             let (prev_tid, next_tid) = if i % 2 == 0 { (a, b) } else { (b, a) };
-            Event { ts_ns: 1_000 + i * 300, cpu: 1, kind: EventKind::Switch { prev_tid, next_tid, prev_state: 1 } }
+            Event {
+                ts_ns: 1_000 + i * 300,
+                cpu: 1,
+                kind: EventKind::Switch { prev_tid, next_tid, prev_state: 1, next_wait_ns: None },
+            }
         })
         .collect()
 }
@@ -433,7 +530,7 @@ fn every_tid_reads_back_in_version_3() {
         .iter()
         .flat_map(|&t| {
             [
-                EventKind::Switch { prev_tid: t, next_tid: 0, prev_state: 0 },
+                EventKind::Switch { prev_tid: t, next_tid: 0, prev_state: 0, next_wait_ns: None },
                 EventKind::Wakeup { tid: t, target_cpu: 0, waker_tid: t, new_task: false },
                 EventKind::Signal {
                     sender_tid: t,
@@ -580,7 +677,7 @@ fn times_near_the_end_of_the_clock_fold_without_overflow() {
         events.push(Event {
             ts_ns: 0,
             cpu: tid,
-            kind: EventKind::Switch { prev_tid: 0, next_tid: tid, prev_state: 0 },
+            kind: EventKind::Switch { prev_tid: 0, next_tid: tid, prev_state: 0, next_wait_ns: None },
         });
     }
     events.push(Event { ts_ns: u64::MAX - 1, cpu: 9, kind: EventKind::Migrate { tid: 1, from_cpu: 0, to_cpu: 1 } });
@@ -658,7 +755,8 @@ fn fuzz_seeds_are_current() {
                 wr.flush_chunk().expect("flush");
             }
         }
-        let t = Trailer { end_ns: 30_000, end_reason: "duration".into(), events: 19, ..Trailer::default() };
+        let n = every_kind().len() as u64;
+        let t = Trailer { end_ns: 30_000, end_reason: "duration".into(), events: n, ..Trailer::default() };
         wr.finish(&t).expect("finish").1
     };
     let small = small_chunks(VERSION);
@@ -671,22 +769,23 @@ fn fuzz_seeds_are_current() {
     let mut flipped = small.clone();
     flipped[head.len() + 40] ^= 0x10;
     let whole = [
-        ("v3-every-kind", write(&every_kind(), true)),
-        ("v3-small-chunks", small.clone()),
-        ("v3-small-chunks-fix-sequence", with_flags(small.clone(), 2)),
+        ("v4-every-kind", write(&every_kind(), true)),
+        ("v4-small-chunks", small.clone()),
+        ("v4-small-chunks-fix-sequence", with_flags(small.clone(), 2)),
+        ("v3-small-chunks", small_chunks(3)),
         ("v2-small-chunks", small_chunks(2)),
         ("v1-small-chunks", small_chunks(1)),
-        ("v3-empty", write(&[], true)),
+        ("v4-empty", write(&[], true)),
     ];
     let bad = [
-        ("v3-no-trailer", join(&head, &chunks[..n])),
-        ("v3-chunk-missing", join(&head, &[&chunks[..1], &chunks[2..]].concat())),
-        ("v3-chunk-repeated", join(&head, &[&chunks[..2], &chunks[1..]].concat())),
-        ("v3-trailer-moved", join(&head, &[&chunks[..1], &chunks[n..], &chunks[1..n]].concat())),
-        ("v3-trailer-alone", join(&head, &chunks[n..])),
-        ("v3-after-trailer", [small.clone(), vec![b'E', 0, 0, 0]].concat()),
-        ("v3-cut", small[..small.len() * 2 / 3].to_vec()),
-        ("v3-flipped-bit-kept", with_flags(flipped, 1)),
+        ("v4-no-trailer", join(&head, &chunks[..n])),
+        ("v4-chunk-missing", join(&head, &[&chunks[..1], &chunks[2..]].concat())),
+        ("v4-chunk-repeated", join(&head, &[&chunks[..2], &chunks[1..]].concat())),
+        ("v4-trailer-moved", join(&head, &[&chunks[..1], &chunks[n..], &chunks[1..n]].concat())),
+        ("v4-trailer-alone", join(&head, &chunks[n..])),
+        ("v4-after-trailer", [small.clone(), vec![b'E', 0, 0, 0]].concat()),
+        ("v4-cut", small[..small.len() * 2 / 3].to_vec()),
+        ("v4-flipped-bit-kept", with_flags(flipped, 1)),
     ];
     for (name, bytes) in whole.iter().chain(&bad) {
         out.push((reader.join(format!("seed-{name}")), bytes.clone()));
@@ -701,6 +800,7 @@ fn fuzz_seeds_are_current() {
     // A kernel record of each kind, at its size.
     let sizes = [
         (w::KIND_SWITCH, std::mem::size_of::<w::SwitchRecord>()),
+        (w::KIND_SWITCH_WAIT, std::mem::size_of::<w::SwitchWaitRecord>()),
         (w::KIND_MIGRATE, std::mem::size_of::<w::MigrateRecord>()),
         (w::KIND_WAKEUP, std::mem::size_of::<w::WakeupRecord>()),
         (w::KIND_SIGNAL, std::mem::size_of::<w::SignalRecord>()),

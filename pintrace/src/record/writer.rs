@@ -24,6 +24,8 @@ pub struct Writer<W: Write> {
     /// The format version written (VERSION; older ones only in tests).
     version: u16,
     tids: Tids,
+    /// Version 4: a switch-in carries its wait.
+    waits: bool,
 }
 
 impl<W: Write> Writer<W> {
@@ -55,6 +57,7 @@ impl<W: Write> Writer<W> {
             version,
             // The process's threads have TIDs near its PID.
             tids: if version >= 3 { Tids::From(header.target.pid) } else { Tids::Absolute },
+            waits: version >= 4,
         })
     }
 
@@ -63,7 +66,7 @@ impl<W: Write> Writer<W> {
             self.base_ts = e.ts_ns;
             self.prev_ts = e.ts_ns;
         }
-        encode(&mut self.chunk, self.prev_ts, self.tids, e);
+        encode(&mut self.chunk, self.prev_ts, self.tids, self.waits, e);
         self.prev_ts = e.ts_ns;
         self.count += 1;
         if self.chunk.len() >= CHUNK_BYTES {

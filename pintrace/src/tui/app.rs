@@ -646,7 +646,11 @@ pub(crate) mod fixture {
     }
     /// `prev` leaves `cpu` at `ms` (preempted when `preempted`, else sleeps), `next` takes it.
     pub fn switch(ms: u64, cpu: u32, prev: u32, next: u32, preempted: bool) -> Event {
-        ev(ms, cpu, EventKind::Switch { prev_tid: prev, next_tid: next, prev_state: u32::from(!preempted) })
+        ev(
+            ms,
+            cpu,
+            EventKind::Switch { prev_tid: prev, next_tid: next, prev_state: u32::from(!preempted), next_wait_ns: None },
+        )
     }
     pub fn born(ms: u64, tid: u32, comm: &str) -> Event {
         let flags = pintrace_common::CLONE_THREAD;
