@@ -246,7 +246,7 @@ struct SchedInfo {
 #[derive(Default)]
 pub struct Decoder {
     /// Per thread: run_delay + the stretch, at its last switch-in.
-    queued_total: std::collections::HashMap<u32, u64>,
+    queued_total: crate::TidMap<u32, u64>,
 }
 
 impl Decoder {

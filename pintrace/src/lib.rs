@@ -22,3 +22,8 @@ pub mod source;
 pub mod summary;
 pub mod target;
 pub mod tui;
+
+/// A map keyed by TIDs, on the per-event path: foldhash is several times
+/// faster than std's SipHash for integer keys and, seeded at random per
+/// process, still hard to flood with colliding TIDs from a crafted record file.
+pub type TidMap<K, V> = std::collections::HashMap<K, V, foldhash::quality::RandomState>;

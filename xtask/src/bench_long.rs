@@ -115,8 +115,8 @@ fn report(pintrace: &Path, file: &Path) -> Result<Reported> {
 pub fn run(pintrace: &Path, bins: &Path, secs: u64) -> Result<String> {
     let scratch = root().join("target/bench");
     std::fs::create_dir_all(&scratch)?;
-    // paced 320 1000: the pipe ping-pong pair on CPU 0, ~1 M events/s (bench_top's load).
-    let mut target = Target::start(&bins.join("paced"), &[320, 1000])?;
+    // paced 500 1000: the pipe ping-pong pair on CPU 0, ~1 M events/s (bench_top's load).
+    let mut target = Target::start(&bins.join("paced"), &[500, 1000])?;
     target.go()?;
     let (short_file, long_file) = (scratch.join("long-5s.ptr"), scratch.join("long.ptr"));
     eprintln!("bench: long run, a 5 s recording for comparison");
@@ -136,7 +136,7 @@ pub fn run(pintrace: &Path, bins: &Path, secs: u64) -> Result<String> {
     let rss_last = long.rss.last().map_or(f64::NAN, |r| r.1);
     let rss_max = long.rss.iter().map(|r| r.1).fold(f64::NAN, f64::max);
     let mut o = String::new();
-    let _ = writeln!(o, "## A long recording at ~1 M events/s (`paced 320 1000`), and its report\n");
+    let _ = writeln!(o, "## A long recording at ~1 M events/s (`paced 500 1000`), and its report\n");
     let _ = writeln!(o, "| measurement | {secs} s recording | 5 s recording | goal |");
     let _ = writeln!(o, "|---|---|---|---|");
     let _ = writeln!(

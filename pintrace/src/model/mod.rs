@@ -6,7 +6,9 @@
 //! `live(focus)` returns what a live front end shows. No I/O, no clocks, no
 //! BPF: time is always passed in, so everything here is unit-tested
 //! without root.
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use crate::TidMap as HashMap;
 
 use serde::Serialize;
 
@@ -273,7 +275,7 @@ impl Model {
     pub fn new(start_ns: u64) -> Self {
         Model {
             start_ns,
-            threads: HashMap::new(),
+            threads: HashMap::default(),
             alive: 0,
             peak: 0,
             at_start: 0,
@@ -300,7 +302,7 @@ impl Model {
             throttle_at_tick: CpuStat::default(),
             gomaxprocs: None,
             sysmon: None,
-            pending_go: HashMap::new(),
+            pending_go: HashMap::default(),
             pending_pins: Vec::new(),
             pin_changes: (0, 0),
         }
@@ -567,8 +569,9 @@ impl Model {
             .map(|(&tid, t)| {
                 let c = Counts { on_cpu_ns: t.on_cpu_until(now_ns), ..t.c };
                 sum.add(&c);
-                runq.merge(&t.runq);
-                thread_stats(tid, t, &c, Latency::from(&t.runq), rel)
+                let total = t.runq_total();
+                runq.merge(&total);
+                thread_stats(tid, t, &c, Latency::from(&*total), rel)
             })
             .collect();
         process.migrations = sum.migrations;
@@ -612,6 +615,7 @@ impl Model {
             t.at_tick = t.c;
             t.runq_last = Latency::from(&t.runq_iv);
             runq.merge(&t.runq_iv);
+            t.runq.merge(&t.runq_iv);
             t.runq_iv = Histogram::default();
             sum.add(&t.last);
             hit += u64::from(t.last.sigurg_received > 0);
@@ -812,7 +816,7 @@ impl Model {
             }
             if let Some(t) = self.threads.remove(&tid) {
                 self.pruned.add(&t.c);
-                self.pruned_runq.merge(&t.runq);
+                self.pruned_runq.merge(&t.runq_total());
             }
         }
     }
@@ -899,11 +903,11 @@ impl Model {
                 .collect();
             signalled_by.sort_by(|a, b| (b.2 + b.3).cmp(&(a.2 + a.3)).then(a.0.cmp(&b.0)));
             Some(ThreadDetail {
-                totals: thread_stats(tid, t, &c, Latency::from(&t.runq), rel),
+                totals: thread_stats(tid, t, &c, Latency::from(&*t.runq_total()), rel),
                 state: t.state(),
                 last_cpu: t.last_cpu,
                 cpu_time_ns: t.cpu_time.clone(),
-                runq_histogram: t.runq.buckets().collect(),
+                runq_histogram: t.runq_total().buckets().collect(),
                 signalled_by,
                 timeline: t.timeline.iter().copied().collect(),
             })

@@ -122,8 +122,10 @@ pub struct Thread {
     pub last: Counts,
     /// On-CPU time by CPU, sorted by CPU; a CPU it ran on has an entry even at 0 ns.
     pub cpu_time: Vec<(u32, u64)>,
+    /// Run-queue waits up to the last tick (`runq_total` adds the open interval).
     pub runq: Histogram,
-    /// Run-queue waits in the interval that is still open.
+    /// Run-queue waits in the interval that is still open: each wait is
+    /// recorded here only, and folded into `runq` at the tick.
     pub runq_iv: Histogram,
     pub runq_last: Latency,
     /// (sender TID, SIGURG, other signals), sorted by TID.
@@ -229,7 +231,6 @@ impl Thread {
             if std::mem::take(&mut self.waiting_throttled) {
                 self.c.throttled_ns = self.c.throttled_ns.saturating_add(wait);
             } else {
-                self.runq.record(wait);
                 self.runq_iv.record(wait);
             }
         }
@@ -273,6 +274,16 @@ impl Thread {
                 self.mark(ts, if how == SwitchOut::Died { RunState::Exited } else { RunState::Sleeping });
             }
         }
+    }
+
+    /// All its run-queue waits since the start (or reset), the open interval's included.
+    pub fn runq_total(&self) -> std::borrow::Cow<'_, Histogram> {
+        if self.runq_iv.count() == 0 {
+            return std::borrow::Cow::Borrowed(&self.runq);
+        }
+        let mut all = self.runq.clone();
+        all.merge(&self.runq_iv);
+        std::borrow::Cow::Owned(all)
     }
 
     /// Counts the current run up to `now` and starts it again from there,

@@ -1,9 +1,9 @@
 //! The pipe ping-pong of `pingpong`, paced: two threads on CPU 0 pass a
 //! byte back and forth ROUND_TRIPS times in a batch, BATCHES_PER_SEC
 //! batches a second on a fixed grid (a late batch starts at once), until
-//! killed. A round trip is about four scheduler events (two wake-ups, two
-//! switches), a batch three more (the pacing sleep), so the event rate is
-//! set by the two numbers. Usage: paced ROUND_TRIPS BATCHES_PER_SEC.
+//! killed. A round trip is two context switches (pintrace records two
+//! events, four with wake-up events), a batch a few more (the pacing sleep),
+//! so the event rate is set by the two numbers. Usage: paced ROUND_TRIPS BATCHES_PER_SEC.
 //! Prints `ready PID`, waits for a line, then runs until it is killed.
 use std::{
     fs::File,
