@@ -381,14 +381,19 @@ mod tests {
         unsafe { std::slice::from_raw_parts((r as *const T).cast::<u8>(), std::mem::size_of::<T>()).to_vec() }
     }
 
-    fn switch_bytes() -> Vec<u8> {
+    /// A switch-out of `prev` (no target switched in).
+    fn switch_out(prev: u32, prev_state: u32) -> Vec<u8> {
         bytes_of(&wire::SwitchRecord {
             hdr: wire::Header { kind: wire::KIND_SWITCH, cpu: 1, ts_ns: 0x1_0000_0002 },
-            prev_tid: 10,
+            prev_tid: prev,
             next_tid: 0,
-            prev_state: 0x100,
+            prev_state,
             _pad: 0,
         })
+    }
+
+    fn switch_bytes() -> Vec<u8> {
+        switch_out(10, 0x100)
     }
 
     #[test]
@@ -431,14 +436,7 @@ mod tests {
         assert_eq!(wait_of(d.decode(&switch_in(9, 1, 5, 1_500, 0)).expect("valid")), Some(0));
         assert_eq!(d.threads(), 1);
         // Its final switch-out forgets it; a thread reusing the TID starts afresh.
-        let dead = bytes_of(&wire::SwitchRecord {
-            hdr: wire::Header { kind: wire::KIND_SWITCH, cpu: 0, ts_ns: 8 },
-            prev_tid: 5,
-            next_tid: 0,
-            prev_state: 0x20,
-            _pad: 0,
-        });
-        assert_eq!(wait_of(d.decode(&dead).expect("valid")), None);
+        assert_eq!(wait_of(d.decode(&switch_out(5, 0x20)).expect("valid")), None);
         assert_eq!(d.threads(), 0);
         assert_eq!(wait_of(d.decode(&switch_in(0, 0, 5, 10, 4)).expect("valid")), Some(4));
         // Alone, a record says only the current stretch.
