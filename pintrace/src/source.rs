@@ -16,6 +16,8 @@ use crate::{
 
 /// Events are handed on in batches of at most this many.
 pub const BATCH: usize = 4096;
+/// After a look that found the ring empty, the next comes this many polls later.
+const IDLE_POLLS: u32 = 5;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SourceStats {
@@ -89,19 +91,23 @@ impl Source {
         mut stop: watch::Receiver<bool>,
         poll: Duration,
     ) -> Result<SourceStats> {
+        // Polling an idle ring costs wake-ups for nothing: after an empty look
+        // the next comes IDLE_POLLS polls later. A burst cannot overrun the
+        // ring meanwhile: the kernel wakes the reader when it is a quarter full.
         loop {
             let stopping = *stop.borrow_and_update();
-            self.drain(&tx).await?;
+            let got = self.drain(&tx).await?;
             if stopping {
                 return Ok(self.finish());
             }
+            let wait = if got == 0 { poll * IDLE_POLLS } else { poll };
             tokio::select! {
                 guard = self.ring.readable() => {
                     if let Ok(mut guard) = guard {
                         guard.clear_ready();
                     }
                 }
-                _ = tokio::time::sleep(poll) => {}
+                _ = tokio::time::sleep(wait) => {}
                 changed = stop.changed() => {
                     if changed.is_err() {
                         // Whoever could stop us is gone: stop.
@@ -113,13 +119,16 @@ impl Source {
         }
     }
 
-    async fn drain(&mut self, tx: &mpsc::Sender<Vec<Event>>) -> Result<()> {
+    /// Sends what the ring holds; returns how many records it read.
+    async fn drain(&mut self, tx: &mpsc::Sender<Vec<Event>>) -> Result<u64> {
+        let mut read = 0;
         let mut batch = Vec::with_capacity(BATCH);
         loop {
             {
                 let ring = self.ring.get_mut();
                 while batch.len() < BATCH {
                     let Some(item) = ring.next() else { break };
+                    read += 1;
                     match self.decoder.decode(&item) {
                         Ok(e) => {
                             batch.push(e);
@@ -141,11 +150,11 @@ impl Source {
                 let next = Vec::with_capacity(BATCH);
                 // A closed receiver means the consumer is gone: nothing left to do.
                 if tx.send(std::mem::replace(&mut batch, next)).await.is_err() {
-                    return Ok(());
+                    return Ok(0);
                 }
             }
             if !full {
-                return Ok(());
+                return Ok(read);
             }
         }
     }
