@@ -269,7 +269,8 @@ impl Decoder {
     }
 
     /// Threads whose last switch-in it remembers.
-    pub fn threads(&self) -> usize {
+    #[cfg(test)]
+    fn threads(&self) -> usize {
         self.queued_total.len()
     }
 }
