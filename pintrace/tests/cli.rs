@@ -3,7 +3,7 @@ use std::{path::PathBuf, process::Command};
 
 use pintrace::{
     event::{Comm, Event, EventKind, NO_CPU},
-    record::{ClockMapping, RecordHeader, Target, Trailer, Writer},
+    record::{split_chunks, ClockMapping, RecordHeader, Target, Trailer, Writer},
 };
 
 fn pintrace(args: &[&str]) -> (Option<i32>, String, String) {
@@ -336,20 +336,6 @@ fn a_closed_pipe_ends_quietly_and_a_full_disk_is_one_clear_line() {
     assert_eq!(err.trim(), "pintrace: writing to standard output: No space left on device (os error 28)");
 }
 
-/// A record file split into its preamble and header, and its chunks (each with its frame).
-fn split(bytes: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>) {
-    let header_len = u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes")) as usize;
-    let (head, mut rest) = bytes.split_at(20 + header_len);
-    let mut chunks = vec![];
-    while !rest.is_empty() {
-        let len = u32::from_le_bytes(rest[4..8].try_into().expect("4 bytes")) as usize;
-        let (chunk, tail) = rest.split_at(12 + len);
-        chunks.push(chunk.to_vec());
-        rest = tail;
-    }
-    (head.to_vec(), chunks)
-}
-
 /// `report --json` of these bytes: exit code, the report, standard error.
 fn report_json(name: &str, bytes: &[u8]) -> (Option<i32>, serde_json::Value, String) {
     let path = scratch(name);
@@ -361,7 +347,7 @@ fn report_json(name: &str, bytes: &[u8]) -> (Option<i32>, serde_json::Value, Str
 #[test]
 fn chunks_missing_repeated_or_out_of_place_are_damage() {
     let (_, bytes) = sample_file("chunks.ptr", true);
-    let (head, chunks) = split(&bytes);
+    let (head, chunks) = split_chunks(&bytes);
     let n = chunks.len() - 1;
     assert!(n >= 3, "{n} events chunks");
     let trailer = chunks[n].clone();
@@ -412,7 +398,7 @@ fn a_version_1_file_still_reports_whole() {
 #[test]
 fn decode_errors_of_the_recording_are_shown() {
     let (_, bytes) = sample_file("decode.ptr", true);
-    let (head, mut chunks) = split(&bytes);
+    let (head, mut chunks) = split_chunks(&bytes);
     let n = chunks.len() - 1;
     let mut t: serde_json::Value = serde_json::from_slice(&chunks[n][12..]).expect("trailer JSON");
     t["decode_errors"] = 3.into();
@@ -451,7 +437,7 @@ fn decode_errors_of_the_recording_are_shown() {
 #[test]
 fn an_undecodable_event_in_the_file_is_named() {
     let (_, bytes) = sample_file("undecodable.ptr", true);
-    let (head, mut chunks) = split(&bytes);
+    let (head, mut chunks) = split_chunks(&bytes);
     // The second events chunk's first event gets a kind no pintrace knows.
     let mut payload = chunks[1][12..].to_vec();
     payload[32] = 99; // after seq, events_before, count, base_ts and tid_base

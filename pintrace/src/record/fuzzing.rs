@@ -48,3 +48,20 @@ pub fn fix_checksums(file: &mut [u8], sequence: bool) {
         at += 12 + len;
     }
 }
+
+/// A record file split into its preamble and header, and its chunks, each
+/// with its frame, for the tests that remove, repeat and move chunks. Bytes
+/// that do not make a whole frame end up in the last piece as they are.
+pub fn split_chunks(file: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let word = |b: &[u8], at: usize| b.get(at..at + 4).map_or(0, |w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]));
+    let head_len = (20 + word(file, 12) as usize).min(file.len());
+    let (head, mut rest) = file.split_at(head_len);
+    let mut chunks = vec![];
+    while !rest.is_empty() {
+        let len = (12usize.saturating_add(word(rest, 4) as usize)).min(rest.len());
+        let (chunk, tail) = rest.split_at(len);
+        chunks.push(chunk.to_vec());
+        rest = tail;
+    }
+    (head.to_vec(), chunks)
+}

@@ -30,7 +30,7 @@ mod reader;
 mod writer;
 
 #[doc(hidden)]
-pub use fuzzing::{decode_events, fix_checksums};
+pub use fuzzing::{decode_events, fix_checksums, split_chunks};
 pub use reader::{Chunk, Reader};
 pub use writer::Writer;
 

@@ -157,20 +157,6 @@ fn read_with(bytes: &[u8], max_names: usize) -> (Vec<Event>, Option<Trailer>, Op
     }
 }
 
-/// A file split into its preamble and header, and its chunks (each with its frame).
-fn split(bytes: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>) {
-    let header_len = u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes")) as usize;
-    let (head, mut rest) = bytes.split_at(20 + header_len);
-    let mut chunks = vec![];
-    while !rest.is_empty() {
-        let len = u32::from_le_bytes(rest[4..8].try_into().expect("4 bytes")) as usize;
-        let (chunk, tail) = rest.split_at(12 + len);
-        chunks.push(chunk.to_vec());
-        rest = tail;
-    }
-    (head.to_vec(), chunks)
-}
-
 fn join(head: &[u8], chunks: &[Vec<u8>]) -> Vec<u8> {
     let mut out = head.to_vec();
     chunks.iter().for_each(|c| out.extend_from_slice(c));
@@ -298,7 +284,7 @@ fn events_before(chunks: &[Vec<u8>], n: usize) -> usize {
 #[test]
 fn version_2_trailers_count_chunks_and_events() {
     let bytes = write(&many(), true);
-    let (_, chunks) = split(&bytes);
+    let (_, chunks) = split_chunks(&bytes);
     assert!(chunks.len() >= 4, "{} chunks", chunks.len());
     let trailer: serde_json::Value = serde_json::from_slice(&chunks.last().expect("trailer")[12..]).expect("JSON");
     assert_eq!(trailer["chunks"], chunks.len() as u64 - 1);
@@ -315,7 +301,7 @@ fn version_2_trailers_count_chunks_and_events() {
 
 #[test]
 fn a_missing_chunk_is_damage() {
-    let (head, mut chunks) = split(&write(&many(), true));
+    let (head, mut chunks) = split_chunks(&write(&many(), true));
     chunks.remove(1);
     let at = (head.len() + chunks[0].len()) as u64;
     let (back, trailer, err) = read_all(&join(&head, &chunks));
@@ -330,7 +316,7 @@ fn a_missing_chunk_is_damage() {
 
 #[test]
 fn a_repeated_chunk_is_damage() {
-    let (head, mut chunks) = split(&write(&many(), true));
+    let (head, mut chunks) = split_chunks(&write(&many(), true));
     let at = (head.len() + chunks[0].len() + chunks[1].len()) as u64;
     chunks.insert(2, chunks[1].clone());
     let (back, _, err) = read_all(&join(&head, &chunks));
@@ -340,7 +326,7 @@ fn a_repeated_chunk_is_damage() {
 
 #[test]
 fn a_trailer_in_the_middle_is_damage() {
-    let (head, mut chunks) = split(&write(&many(), true));
+    let (head, mut chunks) = split_chunks(&write(&many(), true));
     let n = chunks.len() - 1;
     let trailer = chunks.pop().expect("trailer");
     chunks.insert(2, trailer);
@@ -357,7 +343,7 @@ fn a_trailer_in_the_middle_is_damage() {
 
 #[test]
 fn a_header_and_trailer_alone_are_damage_when_the_trailer_counts_events() {
-    let (head, chunks) = split(&write(&many(), true));
+    let (head, chunks) = split_chunks(&write(&many(), true));
     let n = chunks.len() - 1;
     let (back, _, err) = read_all(&join(&head, &chunks[n..]));
     assert_eq!(damage(err), format!("the trailer says {n} chunks and 150,000 events, the file holds 0 chunks and 0"));
@@ -383,7 +369,7 @@ fn bytes_after_the_trailer_are_damage() {
 
 #[test]
 fn a_wrong_count_of_events_before_a_chunk_is_damage() {
-    let (head, mut chunks) = split(&write(&many(), true));
+    let (head, mut chunks) = split_chunks(&write(&many(), true));
     let claimed = events_before(&chunks, 1) as u64 + 5;
     let mut payload = chunks[1][12..].to_vec();
     payload[8..16].copy_from_slice(&claimed.to_le_bytes());
@@ -399,7 +385,7 @@ fn a_wrong_count_of_events_before_a_chunk_is_damage() {
 
 #[test]
 fn a_version_2_trailer_without_counts_is_damage() {
-    let (head, mut chunks) = split(&write(&every_kind(), true));
+    let (head, mut chunks) = split_chunks(&write(&every_kind(), true));
     let n = chunks.len() - 1;
     let t = serde_json::to_vec(&Trailer::default()).expect("JSON");
     chunks[n] = frame(TAG_TRAILER, &t);
@@ -416,7 +402,7 @@ fn version_1_files_still_read_without_the_new_checks() {
     assert!(err.is_none(), "{err:?}");
     assert_eq!((back == events, t.map(|t| t.end_reason)), (true, Some("duration".into())));
     // Version 1 has no counts to check a removed chunk against: as before, it goes unnoticed.
-    let (head, mut chunks) = split(&v1);
+    let (head, mut chunks) = split_chunks(&v1);
     chunks.remove(1);
     let (back, t, err) = read_all(&join(&head, &chunks));
     assert!(err.is_none() && t.is_some(), "{err:?}");
@@ -514,7 +500,7 @@ fn a_tid_beyond_the_range_is_named() {
     use pintrace_common as w;
     // PID 42, and a TID written as 43 below it: -1 is no TID.
     let one = [Event { ts_ns: 5, cpu: 1, kind: EventKind::Migrate { tid: 43, from_cpu: 0, to_cpu: 1 } }];
-    let (head, mut chunks) = split(&write(&one, true));
+    let (head, mut chunks) = split_chunks(&write(&one, true));
     let payload = chunks[0][12..].to_vec();
     assert_eq!(payload[32..], [w::KIND_MIGRATE as u8, 0, 2, 3, 0, 1], "code, time, CPU, TID, from, to");
     let far: &[&[u8]] = &[
@@ -537,7 +523,7 @@ fn a_tid_beyond_the_range_is_named() {
 #[test]
 fn an_undecodable_event_is_named() {
     let one = [Event { ts_ns: 5, cpu: 1, kind: EventKind::Lost { total: 3 } }];
-    let (head, mut chunks) = split(&write(&one, true));
+    let (head, mut chunks) = split_chunks(&write(&one, true));
     let mut payload = chunks[0][12..].to_vec();
     payload[32] = 99; // the first event's code
     chunks[0] = frame(TAG_EVENTS, &payload);
@@ -569,7 +555,7 @@ fn a_read_interns_a_bounded_number_of_function_names() {
     bad.push(Event { ts_ns: 1, cpu: 0, kind: EventKind::GoLock { tid: 9, caller: 1, func: None } });
     let mut bytes = write(&bad, true);
     // Swap the empty name for the new one, by hand: the writer would intern it.
-    let (head, mut chunks) = split(&bytes);
+    let (head, mut chunks) = split_chunks(&bytes);
     let mut payload = chunks[0][12..].to_vec();
     assert_eq!(payload.pop(), Some(0), "the last event ends with an empty name");
     payload.push(fourth.len() as u8);
@@ -596,7 +582,7 @@ fn a_count_field_cannot_make_the_reader_allocate() {
     payload.extend_from_slice(&u32::MAX.to_le_bytes());
     payload.extend_from_slice(&0u64.to_le_bytes());
     payload.extend_from_slice(&42u32.to_le_bytes());
-    let (head, _) = split(&write(&[], true));
+    let (head, _) = split_chunks(&write(&[], true));
     let (back, _, err) = read_all(&join(&head, &[frame(TAG_EVENTS, &payload)]));
     assert!(back.is_empty());
     assert!(matches!(&err, Some(ReadError::Corrupt { reason, .. }) if reason.contains("event cut short")), "{err:?}");
@@ -719,7 +705,7 @@ fn fuzz_seeds_are_current() {
         wr.finish(&t).expect("finish").1
     };
     let small = small_chunks(VERSION);
-    let (head, chunks) = split(&small);
+    let (head, chunks) = split_chunks(&small);
     let n = chunks.len() - 1;
     let with_flags = |mut b: Vec<u8>, flags: u8| {
         b[10] = flags;
