@@ -5,6 +5,7 @@
 //! Parsing is pure and unit-tested; `CpuGroup::of_pid` reads /proc and
 //! /sys/fs/cgroup.
 use std::{
+    collections::BTreeSet,
     fs,
     path::{Path, PathBuf},
 };
@@ -130,19 +131,45 @@ pub fn parse_stat(text: &str) -> CpuStat {
     s
 }
 
-/// A CPU list like "0-3,8,10-11": how many CPUs.
-pub fn count_cpu_list(list: &str) -> u32 {
-    list.trim()
-        .split(',')
-        .filter(|p| !p.is_empty())
-        .map(|p| match p.split_once('-') {
-            Some((a, b)) => match (a.parse::<u32>(), b.parse::<u32>()) {
-                (Ok(a), Ok(b)) if b >= a => b - a + 1,
-                _ => 0,
-            },
-            None => u32::from(p.parse::<u32>().is_ok()),
-        })
-        .sum()
+/// The CPUs of a CPU list like "0-3,8,10-11". CPU numbers are below
+/// `MAX_CPU` (the kernel's NR_CPUS is at most 8192); others are ignored.
+pub fn cpu_set(list: &str) -> BTreeSet<u32> {
+    let mut set = BTreeSet::new();
+    for part in list.trim().split(',').filter(|p| !p.is_empty()) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        if let (Ok(a), Ok(b)) = (a.trim().parse::<u32>(), b.trim().parse::<u32>()) {
+            set.extend(a..=b.min(MAX_CPU - 1));
+        }
+    }
+    set
+}
+
+const MAX_CPU: u32 = 1 << 16;
+
+/// How many CPUs process `pid` can run on: the union of its threads'
+/// affinities (each thread has its own: a program that pins one thread to
+/// a CPU still uses the others). It stops reading threads once the union
+/// holds every online CPU, which the first thread usually does.
+pub fn cpus_allowed(pid: u32) -> u32 {
+    let online = crate::target::nr_cpus();
+    let of = |tid: u32| {
+        let status = fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")).ok()?;
+        status.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).map(cpu_set)
+    };
+    let mut union = of(pid).unwrap_or_default();
+    if union.len() < online as usize {
+        for tid in crate::target::threads(pid).unwrap_or_default() {
+            union.extend(of(tid).unwrap_or_default());
+            if union.len() >= online as usize {
+                break;
+            }
+        }
+    }
+    if union.is_empty() {
+        online
+    } else {
+        u32::try_from(union.len()).unwrap_or(online)
+    }
 }
 
 impl CpuGroup {
@@ -151,11 +178,7 @@ impl CpuGroup {
         let cg =
             fs::read_to_string(format!("/proc/{pid}/cgroup")).with_context(|| format!("reading /proc/{pid}/cgroup"))?;
         let mountinfo = fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
-        let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let cpus_allowed = status
-            .lines()
-            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-            .map_or_else(crate::target::nr_cpus, count_cpu_list);
+        let cpus_allowed = cpus_allowed(pid);
         let lines = cgroup_lines(&cg);
         let mounts = cgroup_mounts(&mountinfo);
         // v1 with the cpu controller, else v2 where it has the cpu controller.
@@ -207,6 +230,44 @@ impl CpuGroup {
         Ok(group)
     }
 
+    /// The group as a record's `CpuLimit` event keeps it (the stat
+    /// directory is not kept: it is this machine's).
+    pub fn limit_event(&self) -> crate::event::EventKind {
+        let period = self.period_us.unwrap_or(0);
+        let quota = self.quota_cpus.map_or(0.0, |q| (q * period as f64).round());
+        crate::event::EventKind::CpuLimit {
+            version: self.version,
+            quota_us: if quota >= f64::from(u32::MAX) { u32::MAX } else { quota as u32 },
+            period_us: u32::try_from(period).unwrap_or(u32::MAX),
+            cpus_allowed: self.cpus_allowed,
+            group: ustr::ustr(&self.path),
+            limited_by: self.limited_by.as_deref().map(ustr::ustr),
+        }
+    }
+
+    /// The group a `CpuLimit` event describes (None for another kind).
+    pub fn from_limit(kind: &crate::event::EventKind) -> Option<CpuGroup> {
+        let crate::event::EventKind::CpuLimit { version, quota_us, period_us, cpus_allowed, group, limited_by } = *kind
+        else {
+            return None;
+        };
+        let limited = quota_us > 0 && period_us > 0;
+        Some(CpuGroup {
+            version,
+            path: group.to_string(),
+            quota_cpus: limited.then(|| f64::from(quota_us) / f64::from(period_us)),
+            period_us: limited.then_some(u64::from(period_us)),
+            limited_by: limited_by.map(|l| l.to_string()),
+            cpus_allowed,
+            stat_dir: None,
+        })
+    }
+
+    /// Whether `other` is the same limit: the same groups, quota and CPUs.
+    pub fn same_limit(&self, other: &CpuGroup) -> bool {
+        CpuGroup { stat_dir: None, ..self.clone() } == CpuGroup { stat_dir: None, ..other.clone() }
+    }
+
     /// The throttling counters of the limiting group now.
     pub fn stat(&self) -> Option<CpuStat> {
         let dir = self.stat_dir.as_ref()?;
@@ -217,6 +278,11 @@ impl CpuGroup {
     pub fn cpus_usable(&self) -> f64 {
         let allowed = f64::from(self.cpus_allowed.max(1));
         self.quota_cpus.map_or(allowed, |q| q.min(allowed))
+    }
+
+    /// "quota 0.50 CPUs (50ms per 100ms, /T), 2 CPUs allowed".
+    pub fn describe_limit(&self) -> String {
+        format!("quota {}, {} CPUs allowed", self.describe_quota(), self.cpus_allowed)
     }
 
     /// "0.5 CPUs (quota 50ms per 100ms, /T)" or "no limit".
@@ -255,11 +321,13 @@ mod tests {
     }
 
     #[test]
-    fn cpu_lists() {
-        assert_eq!(count_cpu_list("0-1\n"), 2);
-        assert_eq!(count_cpu_list("0-3,8,10-11"), 7);
-        assert_eq!(count_cpu_list("5"), 1);
-        assert_eq!(count_cpu_list(""), 0);
+    fn cpu_sets() {
+        assert_eq!(cpu_set("0-3,8,10-11\n").into_iter().collect::<Vec<_>>(), [0, 1, 2, 3, 8, 10, 11]);
+        assert_eq!(cpu_set(""), BTreeSet::new());
+        assert_eq!(cpu_set("3-1,x,7"), BTreeSet::from([7]));
+        assert_eq!(cpu_set("0-4294967295").len(), MAX_CPU as usize, "bounded");
+        // This process's threads may run on every online CPU.
+        assert_eq!(cpus_allowed(std::process::id()), crate::target::nr_cpus());
     }
 
     #[test]
@@ -281,6 +349,26 @@ mod tests {
         );
         assert_eq!(group_dir(Path::new("/m"), "/", "/"), Some(PathBuf::from("/m")));
         assert_eq!(unescape("/a\\040b"), "/a b");
+    }
+
+    #[test]
+    fn a_limit_survives_its_event() {
+        let g = CpuGroup {
+            version: 2,
+            path: "/kubepods/pod1/c1".into(),
+            quota_cpus: Some(0.3),
+            period_us: Some(100_000),
+            limited_by: Some("/kubepods/pod1".into()),
+            cpus_allowed: 4,
+            stat_dir: Some(PathBuf::from("/sys/fs/cgroup/kubepods/pod1")),
+        };
+        let back = CpuGroup::from_limit(&g.limit_event()).expect("a CpuLimit");
+        assert!(back.same_limit(&g), "{back:?}");
+        assert_eq!(back.stat_dir, None);
+        let none = CpuGroup { version: 1, path: "/".into(), cpus_allowed: 2, ..Default::default() };
+        assert_eq!(CpuGroup::from_limit(&none.limit_event()), Some(none.clone()));
+        assert!(!none.same_limit(&g));
+        assert_eq!(CpuGroup::from_limit(&crate::event::EventKind::Lost { total: 1 }), None);
     }
 
     #[test]

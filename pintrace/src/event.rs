@@ -151,6 +151,19 @@ pub enum EventKind {
     GoMaxProcs {
         value: u32,
     },
+    /// Synthesised: the target's CPU cgroup or the CPUs it may use changed
+    /// while it was traced (it was moved to another group, its quota was
+    /// changed as a pod resize does, or its threads' affinities changed).
+    /// `quota_us` 0 is no quota; `group` is the process's group and
+    /// `limited_by` the one whose quota is the tightest.
+    CpuLimit {
+        version: u8,
+        quota_us: u32,
+        period_us: u32,
+        cpus_allowed: u32,
+        group: FnName,
+        limited_by: Option<FnName>,
+    },
     /// Synthesised: the target's CPU cgroup's `cpu.stat` as polled (cumulative counters).
     Throttle {
         nr_periods: u64,

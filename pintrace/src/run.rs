@@ -27,6 +27,9 @@ const ALIVE_CHECK: Duration = Duration::from_millis(200);
 /// How often the target's cgroup's throttling counters are read: at least
 /// once per CFS period of the default 100 ms, so throttled periods show.
 const THROTTLE_POLL: Duration = Duration::from_millis(100);
+/// How often the target's CPU cgroup is looked up again: a process can be
+/// moved to another group, and a quota changed (a pod resize), while traced.
+const CGROUP_CHECK: Duration = Duration::from_secs(1);
 /// How often a paced replay moves its clock on.
 const PACE: Duration = Duration::from_millis(20);
 
@@ -253,7 +256,7 @@ pub async fn live<S: Sink>(session: &mut Session, sink: &mut S, opts: Options, m
     let mut last_throttle: Option<EventKind> = None;
     let mut last_gomaxprocs: Option<EventKind> =
         session.initial.iter().rev().map(|e| e.kind).find(|k| matches!(k, EventKind::GoMaxProcs { .. }));
-    let has_cgroup = session.cgroup.is_ok();
+    let mut cgroup_check = interval(CGROUP_CHECK);
     let mut self_cpu = SelfCpu::new();
     let mut bpf = BpfMeter { last: None };
     let mut stats = Stats::default();
@@ -290,8 +293,15 @@ pub async fn live<S: Sink>(session: &mut Session, sink: &mut S, opts: Options, m
             _ = tokio::time::sleep_until(stop_at), if end.is_none() && opts.duration.is_some() => {
                 stop_with = Some(End::Duration);
             }
-            _ = throttle.tick(), if end.is_none() && has_cgroup => {
+            _ = throttle.tick(), if end.is_none() && session.cgroup.is_ok() => {
                 send_if_changed(sink, &mut last_throttle, session.throttle_event())?;
+            }
+            _ = cgroup_check.tick(), if end.is_none() => {
+                if let Some(e) = session.cgroup_event() {
+                    sink.events(&[e])?;
+                    // The next reading is of the new group's counters.
+                    last_throttle = None;
+                }
             }
             _ = alive.tick(), if end.is_none() => {
                 if !session.alive() {

@@ -65,7 +65,7 @@ impl Session {
                 let comm = std::path::Path::new(&l.argv[0])
                     .file_name()
                     .map_or_else(|| l.argv[0].clone(), |n| n.to_string_lossy().into_owned());
-                let target = Target { pid: l.pid, comm, cmdline: l.argv.join(" ") };
+                let target = Target { pid: l.pid, comm, cmdline: l.argv.join(" "), ns_pid: None };
                 (target, Some(l))
             }
         };
@@ -273,6 +273,24 @@ impl Session {
     /// What is known of the Go runtime (after an exec: of the new program).
     pub fn go_info(&self) -> Option<GoInfo> {
         self.go.as_ref().map(GoInfo::of)
+    }
+
+    /// The target's CPU cgroup read again, as an event when it changed: the
+    /// process was moved to another group, a quota on its way to the root
+    /// changed (a pod resize), or its threads' affinities did. A group that
+    /// cannot be read now (the process is exiting) keeps the last one.
+    pub fn cgroup_event(&mut self) -> Option<Event> {
+        let pid = self.target.pid;
+        if !target::leader_running(pid) {
+            return None;
+        }
+        let now = CpuGroup::of_pid(pid).ok().filter(|_| target::leader_running(pid))?;
+        if self.cgroup.as_ref().is_ok_and(|g| g.same_limit(&now)) {
+            return None;
+        }
+        let kind = now.limit_event();
+        self.cgroup = Ok(now);
+        Some(Event { ts_ns: target::monotonic_ns(), cpu: NO_CPU, kind })
     }
 
     /// The cgroup's throttling counters now, as an event (None without a cgroup).

@@ -234,7 +234,7 @@ impl Report {
             lost_events: snap.lost_events.max(lost),
             decode_errors,
             first_decode_error,
-            cgroup: header.cgroup.as_ref().map(|g| CgroupReport::new(g, snap.throttle)),
+            cgroup: snap.cgroup.as_ref().or(header.cgroup.as_ref()).map(|g| CgroupReport::new(g, snap.throttle)),
             findings,
             capacity,
             go: go.map(|g| g.with_gomaxprocs(snap.gomaxprocs)),
@@ -299,7 +299,11 @@ impl<'a> IntervalReport<'a> {
             decode_errors: stats.decode_errors,
             pintrace_cpu_pct: stats.self_cpu_pct,
             process: &live.interval,
-            cgroup: header.cgroup.as_ref().map(|g| CgroupReport::new(g, live.interval.throttle)),
+            cgroup: live
+                .cgroup
+                .as_ref()
+                .or(header.cgroup.as_ref())
+                .map(|g| CgroupReport::new(g, live.interval.throttle)),
             findings,
             capacity,
             go: header.go.as_ref().map(|g| g.with_gomaxprocs(live.gomaxprocs)),

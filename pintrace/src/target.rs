@@ -38,7 +38,79 @@ pub fn resolve(pid: u32) -> Result<Target> {
                 .join(" ")
         })
         .unwrap_or_default();
-    Ok(Target { pid: tgid, comm, cmdline })
+    let ns_pid = parse_nspid(&status).and_then(|ids| ns_id(&ids));
+    Ok(Target { pid: tgid, comm, cmdline, ns_pid })
+}
+
+/// The IDs of a task in each PID namespace it is in, from a
+/// `/proc/…/status` text: its `NSpid:` line, outermost first (the namespace
+/// of the /proc mount read, pintrace's), innermost last (the task's own).
+/// None without the line (kernels before 4.1) or if it does not parse.
+pub fn parse_nspid(status: &str) -> Option<Vec<u32>> {
+    let line = status.lines().find_map(|l| l.strip_prefix("NSpid:"))?;
+    let ids: Option<Vec<u32>> = line.split_whitespace().take(MAX_PID_NS_LEVEL).map(|v| v.parse().ok()).collect();
+    ids.filter(|ids| !ids.is_empty())
+}
+
+/// The kernel nests PID namespaces at most 32 deep.
+const MAX_PID_NS_LEVEL: usize = 33;
+
+/// The ID a task has in its own namespace, when that is not pintrace's
+/// (a container): the innermost of `parse_nspid`'s IDs.
+pub fn ns_id(ids: &[u32]) -> Option<u32> {
+    match ids {
+        [_, .., inner] => Some(*inner),
+        _ => None,
+    }
+}
+
+/// Thread IDs of one process as its own PID namespace numbers them (what
+/// the Go runtime stores in `m.procid`) mapped to pintrace's, read from
+/// `NSpid:` in `/proc/PID/task/TID/status`. Each thread's status is read
+/// once: a refresh reads only threads not seen before.
+#[derive(Debug, Default)]
+pub struct NsTids {
+    /// Namespace TID → host TID.
+    to_host: std::collections::HashMap<u32, u32>,
+    /// Host TIDs read, alive at the last refresh.
+    known: BTreeSet<u32>,
+}
+
+impl NsTids {
+    /// Whether process `pid` lives in another PID namespace than pintrace:
+    /// then `m.procid` and the like need mapping.
+    pub fn needed(pid: u32) -> bool {
+        fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| parse_nspid(&s))
+            .is_some_and(|ids| ns_id(&ids).is_some())
+    }
+
+    /// Reads the threads of `pid` that are new since the last refresh and
+    /// forgets those that are gone.
+    pub fn refresh(&mut self, pid: u32) {
+        let Ok(now) = threads(pid) else { return };
+        for tid in now.difference(&self.known) {
+            let status = fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")).unwrap_or_default();
+            if let Some(inner) = parse_nspid(&status).and_then(|ids| ns_id(&ids)) {
+                self.to_host.insert(inner, *tid);
+            }
+        }
+        self.to_host.retain(|_, host| now.contains(host));
+        self.known = now;
+    }
+
+    /// The host TID of the thread numbered `ns_tid` in the process's namespace.
+    pub fn host(&self, ns_tid: u32) -> Option<u32> {
+        self.to_host.get(&ns_tid).copied()
+    }
+
+    /// Test helper: a mapping as given.
+    pub fn from_pairs(pairs: impl IntoIterator<Item = (u32, u32)>) -> NsTids {
+        let to_host: std::collections::HashMap<u32, u32> = pairs.into_iter().collect();
+        let known = to_host.values().copied().collect();
+        NsTids { to_host, known }
+    }
 }
 
 /// The TIDs of process `pid` now.
@@ -61,6 +133,13 @@ pub fn thread_comm(pid: u32, tid: u32) -> Comm {
 fn running(stat: &str) -> bool {
     // The state follows the last ')' (comm may contain parentheses).
     stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X']))
+}
+
+/// True while the leader (main thread) of process `pid` has not exited:
+/// what /proc says of the process as a whole (its cgroup, say) is only
+/// its own until then (an exited process reads as in the root group).
+pub fn leader_running(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| running(&s))
 }
 
 /// True while process `pid` has a thread that has not exited. Its leader
@@ -117,6 +196,25 @@ mod tests {
         let tid = unsafe { libc::gettid() } as u32;
         let err = resolve(tid).expect_err("self").to_string();
         assert!(err.contains("does not trace itself"), "{err}");
+    }
+
+    #[test]
+    fn nspid_lines() {
+        let host = "Name:\tapp\nTgid:\t4242\nNSpid:\t4242\nPPid:\t1\n";
+        assert_eq!(parse_nspid(host), Some(vec![4242]));
+        assert_eq!(parse_nspid(host).and_then(|i| ns_id(&i)), None, "pintrace's own namespace");
+        let container = "NStgid:\t9100\t1\nNSpid:\t9105\t6\n";
+        assert_eq!(parse_nspid(container), Some(vec![9105, 6]));
+        assert_eq!(ns_id(&[9105, 6]), Some(6));
+        assert_eq!(ns_id(&[9105, 300, 6]), Some(6), "nested: the innermost");
+        assert_eq!(parse_nspid("NSpid:\t12\tx\n"), None);
+        assert_eq!(parse_nspid("NSpid:\n"), None);
+        assert_eq!(parse_nspid("Pid:\t5\n"), None, "a kernel before 4.1");
+        // A hostile line is cut at the kernel's nesting limit.
+        let deep = format!("NSpid:{}\n", "\t7".repeat(10_000));
+        assert_eq!(parse_nspid(&deep).map(|v| v.len()), Some(MAX_PID_NS_LEVEL));
+        // This process is in pintrace's namespace: nothing to map.
+        assert!(!NsTids::needed(std::process::id()));
     }
 
     #[test]

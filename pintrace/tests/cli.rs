@@ -31,7 +31,7 @@ fn sample_file(name: &str, trailer: bool) -> (PathBuf, Vec<u8>) {
         host: "testhost".into(),
         kernel: "6.18.0".into(),
         nr_cpus: 2,
-        target: Target { pid: 100, comm: "goapp".into(), cmdline: "./goapp -serve".into() },
+        target: Target { pid: 100, comm: "goapp".into(), cmdline: "./goapp -serve".into(), ns_pid: None },
         clock: ClockMapping { monotonic_ns: start, realtime_ns: 1_700_000_000_000_000_000 },
         start_ns: start,
         probes: vec![],
@@ -287,7 +287,7 @@ fn report_escapes_control_characters_the_target_chose() {
     let path = scratch("hostile.ptr");
     let header = RecordHeader {
         pintrace_version: "0.1.0".into(),
-        target: Target { pid: 7, comm: "\u{1b}[2Jx".into(), cmdline: "a\nb".into() },
+        target: Target { pid: 7, comm: "\u{1b}[2Jx".into(), cmdline: "a\nb".into(), ns_pid: None },
         ..Default::default()
     };
     let mut w = Writer::new(std::fs::File::create(&path).expect("create"), &header).expect("header");
@@ -376,7 +376,7 @@ fn chunks_missing_repeated_or_out_of_place_are_damage() {
     }
     // The whole file, and bytes after its trailer.
     let (code, r, err) = report_json("whole.ptr", &[head.clone(), whole.clone()].concat());
-    assert_eq!((code, &r["complete"], &r["format_version"]), (Some(0), &true.into(), &4.into()), "{err}");
+    assert_eq!((code, &r["complete"], &r["format_version"]), (Some(0), &true.into(), &5.into()), "{err}");
     let (code, r, _) = report_json("after.ptr", &[head, whole, b"more".to_vec()].concat());
     assert_eq!((code, &r["complete"]), (Some(3), &false.into()));
     assert!(r["problem"].as_str().is_some_and(|p| p.contains("data after the trailer at byte")), "{}", r["problem"]);

@@ -186,6 +186,8 @@ pub struct Workload {
     pub pid: u32,
     /// The words after `ready PID`.
     pub ready: Vec<String>,
+    /// Its PID in its own PID namespace (`spawn_in_pid_namespace`).
+    pub ns_pid: Option<u32>,
 }
 
 impl Workload {
@@ -203,7 +205,27 @@ impl Workload {
         let mut words = line.split_whitespace().map(str::to_string);
         assert_eq!(words.next().as_deref(), Some("ready"), "workload said {line:?}");
         let pid = words.next().and_then(|p| p.parse().ok()).expect("ready PID");
-        Workload { child, stdin, stdout, pid, ready: words.collect() }
+        Workload { child, stdin, stdout, pid, ready: words.collect(), ns_pid: None }
+    }
+
+    /// `program ARGS` in a PID namespace of its own, as a container runs
+    /// it (`unshare --pid --fork --kill-child`): `pid` is its PID here,
+    /// `ns_pid` what it printed (its PID there, 1).
+    pub fn spawn_in_pid_namespace(program: &Path, args: &[&str]) -> Workload {
+        let mut argv = vec!["--pid", "--fork", "--kill-child", "--mount-proc"];
+        let program = program.to_str().expect("a UTF-8 path");
+        argv.push(program);
+        argv.extend_from_slice(args);
+        let mut w = Workload::spawn(Path::new("unshare"), &argv);
+        let unshare = w.child.id();
+        let children = std::fs::read_to_string(format!("/proc/{unshare}/task/{unshare}/children"))
+            .expect("reading unshare's children");
+        let kids: Vec<u32> = children.split_whitespace().filter_map(|c| c.parse().ok()).collect();
+        assert_eq!(kids.len(), 1, "unshare --fork has one child: {children:?}");
+        w.ns_pid = Some(w.pid);
+        w.pid = kids[0];
+        assert_ne!(w.pid, w.ns_pid.unwrap_or(0), "the program runs in another PID namespace");
+        w
     }
 
     pub fn send(&mut self, line: &str) {

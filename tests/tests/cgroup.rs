@@ -113,6 +113,45 @@ fn the_tightest_quota_over_the_ancestors_and_its_throttling() {
     drop(child);
 }
 
+/// A target moved into a group while traced, whose quota is then cut as
+/// an in-place pod resize does (1.5 CPUs to 0.3): pintrace follows both,
+/// counts the new group's throttling, and says GOMAXPROCS is over the
+/// quota only once the new quota has held for the findings' 3 s.
+#[test]
+fn a_group_and_quota_changed_while_traced_are_followed() {
+    let name = format!("pintrace-test-moved-{}", std::process::id());
+    let group = Group::new(PathBuf::from(ROOT).join(&name), Some(150_000));
+    let mut w = Workload::spawn(&go_program("busy"), &["2", "12000"]);
+    let rec = Recording::start(w.pid, "cgroup-moved", &[]);
+    let started = std::time::Instant::now();
+    w.send("go");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    group.add(w.pid);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    fs::write(group.0.join("cpu.cfs_quota_us"), "30000").expect("cutting the quota");
+    let cut_at = started.elapsed();
+    assert_eq!(w.read_line(), "done");
+    assert!(w.wait().success());
+    let r = rec.finish().report();
+    let (periods, throttled, _) = group.stat();
+
+    let c = &r["cgroup"];
+    assert_eq!(c["path"], format!("/{name}"), "the group it was moved to: {c}");
+    assert_eq!(c["quota_cpus"], 0.3, "the quota as cut: {c}");
+    assert_eq!(c["limited_by"], format!("/{name}"));
+    let (nr_periods, nr_throttled) = (u64_of(&c["nr_periods"]), u64_of(&c["nr_throttled"]));
+    assert!(nr_throttled >= 30, "0.3 CPUs for 2 busy goroutines: throttled in most periods: {c}");
+    // Counted from the new group's own counters, not the root's.
+    assert!(nr_periods <= periods && nr_throttled <= throttled, "{c} vs the group's {periods}/{throttled}");
+    let over = r["findings"].as_array().expect("findings").iter().find(|f| f["rule"] == "gomaxprocs_over_quota");
+    let over = over.unwrap_or_else(|| panic!("gomaxprocs_over_quota: {}", r["findings"]));
+    assert!(over["message"].as_str().is_some_and(|m| m.starts_with("GOMAXPROCS 2 > quota 0.3 CPUs")), "{over}");
+    // Not under 1.5 CPUs (GOMAXPROCS 2 fits in ceil(1.5)), and not before 0.3 held 3 s.
+    let first = u64_of(&over["first_ns"]);
+    assert!(first as u128 >= cut_at.as_nanos() + 2_500_000_000, "fired at {first} ns, the quota was cut at {cut_at:?}");
+    drop(group);
+}
+
 #[test]
 fn no_quota_says_so() {
     let mut w = Workload::spawn(&go_program("busy"), &["1", "300"]);

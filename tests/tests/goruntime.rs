@@ -337,6 +337,29 @@ fn pinned_roles(go: &Path, flags: &[&str]) {
     }
 }
 
+/// The program in its own PID namespace, as every container runs it: the
+/// runtime stores namespace thread IDs in `m.procid`, which pintrace maps
+/// to its own (NSpid) for every role and pin to be right.
+fn pinned_roles_in_a_pid_namespace(go: &Path, flags: &[&str]) {
+    const N: usize = 4;
+    let bin = go_program_with(go, "pinned", flags);
+    let w = Workload::spawn_in_pid_namespace(&bin, &[&N.to_string(), "lockmain"]);
+    assert_eq!(w.ns_pid, Some(1), "the program is PID 1 of its namespace");
+    let p = GoProcess::attach(w.pid).unwrap_or_else(|e| panic!("attaching to {}: {e:#}", bin.display()));
+    assert!(p.in_pid_namespace());
+    check_threads(&p, N, true);
+}
+
+#[test]
+fn go119_in_a_pid_namespace_finds_the_pinned_threads_and_roles() {
+    pinned_roles_in_a_pid_namespace(&go_old(), &[]);
+}
+
+#[test]
+fn go126_pie_in_a_pid_namespace_finds_the_pinned_threads_and_roles() {
+    pinned_roles_in_a_pid_namespace(&go_new(), &["-buildmode=pie"]);
+}
+
 #[test]
 fn go119_exe_finds_the_pinned_threads_and_roles() {
     pinned_roles(&go_old(), &[]);
@@ -406,6 +429,33 @@ fn without_dwarf(go: &Path) {
     // Function names come from the symbol table, which -w keeps.
     let (addr, _) = symbol(&bin, "runtime.sysmon");
     assert_eq!(p.binary().function_at(addr), Some("runtime.sysmon"));
+}
+
+/// Go 1.18 and older write DWARF as GNU `.zdebug_*` sections, not as
+/// SHF_COMPRESSED `.debug_*` ones: the same program with its DWARF
+/// uncompressed by the linker and compressed the old way by objcopy reads
+/// to the same layout, and its threads and roles read as before.
+#[test]
+fn go119_gnu_compressed_dwarf_reads_like_go118s() {
+    let plain = go_program_with(&go_old(), "pinned", &["-ldflags=-compressdwarf=false"]);
+    let zdebug = plain.with_file_name("pinned-zdebug");
+    let status = Command::new("objcopy")
+        .arg("--compress-debug-sections=zlib-gnu")
+        .arg(&plain)
+        .arg(&zdebug)
+        .status()
+        .expect("running objcopy (binutils)");
+    assert!(status.success(), "objcopy --compress-debug-sections=zlib-gnu failed");
+    let sections = Command::new("readelf").args(["-S", "-W"]).arg(&zdebug).output().expect("readelf -S");
+    let sections = String::from_utf8_lossy(&sections.stdout);
+    assert!(sections.contains(".zdebug_info") && !sections.contains(" .debug_info"), "{sections}");
+    let want = GoBinary::open(&plain).expect("open").runtime_layout().expect("layout").to_owned();
+    let got = GoBinary::open(&zdebug).expect("open .zdebug").runtime_layout().map(|l| l.to_owned());
+    assert_eq!(got.expect("the layout from .zdebug_info"), want);
+    const N: usize = 3;
+    let w = Workload::spawn(&zdebug, &[&N.to_string()]);
+    let p = GoProcess::attach(w.pid).expect("attach");
+    check_threads(&p, N, false);
 }
 
 #[test]

@@ -112,7 +112,7 @@ fn block(
         o,
         "pintrace  {}  pid {} ({})  up {}  interval {}",
         fmt::wall(header.clock.to_realtime(live.now_ns)),
-        target.pid,
+        target.pid_label(),
         clean(&target.comm),
         fmt::ns(live.now_ns.saturating_sub(header.start_ns)),
         fmt::ns(iv.end_ns.saturating_sub(iv.start_ns)),
@@ -155,7 +155,7 @@ fn block(
             header.go.as_ref().map(|g| format!(" ({})", clean(&g.version))).unwrap_or_default()
         );
     }
-    if let Some(g) = &header.cgroup {
+    if let Some(g) = live.cgroup.as_ref().or(header.cgroup.as_ref()) {
         let _ = write!(o, "cgroup {} quota {}", clean(&g.path), g.describe_quota());
         if let (Some(pct), Some(ms)) = (r.throttled_periods_pct, r.throttled_ms_per_sec) {
             let _ = write!(o, "; throttled in {pct:.0}% of periods, {ms:.0}ms/s");

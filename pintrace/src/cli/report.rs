@@ -51,7 +51,7 @@ fn lat(l: &Latency, what: &str) -> String {
 pub fn render(r: &Report, rows: usize) -> String {
     let mut o = String::new();
     let p = &r.process;
-    let _ = writeln!(o, "target    {} ({})  {}", r.target.pid, clean(&r.target.comm), clean(&r.target.cmdline));
+    let _ = writeln!(o, "target    {} ({})  {}", r.target.pid_label(), clean(&r.target.comm), clean(&r.target.cmdline));
     let _ = writeln!(o, "host      {}, kernel {}, {} CPUs", r.host, r.kernel, r.nr_cpus);
     if let Some(g) = &r.go {
         let _ = write!(o, "go        {}", clean(&g.version));

@@ -103,9 +103,16 @@ pub fn runtime_layout(file: &object::File) -> Result<RuntimeLayout, DwarfProblem
     layout_from_sections(&info, &abbrev, &strings, endian)
 }
 
-/// A section's bytes, inflated if compressed; None if absent.
+/// A section's bytes, inflated if compressed; None if absent. Go 1.19+
+/// compresses `.debug_*` sections the ELF way (SHF_COMPRESSED); Go 1.18
+/// and older wrote them as GNU `.zdebug_*` sections ("ZLIB", the size as 8
+/// bytes big-endian, a zlib stream), which `object` reads the same way.
 fn section<'d>(file: &object::File<'d>, name: &'static str) -> Result<Option<Cow<'d, [u8]>>, DwarfProblem> {
-    let Some(s) = file.section_by_name(name) else { return Ok(None) };
+    let gnu = name.strip_prefix(".debug_").map(|rest| format!(".zdebug_{rest}"));
+    let found = file
+        .section_by_name(name)
+        .or_else(|| gnu.as_deref().and_then(|z| file.sections().find(|s| s.name().is_ok_and(|n| n == z))));
+    let Some(s) = found else { return Ok(None) };
     let c = s.compressed_data().map_err(|e| DwarfProblem::Section { section: name, reason: e.to_string() })?;
     match c.format {
         CompressionFormat::None => Ok(Some(Cow::Borrowed(c.data))),

@@ -201,13 +201,17 @@ fn walk_at_most(mem: &impl Memory, layout: &RuntimeLayout, head: u64, cap: usize
 /// Every started Go thread of process `pid`: walks the list (again, up to
 /// 3 times, if it changed under the reader), skips Ms whose thread has not
 /// started (procid 0), names start functions with `name` (a run-time code
-/// address → function) and assigns roles.
+/// address → function) and assigns roles. `host_tid` maps `m.procid` to
+/// the thread ID pintrace sees: the runtime stores the ID from its own PID
+/// namespace (a container's); an M it cannot map (its thread is gone) is
+/// left out.
 pub fn threads<'n>(
     mem: &impl Memory,
     layout: &RuntimeLayout,
     allm_addr: u64,
     pid: u32,
     name: impl Fn(u64) -> Option<&'n str>,
+    host_tid: impl Fn(u32) -> Option<u32>,
 ) -> Result<Vec<GoThread>, GoError> {
     let mut attempt = 1;
     let ms = loop {
@@ -241,7 +245,7 @@ pub fn threads<'n>(
         } else {
             m.lockedg.checked_add(layout.g_startpc).and_then(|a| read_u64(mem, a).ok()).and_then(&name)
         };
-        let tid = m.procid as u32; // ≤ MAX_TID, checked by the walk
+        let Some(tid) = host_tid(m.procid as u32) else { continue }; // ≤ MAX_TID, checked by the walk
         out.push(GoThread {
             tid,
             locked_ext: m.locked_ext,
@@ -367,7 +371,7 @@ mod tests {
     #[test]
     fn reads_threads_names_and_roles() {
         let f = process();
-        let t = threads(&f, &LAYOUT, ALLM, PID, names).expect("threads");
+        let t = threads(&f, &LAYOUT, ALLM, PID, names, Some).expect("threads");
         let got: Vec<_> = t.iter().map(|t| (t.tid, t.role, t.locked_ext)).collect();
         assert_eq!(
             got,
@@ -386,6 +390,24 @@ mod tests {
         assert_eq!(t[3].locked_g_start.as_deref(), Some("runtime.ensureSigM.func1"));
         assert_eq!(t[5].start_fn.as_deref(), Some("runtime.sysmon"));
         assert_eq!((t[6].start_fn.as_deref(), t[6].locked_g_start.as_deref()), (None, None));
+    }
+
+    /// In a PID namespace the runtime stores namespace TIDs: mapped, the
+    /// main thread (namespace TID 100 here, the process's own PID there)
+    /// is Main by its host TID, and an M whose thread is gone is left out.
+    #[test]
+    fn namespace_tids_are_mapped_to_host_tids() {
+        let f = process();
+        let host = crate::target::NsTids::from_pairs([(100, 9100), (101, 9101), (103, 9103), (105, 9105)]);
+        let t = threads(&f, &LAYOUT, ALLM, 9100, names, |t| host.host(t)).expect("threads");
+        let got: Vec<_> = t.iter().map(|t| (t.tid, t.role)).collect();
+        assert_eq!(
+            got,
+            [(9105, GoRole::Pinned), (9103, GoRole::Template), (9101, GoRole::Sysmon), (9100, GoRole::Main)]
+        );
+        // Unmapped, the namespace TIDs would be taken for host ones: no Main.
+        let unmapped = threads(&f, &LAYOUT, ALLM, 9100, names, Some).expect("threads");
+        assert!(unmapped.iter().all(|t| t.role != GoRole::Main), "{unmapped:?}");
     }
 
     #[test]
@@ -424,7 +446,7 @@ mod tests {
     fn an_empty_list_has_no_threads() {
         let mut f = Fake::default();
         f.word(ALLM, 0);
-        assert_eq!(threads(&f, &LAYOUT, ALLM, PID, names).expect("threads"), []);
+        assert_eq!(threads(&f, &LAYOUT, ALLM, PID, names, Some).expect("threads"), []);
     }
 
     #[test]
@@ -433,7 +455,7 @@ mod tests {
         // The last M points back to the third.
         f.m(0x52fe00, RawM { procid: 100, alllink: 0xc000202000, ..RawM::default() });
         assert!(matches!(walk(&f, &LAYOUT, 0xc000200000), Err(WalkError::Cycle(0xc000202000))));
-        let err = threads(&f, &LAYOUT, ALLM, PID, names).expect_err("a cycle");
+        let err = threads(&f, &LAYOUT, ALLM, PID, names, Some).expect_err("a cycle");
         assert!(matches!(err, GoError::MList { pid: PID, problem: WalkError::Cycle(_) }), "{err:?}");
         assert_eq!(
             err.to_string(),
@@ -465,17 +487,17 @@ mod tests {
         let f = process();
         // The fourth M cannot be read twice (it was being freed), then can.
         f.flaky.set((0xc000203000 + LAYOUT.m_span().start, 2));
-        assert_eq!(threads(&f, &LAYOUT, ALLM, PID, names).expect("third walk").len(), 7);
+        assert_eq!(threads(&f, &LAYOUT, ALLM, PID, names, Some).expect("third walk").len(), 7);
         // Three failures: give up, saying why.
         f.flaky.set((0xc000203000 + LAYOUT.m_span().start, 3));
-        let err = threads(&f, &LAYOUT, ALLM, PID, names).expect_err("three torn walks");
+        let err = threads(&f, &LAYOUT, ALLM, PID, names, Some).expect_err("three torn walks");
         assert!(matches!(err, GoError::MList { problem: WalkError::Read { addr: 0xc000203000, .. }, .. }), "{err:?}");
     }
 
     #[test]
     fn an_unreadable_head_is_a_memory_error() {
         let f = Fake::default();
-        let err = threads(&f, &LAYOUT, ALLM, PID, names).expect_err("no memory");
+        let err = threads(&f, &LAYOUT, ALLM, PID, names, Some).expect_err("no memory");
         assert!(matches!(err, GoError::Memory { symbol: "runtime.allm", addr: ALLM, .. }), "{err:?}");
     }
 
@@ -485,7 +507,7 @@ mod tests {
         // sysmon's funcval and a pinned goroutine are unmapped.
         f.regions.remove(&0x4e0000);
         f.regions.remove(&0xc000100800);
-        let t = threads(&f, &LAYOUT, ALLM, PID, names).expect("threads");
+        let t = threads(&f, &LAYOUT, ALLM, PID, names, Some).expect("threads");
         let sysmon = t.iter().find(|t| t.tid == 101).expect("101");
         assert_eq!((sysmon.start_fn.as_deref(), sysmon.role), (None, GoRole::Worker));
         let pinned = t.iter().find(|t| t.tid == 106).expect("106");

@@ -2,6 +2,7 @@
 //! variables (GOMAXPROCS, the CPU count) and its threads (the M list)
 //! read from /proc/PID/mem.
 use std::{
+    cell::RefCell,
     fs::{self, File},
     os::unix::fs::{FileExt as _, MetadataExt as _},
 };
@@ -13,6 +14,7 @@ use super::{
     mlist::{self, GoThread},
     GoError,
 };
+use crate::target::NsTids;
 
 /// One line of /proc/PID/maps.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +116,9 @@ pub struct GoProcess {
     bias: u64,
     /// /proc/PID/mem, kept open: each read is one pread.
     mem: File,
+    /// In another PID namespace (a container): its thread IDs as the
+    /// runtime stores them, mapped to pintrace's. None: the same namespace.
+    ns_tids: Option<RefCell<NsTids>>,
 }
 
 impl GoProcess {
@@ -146,7 +151,8 @@ impl GoProcess {
         let mem = File::open(&mem_path).with_context(|| {
             format!("opening {mem_path}: reading another process's memory needs root (or the right to ptrace it)")
         })?;
-        Ok(GoProcess { pid, binary, bias, mem })
+        let ns_tids = NsTids::needed(pid).then(|| RefCell::new(NsTids::default()));
+        Ok(GoProcess { pid, binary, bias, mem, ns_tids })
     }
 
     pub fn pid(&self) -> u32 {
@@ -185,7 +191,22 @@ impl GoProcess {
     pub fn threads(&self) -> Result<Vec<GoThread>, GoError> {
         let layout = self.binary.runtime_layout()?;
         let allm = self.binary.allm_symbol()?;
-        mlist::threads(&self.mem, layout, allm.addr.wrapping_add(self.bias), self.pid, |pc| self.function_at(pc))
+        let allm = allm.addr.wrapping_add(self.bias);
+        let name = |pc| self.function_at(pc);
+        match &self.ns_tids {
+            None => mlist::threads(&self.mem, layout, allm, self.pid, name, Some),
+            Some(ns) => {
+                ns.borrow_mut().refresh(self.pid);
+                let ns = ns.borrow();
+                mlist::threads(&self.mem, layout, allm, self.pid, name, |t| ns.host(t))
+            }
+        }
+    }
+
+    /// Whether the process is in another PID namespace than pintrace (a
+    /// container), so that its thread IDs are mapped.
+    pub fn in_pid_namespace(&self) -> bool {
+        self.ns_tids.is_some()
     }
 
     /// The function whose code holds `addr`, a run-time address in this

@@ -147,14 +147,22 @@ pub struct HistoryPoint {
     pub throttled_pct: f64,
     /// Threads pinned for a while (see `ThreadRow::long_pinned`), and what they did.
     pub pinned: u64,
-    /// The busiest of them: its TID and on-CPU share (percent of one CPU).
+    /// The most saturated of them: its TID, its on-CPU share (percent of
+    /// one CPU) and its share waiting for a CPU (or parked by throttling).
     pub pinned_hot_tid: u32,
     pub pinned_cpu_max_pct: f64,
+    pub pinned_hot_waiting_pct: f64,
     /// The others: median on-CPU share, and median wake-ups (voluntary switches) per second.
     pub pinned_cpu_rest_median_pct: f64,
     pub pinned_wakeups_rest_median_per_sec: f64,
+    /// Their moves between CPUs while running or waiting for a CPU (where a
+    /// sleeping thread wakes up is not counted).
     pub pinned_migrations_per_sec: f64,
     pub lock_calls_per_sec: f64,
+    /// The Go target's GOMAXPROCS at the end of the interval (0: not known).
+    pub gomaxprocs: u32,
+    /// The CPUs the cgroup let it use then, once a change was seen (0: as at the start).
+    pub cpus_usable: f64,
 }
 
 /// Something that happened, for the event log.
@@ -191,6 +199,11 @@ pub enum LogKind {
     GoMaxProcs {
         value: u32,
         was: Option<u32>,
+    },
+    /// The process's CPU cgroup, its quota or the CPUs it may use changed.
+    CpuLimit {
+        group: String,
+        limit: String,
     },
     /// The cgroup was throttled in some of the interval's CFS periods.
     Throttled {
@@ -258,6 +271,9 @@ impl fmt::Display for LogKind {
                 "CPU quota throttled the cgroup in {throttled} of {periods} periods, {} in all",
                 ns(*throttled_ns)
             ),
+            LogKind::CpuLimit { group, limit } => {
+                write!(f, "CPU limit changed: group {}, {}", clean(group), clean(limit))
+            }
             LogKind::GoMaxProcs { value, was: Some(w) } => write!(f, "GOMAXPROCS changed from {w} to {value}"),
             LogKind::GoMaxProcs { value, was: None } => write!(f, "GOMAXPROCS is {value}"),
             LogKind::Exec { tid, comm } => write!(f, "exec: thread {tid} is now {}", clean(comm)),
@@ -307,6 +323,8 @@ pub struct LiveSnapshot {
     pub log: Vec<LogEntry>,
     /// The Go target's GOMAXPROCS, as last read (None: not Go, or unreadable).
     pub gomaxprocs: Option<u32>,
+    /// The CPU cgroup as last changed while traced (None: as at the start).
+    pub cgroup: Option<crate::cgroup::CpuGroup>,
     /// The thread asked for with `live(.., Some(tid))`, if it is known.
     pub detail: Option<ThreadDetail>,
 }

@@ -13,7 +13,7 @@ use crate::TidMap as HashMap;
 use serde::Serialize;
 
 use crate::{
-    cgroup::CpuStat,
+    cgroup::{CpuGroup, CpuStat},
     event::{Event, EventKind},
     hist::Histogram,
 };
@@ -94,6 +94,12 @@ pub struct Model {
     throttle_base: Option<CpuStat>,
     throttle_now: CpuStat,
     throttle_at_tick: CpuStat,
+    /// The last raw `cpu.stat` reading; the totals above add up the deltas
+    /// between readings of one group (another group's counters are not a delta).
+    throttle_raw: Option<CpuStat>,
+    throttle_rebase: bool,
+    /// The CPU cgroup as last changed while traced (None: as it was at the start).
+    cgroup: Option<CpuGroup>,
     gomaxprocs: Option<u32>,
     /// The Go runtime's sysmon thread, from the M list.
     sysmon: Option<u32>,
@@ -103,6 +109,23 @@ pub struct Model {
     /// Pin changes of the open interval, logged one by one if few.
     pending_pins: Vec<LogEntry>,
     pin_changes: (u64, u64),
+}
+
+/// What one long-lived pinned thread did over an interval.
+struct PinnedLoad {
+    tid: u32,
+    cpu_pct: f64,
+    /// Waiting for a CPU, or parked by throttling.
+    waiting_pct: f64,
+    wakeups_per_sec: f64,
+    runnable_migrations: u64,
+}
+
+impl PinnedLoad {
+    /// On a CPU or waiting for one: 100 % is saturated.
+    fn busy_pct(&self) -> f64 {
+        self.cpu_pct + self.waiting_pct
+    }
 }
 
 fn stat_minus(a: &CpuStat, b: &CpuStat) -> CpuStat {
@@ -214,6 +237,9 @@ pub struct Snapshot {
     /// The Go target's GOMAXPROCS as last read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gomaxprocs: Option<u32>,
+    /// The CPU cgroup as last changed while traced (None: as at the start).
+    #[serde(skip)]
+    pub cgroup: Option<CpuGroup>,
 }
 
 fn per_sec(count: u64, ns: u64) -> f64 {
@@ -300,6 +326,9 @@ impl Model {
             throttle_base: None,
             throttle_now: CpuStat::default(),
             throttle_at_tick: CpuStat::default(),
+            throttle_raw: None,
+            throttle_rebase: false,
+            cgroup: None,
             gomaxprocs: None,
             sysmon: None,
             pending_go: HashMap::default(),
@@ -371,7 +400,13 @@ impl Model {
                     t.mark(ts, RunState::Waiting);
                 }
             }
-            EventKind::Migrate { tid, .. } => self.thread(tid).c.migrations += 1,
+            EventKind::Migrate { tid, .. } => {
+                let t = self.thread(tid);
+                t.c.migrations += 1;
+                if t.running_since.is_some() || t.waiting_since.is_some() {
+                    t.c.runnable_migrations += 1;
+                }
+            }
             EventKind::Signal { sender_tid, target_tid, sig, .. } => {
                 let urg = sig == SIGURG;
                 let from_sysmon = self.sysmon == Some(sender_tid);
@@ -488,10 +523,25 @@ impl Model {
             EventKind::Throttle { nr_periods, nr_throttled, throttled_ns } => {
                 let s = CpuStat { nr_periods, nr_throttled, throttled_ns };
                 if self.throttle_base.is_none() {
-                    self.throttle_base = Some(s);
-                    self.throttle_at_tick = s;
+                    self.throttle_base = Some(CpuStat::default());
+                } else if let Some(prev) = self.throttle_raw.filter(|_| !self.throttle_rebase) {
+                    let d = stat_minus(&s, &prev);
+                    self.throttle_now = CpuStat {
+                        nr_periods: self.throttle_now.nr_periods.saturating_add(d.nr_periods),
+                        nr_throttled: self.throttle_now.nr_throttled.saturating_add(d.nr_throttled),
+                        throttled_ns: self.throttle_now.throttled_ns.saturating_add(d.throttled_ns),
+                    };
                 }
-                self.throttle_now = s;
+                self.throttle_raw = Some(s);
+                self.throttle_rebase = false;
+            }
+            EventKind::CpuLimit { .. } => {
+                let Some(g) = CpuGroup::from_limit(&e.kind) else { return };
+                // Counters of another group follow: no delta across the change.
+                let moved = self.cgroup.as_ref().is_none_or(|c| c.path != g.path || c.limited_by != g.limited_by);
+                self.throttle_rebase |= moved;
+                self.log(ts, LogKind::CpuLimit { group: g.path.clone(), limit: g.describe_limit() });
+                self.cgroup = Some(g);
             }
         }
     }
@@ -597,6 +647,7 @@ impl Model {
             threads,
             throttle,
             gomaxprocs: self.gomaxprocs,
+            cgroup: self.cgroup.clone(),
         }
     }
 
@@ -629,18 +680,23 @@ impl Model {
             }
         }
         senders.sort_by(|a, b| b.sigurg_sent.cmp(&a.sigurg_sent).then(a.tid.cmp(&b.tid)));
-        // The long-lived pinned workers over this interval: (CPU %, wake-ups/s, migrations).
+        // The long-lived pinned workers over this interval, the most
+        // saturated (on a CPU or waiting for one) first.
         let (pinned_threads, _) = self.pinned_counts(now);
-        let mut long: Vec<(f64, f64, u64, u32)> = self
+        let pct = |ns: u64| if len == 0 { 0.0 } else { 100.0 * ns as f64 / len as f64 };
+        let mut long: Vec<PinnedLoad> = self
             .threads
             .iter()
             .filter(|(_, t)| t.alive && long_pinned(t, now))
-            .map(|(&tid, t)| {
-                let cpu = if len == 0 { 0.0 } else { 100.0 * t.last.on_cpu_ns as f64 / len as f64 };
-                (cpu, per_sec(t.last.voluntary, len), t.last.migrations, tid)
+            .map(|(&tid, t)| PinnedLoad {
+                tid,
+                cpu_pct: pct(t.last.on_cpu_ns),
+                waiting_pct: pct(t.last.runq_wait_ns.saturating_add(t.last.throttled_ns)),
+                wakeups_per_sec: per_sec(t.last.voluntary, len),
+                runnable_migrations: t.last.runnable_migrations,
             })
             .collect();
-        long.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.3.cmp(&b.3)));
+        long.sort_by(|a, b| b.busy_pct().total_cmp(&a.busy_pct()).then(a.tid.cmp(&b.tid)));
         let d = ProcCounts {
             created: self.p.created - self.p_at_tick.created.min(self.p.created),
             exited: self.p.exited - self.p_at_tick.exited.min(self.p.exited),
@@ -708,12 +764,15 @@ impl Model {
             cpus_used: rates.cpus_used,
             throttled_pct: rates.throttled_periods_pct.unwrap_or(0.0),
             pinned: long.len() as u64,
-            pinned_hot_tid: long.first().map_or(0, |p| p.3),
-            pinned_cpu_max_pct: long.first().map_or(0.0, |p| p.0),
-            pinned_cpu_rest_median_pct: median(long.iter().skip(1).map(|p| p.0).collect()),
-            pinned_wakeups_rest_median_per_sec: median(long.iter().skip(1).map(|p| p.1).collect()),
-            pinned_migrations_per_sec: per_sec(long.iter().map(|p| p.2).sum(), len),
+            pinned_hot_tid: long.first().map_or(0, |p| p.tid),
+            pinned_cpu_max_pct: long.first().map_or(0.0, |p| p.cpu_pct),
+            pinned_hot_waiting_pct: long.first().map_or(0.0, |p| p.waiting_pct),
+            pinned_cpu_rest_median_pct: median(long.iter().skip(1).map(|p| p.cpu_pct).collect()),
+            pinned_wakeups_rest_median_per_sec: median(long.iter().skip(1).map(|p| p.wakeups_per_sec).collect()),
+            pinned_migrations_per_sec: per_sec(long.iter().map(|p| p.runnable_migrations).sum(), len),
             lock_calls_per_sec: rates.lock_calls_per_sec,
+            gomaxprocs: self.gomaxprocs.unwrap_or(0),
+            cpus_usable: self.cgroup.as_ref().map_or(0.0, CpuGroup::cpus_usable),
         };
 
         // The event log.
@@ -922,6 +981,7 @@ impl Model {
             history: self.history.iter().copied().collect(),
             log: self.log.iter().cloned().collect(),
             gomaxprocs: self.gomaxprocs,
+            cgroup: self.cgroup.clone(),
             detail,
         }
     }

@@ -29,6 +29,13 @@ pub struct Counts {
     pub throttled_ns: u64,
     /// `runtime.LockOSThread` calls on this thread (uprobe).
     pub lock_calls: u64,
+    /// Time waiting for a CPU (runnable, not throttled), summed over the
+    /// waits that ended: with `on_cpu_ns`, how saturated the thread is.
+    pub runq_wait_ns: u64,
+    /// Of `migrations`: moves while it ran or waited for a CPU (the load
+    /// balancer, or its affinity changed under it), not the choice of a
+    /// CPU for a sleeping thread that wakes, which costs nothing extra.
+    pub runnable_migrations: u64,
 }
 
 impl Counts {
@@ -46,6 +53,8 @@ impl Counts {
             throttled: self.throttled.saturating_sub(o.throttled),
             throttled_ns: self.throttled_ns.saturating_sub(o.throttled_ns),
             lock_calls: self.lock_calls.saturating_sub(o.lock_calls),
+            runq_wait_ns: self.runq_wait_ns.saturating_sub(o.runq_wait_ns),
+            runnable_migrations: self.runnable_migrations.saturating_sub(o.runnable_migrations),
         }
     }
 
@@ -64,6 +73,8 @@ impl Counts {
         self.throttled = self.throttled.saturating_add(o.throttled);
         self.throttled_ns = self.throttled_ns.saturating_add(o.throttled_ns);
         self.lock_calls = self.lock_calls.saturating_add(o.lock_calls);
+        self.runq_wait_ns = self.runq_wait_ns.saturating_add(o.runq_wait_ns);
+        self.runnable_migrations = self.runnable_migrations.saturating_add(o.runnable_migrations);
     }
 }
 
@@ -232,6 +243,7 @@ impl Thread {
                 self.c.throttled_ns = self.c.throttled_ns.saturating_add(wait);
             } else {
                 self.runq_iv.record(wait);
+                self.c.runq_wait_ns = self.c.runq_wait_ns.saturating_add(wait);
             }
         }
         self.mark(ts, RunState::Running);

@@ -187,6 +187,7 @@ const CODE_LOST: u8 = 101;
 const CODE_THROTTLE: u8 = 102;
 const CODE_GOMAXPROCS: u8 = 103;
 const CODE_GO_THREAD: u8 = 104;
+const CODE_CPU_LIMIT: u8 = 105;
 
 /// Encodes one event. `waits` (version 4): a switch onto a target thread
 /// carries its wait, 0 for none and otherwise 1 + the nanoseconds.
@@ -209,6 +210,7 @@ pub(super) fn encode(buf: &mut BytesMut, prev_ts: u64, tids: Tids, waits: bool, 
         EventKind::Lost { .. } => CODE_LOST,
         EventKind::Throttle { .. } => CODE_THROTTLE,
         EventKind::GoMaxProcs { .. } => CODE_GOMAXPROCS,
+        EventKind::CpuLimit { .. } => CODE_CPU_LIMIT,
     };
     buf.put_u8(code);
     put_zigzag(buf, e.ts_ns.wrapping_sub(prev_ts) as i64);
@@ -297,6 +299,14 @@ pub(super) fn encode(buf: &mut BytesMut, prev_ts: u64, tids: Tids, waits: bool, 
         }
         EventKind::Lost { total } => put_varint(buf, total),
         EventKind::GoMaxProcs { value } => v(buf, value),
+        EventKind::CpuLimit { version, quota_us, period_us, cpus_allowed, group, limited_by } => {
+            v(buf, u32::from(version));
+            v(buf, quota_us);
+            v(buf, period_us);
+            v(buf, cpus_allowed);
+            put_name(buf, Some(group));
+            put_name(buf, limited_by);
+        }
         EventKind::Throttle { nr_periods, nr_throttled, throttled_ns } => {
             put_varint(buf, nr_periods);
             put_varint(buf, nr_throttled);
@@ -405,6 +415,14 @@ fn decode_one(buf: &mut &[u8], prev_ts: u64, tids: Tids, waits: bool, names: &mu
         }
         c if c == u32::from(CODE_LOST) => EventKind::Lost { total: get_varint(buf)? },
         c if c == u32::from(CODE_GOMAXPROCS) => EventKind::GoMaxProcs { value: get_u32(buf)? },
+        c if c == u32::from(CODE_CPU_LIMIT) => EventKind::CpuLimit {
+            version: u8::try_from(get_u32(buf)?).map_err(|_| "bad cgroup version".to_string())?,
+            quota_us: get_u32(buf)?,
+            period_us: get_u32(buf)?,
+            cpus_allowed: get_u32(buf)?,
+            group: get_name(buf, names)?.unwrap_or_else(|| ustr::ustr("/")),
+            limited_by: get_name(buf, names)?,
+        },
         c if c == u32::from(CODE_THROTTLE) => EventKind::Throttle {
             nr_periods: get_varint(buf)?,
             nr_throttled: get_varint(buf)?,

@@ -1,4 +1,4 @@
-//! The record file format (version 3; versions 1 and 2 are still read).
+//! The record file format (version 5; versions 1 to 4 are still read).
 //!
 //! ```text
 //! file    := preamble header chunk* trailer-chunk?
@@ -38,8 +38,10 @@ pub const MAGIC: &[u8; 8] = b"PINTRACE";
 /// The version written. Version 2 added chunk numbers and counts (and
 /// formally the kinds 11 and 102-104); version 3 writes TIDs as distances
 /// from the traced process's PID; version 4 gives a switch onto a target
-/// thread the wait the kernel accounted before it. Versions 1-3 are still read.
-pub const VERSION: u16 = 4;
+/// thread the wait the kernel accounted before it; version 5 adds kind 105,
+/// the CPU cgroup or the CPUs allowed changing while traced. Versions 1-4
+/// are still read.
+pub const VERSION: u16 = 5;
 /// A chunk is written once this many bytes of events are buffered.
 pub const CHUNK_BYTES: usize = 256 * 1024;
 /// Larger headers or trailers are taken as corruption rather than read.
@@ -59,6 +61,20 @@ pub struct Target {
     pub comm: String,
     #[serde(default)]
     pub cmdline: String,
+    /// Its PID in its own PID namespace (a container), when that is not
+    /// pintrace's; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ns_pid: Option<u32>,
+}
+
+impl Target {
+    /// "9100", or "9100 (1 in its PID namespace)" for a process in a container.
+    pub fn pid_label(&self) -> String {
+        match self.ns_pid {
+            Some(ns) => format!("{} ({ns} in its PID namespace)", self.pid),
+            None => self.pid.to_string(),
+        }
+    }
 }
 
 /// CLOCK_MONOTONIC and CLOCK_REALTIME read together, to map event times to wall time.

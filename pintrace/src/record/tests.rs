@@ -8,7 +8,7 @@ fn header() -> RecordHeader {
         host: "h".into(),
         kernel: "6.18".into(),
         nr_cpus: 2,
-        target: Target { pid: 42, comm: "app".into(), cmdline: "app -x".into() },
+        target: Target { pid: 42, comm: "app".into(), cmdline: "app -x".into(), ns_pid: None },
         clock: ClockMapping { monotonic_ns: 1_000, realtime_ns: 1_700_000_000_000_000_000 },
         start_ns: 1_000,
         probes: vec![ProbeRecord { name: "sched_switch".into(), status: "attached".into() }],
@@ -18,8 +18,41 @@ fn header() -> RecordHeader {
     }
 }
 
-/// Every kind of event, each field as format version 4 keeps it.
+/// Every kind of event, each field as format version 5 keeps it.
 fn every_kind() -> Vec<Event> {
+    let mut events = every_kind_before_5();
+    let last = events.last().map_or(0, |e| e.ts_ns);
+    events.extend([
+        Event {
+            ts_ns: last + 3,
+            cpu: NO_CPU,
+            kind: EventKind::CpuLimit {
+                version: 2,
+                quota_us: 30_000,
+                period_us: 100_000,
+                cpus_allowed: 2,
+                group: ustr::ustr("/kubepods/pod1/app"),
+                limited_by: Some(ustr::ustr("/kubepods/pod1")),
+            },
+        },
+        Event {
+            ts_ns: last + 4,
+            cpu: NO_CPU,
+            kind: EventKind::CpuLimit {
+                version: 1,
+                quota_us: 0,
+                period_us: 0,
+                cpus_allowed: 1,
+                group: ustr::ustr("/"),
+                limited_by: None,
+            },
+        },
+    ]);
+    events
+}
+
+/// Every kind of event as format version 4 keeps it (no CPU limit changes).
+fn every_kind_before_5() -> Vec<Event> {
     let mut events = every_kind_before_4();
     for e in &mut events {
         if let EventKind::Switch { next_tid: 43, next_wait_ns, .. } = &mut e.kind {
@@ -436,7 +469,10 @@ fn files_written_by_the_version_2_and_3_writers_read_whole() {
     assert_eq!((back, t.end_reason), (every_kind_before_4(), "duration".into()));
     // Version 3 has the events of version 4, but no waits.
     let (back, t) = old_file(3);
-    assert_eq!((back, t.end_reason), (without_waits(every_kind()), "duration".into()));
+    assert_eq!((back, t.end_reason), (without_waits(every_kind_before_5()), "duration".into()));
+    // Version 4 has them all but the CPU limit changes of version 5.
+    let (back, t) = old_file(4);
+    assert_eq!((back, t.end_reason), (every_kind_before_5(), "duration".into()));
 }
 
 /// Switches between two TIDs, as many as `n`.
@@ -714,23 +750,24 @@ fn fuzz_seeds_are_current() {
     let mut flipped = small.clone();
     flipped[head.len() + 40] ^= 0x10;
     let whole = [
-        ("v4-every-kind", write(&every_kind(), true)),
-        ("v4-small-chunks", small.clone()),
-        ("v4-small-chunks-fix-sequence", with_flags(small.clone(), 2)),
-        ("v3-small-chunks", small_chunks(3)),
-        ("v2-small-chunks", small_chunks(2)),
-        ("v1-small-chunks", small_chunks(1)),
-        ("v4-empty", write(&[], true)),
+        (format!("v{VERSION}-every-kind"), write(&every_kind(), true)),
+        (format!("v{VERSION}-small-chunks"), small.clone()),
+        (format!("v{VERSION}-small-chunks-fix-sequence"), with_flags(small.clone(), 2)),
+        ("v4-small-chunks".to_string(), small_chunks(4)),
+        ("v3-small-chunks".to_string(), small_chunks(3)),
+        ("v2-small-chunks".to_string(), small_chunks(2)),
+        ("v1-small-chunks".to_string(), small_chunks(1)),
+        (format!("v{VERSION}-empty"), write(&[], true)),
     ];
     let bad = [
-        ("v4-no-trailer", join(&head, &chunks[..n])),
-        ("v4-chunk-missing", join(&head, &[&chunks[..1], &chunks[2..]].concat())),
-        ("v4-chunk-repeated", join(&head, &[&chunks[..2], &chunks[1..]].concat())),
-        ("v4-trailer-moved", join(&head, &[&chunks[..1], &chunks[n..], &chunks[1..n]].concat())),
-        ("v4-trailer-alone", join(&head, &chunks[n..])),
-        ("v4-after-trailer", [small.clone(), vec![b'E', 0, 0, 0]].concat()),
-        ("v4-cut", small[..small.len() * 2 / 3].to_vec()),
-        ("v4-flipped-bit-kept", with_flags(flipped, 1)),
+        (format!("v{VERSION}-no-trailer"), join(&head, &chunks[..n])),
+        (format!("v{VERSION}-chunk-missing"), join(&head, &[&chunks[..1], &chunks[2..]].concat())),
+        (format!("v{VERSION}-chunk-repeated"), join(&head, &[&chunks[..2], &chunks[1..]].concat())),
+        (format!("v{VERSION}-trailer-moved"), join(&head, &[&chunks[..1], &chunks[n..], &chunks[1..n]].concat())),
+        (format!("v{VERSION}-trailer-alone"), join(&head, &chunks[n..])),
+        (format!("v{VERSION}-after-trailer"), [small.clone(), vec![b'E', 0, 0, 0]].concat()),
+        (format!("v{VERSION}-cut"), small[..small.len() * 2 / 3].to_vec()),
+        (format!("v{VERSION}-flipped-bit-kept"), with_flags(flipped, 1)),
     ];
     for (name, bytes) in whole.iter().chain(&bad) {
         out.push((reader.join(format!("seed-{name}")), bytes.clone()));

@@ -717,7 +717,7 @@ pub(crate) mod fixture {
     }
 
     pub fn status() -> Status {
-        let target = Target { pid: 100, comm: "app".into(), cmdline: "/srv/app --listen :8080".into() };
+        let target = Target { pid: 100, comm: "app".into(), cmdline: "/srv/app --listen :8080".into(), ns_pid: None };
         Status::new(target, super::Mode::Live, S, 8)
     }
 

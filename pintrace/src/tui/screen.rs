@@ -140,7 +140,7 @@ impl TuiSink {
 
     fn refresh(&mut self) {
         let live = self.model.live(self.app.focus());
-        self.app.status.extra = extras(self.header.cgroup.as_ref(), &live);
+        self.app.status.extra = extras(live.cgroup.as_ref().or(self.header.cgroup.as_ref()), &live);
         if let Some(g) = live.gomaxprocs {
             self.app.status.extra.insert(0, ("GOMAXPROCS".to_string(), g.to_string()));
         }

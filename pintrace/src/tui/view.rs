@@ -314,9 +314,10 @@ fn draw_log(frame: &mut Frame, app: &App, snap: &LiveSnapshot, area: Rect) {
         .map(|e| {
             let style = match e.kind {
                 LogKind::Lost { .. } => alarm(app, 1),
-                LogKind::SigurgBurst { .. } | LogKind::Churn { .. } | LogKind::Throttled { .. } => {
-                    fg(app, Color::Yellow)
-                }
+                LogKind::SigurgBurst { .. }
+                | LogKind::Churn { .. }
+                | LogKind::Throttled { .. }
+                | LogKind::CpuLimit { .. } => fg(app, Color::Yellow),
                 LogKind::Born { .. } => fg(app, Color::Green),
                 LogKind::Exited { .. } => DIM,
                 LogKind::Exec { .. }
@@ -479,7 +480,7 @@ mod header {
         let now = app.snapshot().map_or(st.start_ns, |s| s.now_ns);
         let mut title: Vec<Chip> = vec![
             vec![bold("pintrace")],
-            vec![bold(clean(&st.target.comm).into_owned()), plain(format!(" (pid {})", st.target.pid))],
+            vec![bold(clean(&st.target.comm).into_owned()), plain(format!(" (pid {})", st.target.pid_label()))],
             vec![plain(format!("up {}", hms(now.saturating_sub(st.start_ns))))],
         ];
         title.push(match &st.mode {
