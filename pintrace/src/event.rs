@@ -151,6 +151,32 @@ pub enum EventKind {
     GoMaxProcs {
         value: u32,
     },
+    /// Synthesised: the Go scheduler as sampled (what `GODEBUG=schedtrace`
+    /// prints), when it changed; `nprocs` is the length of `runtime.allp`.
+    GoSched {
+        idle_ps: u32,
+        spinning: u32,
+        idle_threads: u32,
+        runqueue: u32,
+        goroutines: u32,
+        nprocs: u32,
+    },
+    /// Synthesised: P number `p`'s status and local run queue, when they
+    /// changed (sent before the `GoSched` of the same sample).
+    GoP {
+        p: u32,
+        status: u32,
+        runq: u32,
+        runnext: bool,
+    },
+    /// Synthesised: what Go thread `tid` does (from its M) and the goroutine
+    /// on it (`goid` 0: none), when it changed.
+    GoState {
+        tid: u32,
+        state: crate::goruntime::GoState,
+        goid: u64,
+        func: Option<FnName>,
+    },
     /// Synthesised: the target's CPU cgroup or the CPUs it may use changed
     /// while it was traced (it was moved to another group, its quota was
     /// changed as a pod resize does, or its threads' affinities changed).

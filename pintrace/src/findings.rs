@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::{
     cgroup::CpuGroup,
     fmt::ns,
-    goruntime::GoRole,
+    goruntime::{GoRole, GoState},
     model::live::{HistoryPoint, LiveSnapshot},
 };
 
@@ -22,9 +22,10 @@ pub const SIGURG_PREEMPTION: &str = "sigurg_preemption";
 pub const RUNQ_LATENCY: &str = "runq_latency";
 pub const PINNED_STARVATION: &str = "pinned_starvation";
 pub const PINNED_MIGRATION: &str = "pinned_migration";
+pub const GOMAXPROCS_BELOW_CPUS: &str = "gomaxprocs_below_cpus";
 
 /// Every rule, in the order of the issue that named them.
-pub const RULES: [&str; 7] = [
+pub const RULES: [&str; 8] = [
     GOMAXPROCS_OVER_QUOTA,
     THREAD_CHURN,
     THREAD_GROWTH,
@@ -32,6 +33,7 @@ pub const RULES: [&str; 7] = [
     SIGURG_PREEMPTION,
     RUNQ_LATENCY,
     PINNED_MIGRATION,
+    GOMAXPROCS_BELOW_CPUS,
 ];
 
 /// The thresholds of the rules (each overridable from the command line).
@@ -61,6 +63,9 @@ pub struct Thresholds {
     /// `pinned_migration`: long-lived pinned threads moved between CPUs at least this often
     /// (per second and pinned thread; the load balancer moves a thread now and then).
     pub pinned_migrations_per_sec: f64,
+    /// `sigurg_preemption`, `gomaxprocs_below_cpus`: goroutines wait for a P
+    /// in at least this share (percent) of the scheduler's samples of each interval.
+    pub go_queued_pct: f64,
 }
 
 /// A threshold's command-line name, what it means, and its place in `Thresholds`.
@@ -151,6 +156,13 @@ pub const THRESHOLDS: &[ThresholdSpec] = &[
         get: |t| t.pinned_migrations_per_sec,
         set: |t, v| t.pinned_migrations_per_sec = v,
     },
+    ThresholdSpec {
+        name: "go_queued",
+        unit: "%",
+        help: "sigurg_preemption, gomaxprocs_below_cpus: share of Go scheduler samples with goroutines waiting for a P, at least",
+        get: |t| t.go_queued_pct,
+        set: |t, v| t.go_queued_pct = v,
+    },
 ];
 
 impl Thresholds {
@@ -194,6 +206,7 @@ impl Default for Thresholds {
             pinned_idle_pct: 20.0,
             pinned_wakeups_per_sec: 10.0,
             pinned_migrations_per_sec: 2.0,
+            go_queued_pct: 50.0,
         }
     }
 }
@@ -250,6 +263,16 @@ fn history_step(history: &[HistoryPoint]) -> u64 {
         [.., a, b] => b.t_ns.saturating_sub(a.t_ns),
         _ => u64::MAX / 2,
     }
+}
+
+/// Whether goroutines waited for a P in the Go scheduler through the
+/// window: in most of each interval's samples (`go_queued_pct`). None when
+/// the scheduler was not sampled (not Go, or unreadable).
+fn go_waits(window: &[HistoryPoint], t: &Thresholds) -> Option<bool> {
+    if window.iter().all(|h| h.go_samples == 0) {
+        return None;
+    }
+    Some(window.iter().all(|h| h.go_samples > 0 && h.go_queued_pct >= t.go_queued_pct))
 }
 
 /// Threads now against what a Go program needs: one per P (GOMAXPROCS),
@@ -356,33 +379,56 @@ pub fn evaluate(live: &LiveSnapshot, ctx: &Context, t: &Thresholds) -> Vec<Findi
     } else {
         live.sigurg_senders.first()
     };
+    // Preemption matters when goroutines wait for a P behind the one that
+    // ran 10 ms (the run queues say), or, less, when sysmon keeps preempting
+    // pinned goroutines whose thread has nothing else to run (a cost with no
+    // scheduling benefit). Goroutines that hand each other work share one
+    // time slice and are preempted in a healthy closed loop: neither.
+    let waiting = go_waits(window, t);
     if let Some(top) = top {
         let share = if total > 0 { top.sigurg_sent as f64 / total as f64 } else { 0.0 };
         let receives = live.threads.iter().find(|r| r.tid == top.tid).map_or(0, |r| r.sigurg_received);
         let hot: Vec<_> = live.threads.iter().filter(|r| r.sigurg_received_per_sec >= t.sigurg_per_sec / 2.0).collect();
-        if share >= t.sigurg_sender_share
+        let pinned_hot = hot.iter().filter(|r| r.pinned).count();
+        let sysmon = if known { "sysmon" } else { "likely sysmon" };
+        let mut evidence = BTreeMap::from([
+            ("sender_tid", f64::from(top.tid)),
+            ("sigurg_per_sec", top.sigurg_per_sec),
+            ("sender_share", share),
+            ("hot_threads", hot.len() as f64),
+            ("pinned_hot_threads", pinned_hot as f64),
+        ]);
+        let preempting = share >= t.sigurg_sender_share
             && receives == 0
             && top.sigurg_per_sec >= t.sigurg_per_sec
             && window.iter().all(|h| h.sigurg_per_sec >= t.sigurg_per_sec)
-            && !hot.is_empty()
-        {
+            && !hot.is_empty();
+        if preempting && waiting == Some(true) {
+            let queued = live.go_sched.as_ref().map_or(0.0, |s| s.queued_mean);
+            evidence.insert("goroutines_waiting", queued);
             out.push(Finding {
                 rule: SIGURG_PREEMPTION,
                 severity: Severity::Warning,
                 message: format!(
-                    "thread {} ({}) preempts {} busy thread(s) {:.0} times a second: goroutines run over 10 ms without yielding, and each preemption is a signal and a context switch",
+                    "thread {} ({sysmon}) preempts {} busy thread(s) {:.0} times a second while {queued:.1} goroutines wait for a P on average: goroutines run over 10 ms and the others wait behind them",
                     top.tid,
-                    if known { "sysmon" } else { "likely sysmon" },
                     hot.len(),
                     top.sigurg_per_sec
                 ),
-                advice: "find the long-running loops (pprof CPU profile) and split their work, or run them on fewer goroutines than GOMAXPROCS",
-                evidence: BTreeMap::from([
-                    ("sender_tid", f64::from(top.tid)),
-                    ("sigurg_per_sec", top.sigurg_per_sec),
-                    ("sender_share", share),
-                    ("hot_threads", hot.len() as f64),
-                ]),
+                advice: "find the long-running loops (pprof CPU profile) and split their work, or give the service more Ps (GOMAXPROCS) and CPU",
+                evidence,
+            });
+        } else if preempting && pinned_hot > 0 {
+            out.push(Finding {
+                rule: SIGURG_PREEMPTION,
+                severity: Severity::Info,
+                message: format!(
+                    "thread {} ({sysmon}) preempts {pinned_hot} pinned thread(s) {:.0} times a second although no goroutine waits for them: a locked goroutine's thread runs nothing else, so each preemption is a signal and a context switch for nothing",
+                    top.tid,
+                    top.sigurg_per_sec
+                ),
+                advice: "let the locked loop yield (a channel operation or runtime.Gosched now and then) or, if it must run unbroken, GODEBUG=asyncpreemptoff=1 (for the whole process)",
+                evidence,
             });
         }
     }
@@ -433,17 +479,79 @@ pub fn evaluate(live: &LiveSnapshot, ctx: &Context, t: &Thresholds) -> Vec<Findi
         }
     }
 
+    // gomaxprocs_below_cpus: fewer Ps than CPUs while goroutines wait for
+    // a P, and the process does not use the CPUs beyond its Ps.
+    if let Some(g) = gomaxprocs {
+        let usable = cgroup.map_or(f64::from(ctx.nr_cpus), CpuGroup::cpus_usable).floor();
+        let below = |h: &HistoryPoint| {
+            let at = ctx.gomaxprocs.unwrap_or(if h.gomaxprocs > 0 { h.gomaxprocs } else { g });
+            f64::from(at) < usable && h.cpus_used <= f64::from(at) + 0.5
+        };
+        if f64::from(g) < usable && waiting == Some(true) && window.iter().all(below) {
+            let queued = live.go_sched.as_ref().map_or(0.0, |s| s.queued_mean);
+            out.push(Finding {
+                rule: GOMAXPROCS_BELOW_CPUS,
+                severity: Severity::Warning,
+                message: format!(
+                    "GOMAXPROCS {g} < {usable:.0} CPUs usable: {queued:.1} goroutines wait for a P on average while the process uses {:.1} CPUs",
+                    iv.rates.cpus_used
+                ),
+                advice: "raise GOMAXPROCS to the CPUs available (unset the GOMAXPROCS variable; Go 1.25+ follows the cgroup's limit), or find what lowered it (runtime.GOMAXPROCS)",
+                evidence: BTreeMap::from([
+                    ("gomaxprocs", f64::from(g)),
+                    ("cpus_usable", usable),
+                    ("goroutines_waiting", queued),
+                    ("cpus_used", iv.rates.cpus_used),
+                ]),
+            });
+        }
+    }
+
     // thread_growth
     if let Some(cap) = capacity(live, gomaxprocs, t) {
         let (now, expected, g, pinned) = (cap.threads, cap.expected_max, cap.gomaxprocs, cap.pinned);
         if now > expected && window.iter().all(|h| h.threads > u64::from(g) + h.pinned + t.thread_baseline) {
             let locks = iv.rates.lock_calls_per_sec;
-            let cause = if locks >= 1.0 {
-                format!("LockOSThread is called {locks:.0} times a second, so pinned threads follow the load (a lock per request)")
-            } else if iv.process.pinned_threads > pinned {
-                format!("{} threads are pinned just now (per-request locking)", iv.process.pinned_threads)
+            // What the threads are doing (the M list): a thread can count
+            // twice (a locked goroutine blocked in a syscall is both), and
+            // the cause named is the one to fix.
+            let alive = || live.threads.iter().filter(|r| r.died_ns.is_none());
+            let count = |s: GoState| alive().filter(|r| r.go_state == Some(s)).count() as u64;
+            let (in_syscall, in_cgo, idle) = (count(GoState::Syscall), count(GoState::Cgo), count(GoState::Idle));
+            let locked = alive().filter(|r| r.pinned).count() as u64;
+            let known = alive().any(|r| r.go_state.is_some());
+            let per_request = locks >= 1.0 || iv.process.pinned_threads > pinned;
+            let largest = in_cgo.max(in_syscall).max(idle);
+            let (cause, advice) = if locks >= 1.0 {
+                (
+                    format!("LockOSThread is called {locks:.0} times a second, so pinned threads follow the load (a lock per request)"),
+                    "lock a fixed pool of worker goroutines instead of one per request",
+                )
+            } else if per_request {
+                (
+                    format!("{} threads are pinned just now (per-request locking)", iv.process.pinned_threads),
+                    "lock a fixed pool of worker goroutines instead of one per request",
+                )
+            } else if known && largest > 0 && largest == in_cgo {
+                (
+                    format!("{in_cgo} of {now} threads are in cgo calls: each blocking cgo call holds a thread"),
+                    "bound the concurrent cgo calls (a semaphore or a fixed pool of goroutines that make them)",
+                )
+            } else if known && largest > 0 && largest == in_syscall {
+                (
+                    format!("{in_syscall} of {now} threads are in blocking system calls: each holds a thread while the runtime starts another for its P"),
+                    "bound the concurrent blocking calls (a worker pool), or use non-blocking I/O that the netpoller can wait on",
+                )
+            } else if known && largest > 0 {
+                (
+                    format!("{idle} of {now} threads are idle: left from an earlier burst of blocking calls (the Go runtime does not end idle threads)"),
+                    "find the burst that made them (blocking syscalls or cgo calls); the idle threads cost memory, not CPU",
+                )
             } else {
-                "threads blocked in syscalls or cgo, or goroutines locked per request".to_string()
+                (
+                    "threads blocked in syscalls or cgo, or goroutines locked per request (the Go threads' states are unknown)".to_string(),
+                    "bound blocking syscalls and cgo calls with a worker pool, and lock a fixed pool of worker goroutines instead of one per request",
+                )
             };
             out.push(Finding {
                 rule: THREAD_GROWTH,
@@ -452,7 +560,7 @@ pub fn evaluate(live: &LiveSnapshot, ctx: &Context, t: &Thresholds) -> Vec<Findi
                     "{now} threads for GOMAXPROCS {g}{}: expected at most {expected}; {cause}",
                     if pinned > 0 { format!(" + {pinned} pinned") } else { String::new() }
                 ),
-                advice: "bound blocking syscalls and cgo calls with a worker pool, and lock a fixed pool of worker goroutines instead of one per request",
+                advice,
                 evidence: BTreeMap::from([
                     ("threads", now as f64),
                     ("gomaxprocs", f64::from(g)),
@@ -460,6 +568,10 @@ pub fn evaluate(live: &LiveSnapshot, ctx: &Context, t: &Thresholds) -> Vec<Findi
                     ("pinned_now", iv.process.pinned_threads as f64),
                     ("lock_calls_per_sec", locks),
                     ("expected_max", expected as f64),
+                    ("in_syscall", in_syscall as f64),
+                    ("in_cgo", in_cgo as f64),
+                    ("locked", locked as f64),
+                    ("idle", idle as f64),
                 ]),
             });
         }
@@ -643,33 +755,93 @@ mod tests {
         ev(0, NO_CPU, EventKind::GoThread { tid, role, locked_ext, locked_int: 0, locked_g: None })
     }
 
+    fn sigurg(m: &mut Model, ts: u64, from: u32, to: u32) {
+        let kind = EventKind::Signal {
+            sender_tid: from,
+            sender_tgid: 100,
+            target_tid: to,
+            sig: SIGURG,
+            code: -6,
+            result: 0,
+            group: false,
+        };
+        m.apply(&ev(ts, 0, kind));
+    }
+
+    /// Ten scheduler samples in second `s`, each with `queued` goroutines
+    /// waiting for the one P (in its local run queue).
+    fn sched_samples(m: &mut Model, s: u64, queued: u32) {
+        for k in 0..10 {
+            let ts = s * S + k * 100 * MS;
+            m.apply(&ev(ts, NO_CPU, EventKind::GoP { p: 0, status: 1, runq: queued, runnext: false }));
+            let kind =
+                EventKind::GoSched { idle_ps: 0, spinning: 0, idle_threads: 1, runqueue: 0, goroutines: 5, nprocs: 1 };
+            m.apply(&ev(ts, NO_CPU, kind));
+        }
+    }
+
+    /// Sysmon preempting thread 100 50 times a second, with `queued`
+    /// goroutines waiting for a P (None: the scheduler is not read).
+    fn preempted(queued: Option<u32>, pin: bool) -> Model {
+        run(5, |m, s| {
+            if s == 0 {
+                m.apply(&go_m(101, GoRole::Sysmon, 0));
+                if pin {
+                    m.apply(&go_m(100, GoRole::Main, 1));
+                }
+            }
+            if let Some(q) = queued {
+                sched_samples(m, s, q);
+            }
+            (0..50).for_each(|i| sigurg(m, s * S + i * 20 * MS, 101, 100));
+        })
+    }
+
     #[test]
-    fn sysmon_preempting_a_hot_thread() {
+    fn sysmon_preempting_while_goroutines_wait() {
+        let live = preempted(Some(3), false).live(None);
+        let f = evaluate(&live, &ctx(), &Thresholds::default());
+        assert_eq!(f.iter().map(|f| f.rule).collect::<Vec<_>>(), [SIGURG_PREEMPTION]);
+        assert_eq!(f[0].severity, Severity::Warning);
+        assert!(
+            f[0].message.starts_with("thread 101 (sysmon) preempts 1 busy thread(s) 50 times a second while 3.0 goroutines wait for a P on average"),
+            "{}",
+            f[0].message
+        );
+        assert_eq!(f[0].evidence["goroutines_waiting"], 3.0);
+    }
+
+    /// A healthy closed loop: goroutines that hand each other work share a
+    /// time slice, so sysmon preempts them (measured: 47/s), but nothing
+    /// waits. Without the scheduler's queues nothing can be claimed either.
+    #[test]
+    fn sysmon_preempting_with_nothing_waiting_is_no_finding() {
+        assert!(rules(&preempted(Some(0), false).live(None), &ctx()).is_empty());
+        assert!(rules(&preempted(None, false).live(None), &ctx()).is_empty());
+        // Waiting in a few samples only (a burst) is not waiting.
         let m = run(5, |m, s| {
             if s == 0 {
                 m.apply(&go_m(101, GoRole::Sysmon, 0));
             }
-            for i in 0..50 {
-                m.apply(&ev(
-                    s * S + i * 20 * MS,
-                    0,
-                    EventKind::Signal {
-                        sender_tid: 101,
-                        sender_tgid: 100,
-                        target_tid: 100,
-                        sig: SIGURG,
-                        code: -6,
-                        result: 0,
-                        group: false,
-                    },
-                ));
-            }
+            sched_samples(m, s, 0);
+            m.apply(&ev(s * S + 5 * MS, NO_CPU, EventKind::GoP { p: 0, status: 1, runq: 2, runnext: false }));
+            let kind =
+                EventKind::GoSched { idle_ps: 0, spinning: 0, idle_threads: 1, runqueue: 0, goroutines: 5, nprocs: 1 };
+            m.apply(&ev(s * S + 5 * MS, NO_CPU, kind));
+            (0..50).for_each(|i| sigurg(m, s * S + i * 20 * MS, 101, 100));
         });
-        let live = m.live(None);
-        let f = evaluate(&live, &ctx(), &Thresholds::default());
+        assert!(rules(&m.live(None), &ctx()).is_empty());
+    }
+
+    /// A pinned goroutine in a CPU-bound loop: its thread can run nothing
+    /// else, so the preemption buys nothing; a lower severity.
+    #[test]
+    fn sysmon_preempting_a_pinned_loop_is_a_cost_without_benefit() {
+        let f = evaluate(&preempted(Some(0), true).live(None), &ctx(), &Thresholds::default());
         assert_eq!(f.iter().map(|f| f.rule).collect::<Vec<_>>(), [SIGURG_PREEMPTION]);
+        assert_eq!(f[0].severity, Severity::Info);
         assert!(
-            f[0].message.starts_with("thread 101 (sysmon) preempts 1 busy thread(s) 50 times a second"),
+            f[0].message.contains("preempts 1 pinned thread(s) 50 times a second although no goroutine waits"),
             "{}",
             f[0].message
         );
@@ -677,19 +849,10 @@ mod tests {
 
     #[test]
     fn without_the_m_list_the_busiest_sender_is_only_likely_sysmon_and_gc_senders_are_not_it() {
-        let send = |m: &mut Model, ts: u64, from: u32| {
-            let kind = EventKind::Signal {
-                sender_tid: from,
-                sender_tgid: 100,
-                target_tid: 100,
-                sig: SIGURG,
-                code: -6,
-                result: 0,
-                group: false,
-            };
-            m.apply(&ev(ts, 0, kind));
-        };
-        let m = run(5, |m, s| (0..50).for_each(|i| send(m, s * S + i * 20 * MS, 101)));
+        let m = run(5, |m, s| {
+            sched_samples(m, s, 2);
+            (0..50).for_each(|i| sigurg(m, s * S + i * 20 * MS, 101, 100));
+        });
         let f = evaluate(&m.live(None), &ctx(), &Thresholds::default());
         assert!(f[0].message.starts_with("thread 101 (likely sysmon) preempts"), "{}", f[0].message);
         // With the M list: the same signals from a thread that is not sysmon (GC workers) are no finding.
@@ -697,10 +860,39 @@ mod tests {
             if s == 0 {
                 m.apply(&go_m(102, GoRole::Sysmon, 0));
             }
-            (0..50).for_each(|i| send(m, s * S + i * 20 * MS, 101));
+            sched_samples(m, s, 2);
+            (0..50).for_each(|i| sigurg(m, s * S + i * 20 * MS, 101, 100));
         });
         assert!(rules(&m.live(None), &ctx()).is_empty());
         assert_eq!(m.live(None).interval.process.sigurg_from_sysmon, 0);
+    }
+
+    /// GOMAXPROCS 1 on 2 CPUs with goroutines queued: a CPU left unused.
+    #[test]
+    fn gomaxprocs_below_the_cpus_while_goroutines_wait() {
+        let busy = |queued: u32, procs: u32| {
+            run(5, move |m, s| {
+                m.apply(&ev(s * S, NO_CPU, EventKind::GoMaxProcs { value: procs }));
+                sched_samples(m, s, queued);
+                let sw = |prev, next| EventKind::Switch {
+                    prev_tid: prev,
+                    next_tid: next,
+                    prev_state: 0,
+                    next_wait_ns: None,
+                };
+                m.apply(&ev(s * S + 1, 0, sw(0, 100)));
+                m.apply(&ev((s + 1) * S - 1, 0, sw(100, 0)));
+            })
+        };
+        let f = evaluate(&busy(3, 1).live(None), &ctx(), &Thresholds::default());
+        assert_eq!(f.iter().map(|f| f.rule).collect::<Vec<_>>(), [GOMAXPROCS_BELOW_CPUS]);
+        assert_eq!(
+            f[0].message,
+            "GOMAXPROCS 1 < 2 CPUs usable: 3.0 goroutines wait for a P on average while the process uses 1.0 CPUs"
+        );
+        // Nothing waiting, or GOMAXPROCS at the CPUs: no finding.
+        assert!(rules(&busy(0, 1).live(None), &ctx()).is_empty());
+        assert!(rules(&busy(3, 2).live(None), &ctx()).is_empty());
     }
 
     /// Threads 200.. pinned from the start; each second `each(m, s, tid, i)` adds their events.
@@ -913,7 +1105,7 @@ mod tests {
         let mut names: Vec<_> = THRESHOLDS.iter().map(|s| s.name).collect();
         names.dedup();
         assert_eq!(names.len(), THRESHOLDS.len());
-        assert_eq!(RULES.len(), 7);
+        assert_eq!(RULES.len(), 8);
     }
 
     #[test]
@@ -982,6 +1174,42 @@ mod tests {
         assert!(f[0].message.starts_with("33 threads for GOMAXPROCS 4: expected at most 14"), "{}", f[0].message);
         let cap = capacity(&live, Some(4), &Thresholds::default()).expect("a Go target");
         assert_eq!(cap.to_string(), "33 threads of at most 14 expected (GOMAXPROCS 4 + 0 pinned + 10 baseline)");
+    }
+
+    /// The cause named is what the threads do: in cgo, in syscalls, idle.
+    #[test]
+    fn thread_growth_names_what_the_threads_do() {
+        let grown = |state: GoState| {
+            run(4, move |m, s| {
+                if s == 0 {
+                    for tid in 200..230 {
+                        let kind = EventKind::NewTask {
+                            parent_tid: 100,
+                            parent_tgid: 100,
+                            child_tid: tid,
+                            clone_flags: pintrace_common::CLONE_THREAD,
+                            comm: Comm::new("app"),
+                        };
+                        m.apply(&ev(MS, 0, kind));
+                        let goid = u64::from(tid);
+                        m.apply(&ev(2 * MS, NO_CPU, EventKind::GoState { tid, state, goid, func: None }));
+                    }
+                }
+            })
+        };
+        let ctx = Context { gomaxprocs: Some(4), nr_cpus: 4, ..Default::default() };
+        for (state, says, key) in [
+            (GoState::Cgo, "30 of 33 threads are in cgo calls", "in_cgo"),
+            (GoState::Syscall, "30 of 33 threads are in blocking system calls", "in_syscall"),
+            (GoState::Idle, "30 of 33 threads are idle", "idle"),
+        ] {
+            let f = evaluate(&grown(state).live(None), &ctx, &Thresholds::default());
+            assert_eq!(f.iter().map(|f| f.rule).collect::<Vec<_>>(), [THREAD_GROWTH]);
+            assert!(f[0].message.contains(says), "{}", f[0].message);
+            assert_eq!(f[0].evidence[key], 30.0, "{state:?}");
+        }
+        let f = evaluate(&grown(GoState::Cgo).live(None), &ctx, &Thresholds::default());
+        assert!(f[0].advice.starts_with("bound the concurrent cgo calls"), "{}", f[0].advice);
     }
 
     #[test]

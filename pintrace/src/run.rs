@@ -27,6 +27,10 @@ const ALIVE_CHECK: Duration = Duration::from_millis(200);
 /// How often the target's cgroup's throttling counters are read: at least
 /// once per CFS period of the default 100 ms, so throttled periods show.
 const THROTTLE_POLL: Duration = Duration::from_millis(100);
+/// How often a Go target's scheduler is sampled: ten times a second shows
+/// run queues building within an interval (measured cost: see
+/// `cargo xtask bench --only-go`).
+const SCHED_POLL: Duration = Duration::from_millis(100);
 /// How often the target's CPU cgroup is looked up again: a process can be
 /// moved to another group, and a quota changed (a pod resize), while traced.
 const CGROUP_CHECK: Duration = Duration::from_secs(1);
@@ -257,6 +261,7 @@ pub async fn live<S: Sink>(session: &mut Session, sink: &mut S, opts: Options, m
     let mut last_gomaxprocs: Option<EventKind> =
         session.initial.iter().rev().map(|e| e.kind).find(|k| matches!(k, EventKind::GoMaxProcs { .. }));
     let mut cgroup_check = interval(CGROUP_CHECK);
+    let mut sched_poll = interval(SCHED_POLL);
     let mut self_cpu = SelfCpu::new();
     let mut bpf = BpfMeter { last: None };
     let mut stats = Stats::default();
@@ -295,6 +300,12 @@ pub async fn live<S: Sink>(session: &mut Session, sink: &mut S, opts: Options, m
             }
             _ = throttle.tick(), if end.is_none() && session.cgroup.is_ok() => {
                 send_if_changed(sink, &mut last_throttle, session.throttle_event())?;
+            }
+            _ = sched_poll.tick(), if end.is_none() && session.is_go() && session.go_sched_problem.is_none() => {
+                let sample = session.go_sched_events();
+                if !sample.is_empty() {
+                    sink.events(&sample)?;
+                }
             }
             _ = cgroup_check.tick(), if end.is_none() => {
                 if let Some(e) = session.cgroup_event() {

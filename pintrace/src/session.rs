@@ -49,6 +49,12 @@ pub struct Session {
     go: Option<GoProcess>,
     /// The M list as last handed out: tid → (role, lockedExt, lockedInt, locked g).
     go_ms: HashMap<u32, EventKind>,
+    /// Each M's state and goroutine as last handed out.
+    go_states: HashMap<u32, EventKind>,
+    /// The Ps as last handed out.
+    go_ps: Vec<crate::goruntime::PState>,
+    /// Why the scheduler cannot be read, once known.
+    pub go_sched_problem: Option<String>,
     /// Why the M list cannot be read, once known.
     pub go_threads_problem: Option<String>,
 }
@@ -115,6 +121,9 @@ impl Session {
             go,
             go_ms: HashMap::new(),
             go_threads_problem: None,
+            go_states: HashMap::new(),
+            go_ps: Vec::new(),
+            go_sched_problem: None,
         };
         if let Some(e) = session.gomaxprocs_event() {
             session.initial.push(Event { ts_ns: start_ns, ..e });
@@ -138,6 +147,8 @@ impl Session {
             .go_threads_problem
             .as_ref()
             .map(|p| format!("{p}; so which threads are pinned, and their roles, are unknown"));
+        let go_sched =
+            self.go_sched_problem.as_ref().map(|p| format!("{p}; so the goroutines waiting for a P are unknown"));
         let go_lock = match &self.probes.go_lock {
             Some(st) if !matches!(st, ProbeStatus::Attached | ProbeStatus::Disabled(_)) => Some(format!(
                 "{GO_LOCK_PROBE} {st}; so LockOSThread calls are not seen (pinned threads still come from the M list)"
@@ -165,6 +176,7 @@ impl Session {
             .chain(cgroup)
             .chain(go)
             .chain(go_threads)
+            .chain(go_sched)
             .chain(go_lock)
             .chain(throttle)
             .collect()
@@ -210,6 +222,9 @@ impl Session {
         self.go = GoProcess::attach(self.target.pid).ok();
         self.go_ms.clear();
         self.go_threads_problem = None;
+        self.go_states.clear();
+        self.go_ps.clear();
+        self.go_sched_problem = None;
         if self.go.is_some() {
             self.probes.attach_go_lock(&exe_of(self.target.pid), self.target.pid);
             self.header.probes = probe_records(&self.probes);
@@ -239,6 +254,17 @@ impl Session {
         let ts_ns = target::monotonic_ns();
         let mut out = Vec::new();
         let mut seen = HashMap::with_capacity(ms.len());
+        let mut states = HashMap::with_capacity(ms.len());
+        for m in &ms {
+            let (goid, func) =
+                m.goroutine.as_ref().map_or((0, None), |g| (g.id, g.function.as_deref().map(ustr::ustr)));
+            let kind = EventKind::GoState { tid: m.tid, state: m.state, goid, func };
+            if self.go_states.get(&m.tid) != Some(&kind) {
+                out.push(Event { ts_ns, cpu: NO_CPU, kind });
+            }
+            states.insert(m.tid, kind);
+        }
+        self.go_states = states;
         for m in ms {
             let kind = EventKind::GoThread {
                 tid: m.tid,
@@ -253,6 +279,47 @@ impl Session {
             seen.insert(m.tid, kind);
         }
         self.go_ms = seen;
+        out
+    }
+
+    /// Whether the target is a Go program whose scheduler may be read.
+    pub fn is_go(&self) -> bool {
+        self.go.is_some()
+    }
+
+    /// The Go scheduler now: a `GoP` event for each P that changed, then a
+    /// `GoSched` (every sample: the model averages them). None: not Go, or
+    /// unreadable (then `go_sched_problem` says why).
+    pub fn go_sched_events(&mut self) -> Vec<Event> {
+        let Some(go) = &self.go else { return Vec::new() };
+        let s = match go.sched() {
+            Ok(s) => s,
+            Err(e) => {
+                self.go_sched_problem.get_or_insert_with(|| format!("Go scheduler: {e}"));
+                return Vec::new();
+            }
+        };
+        self.go_sched_problem = None;
+        let ts_ns = target::monotonic_ns();
+        let mut out = Vec::new();
+        for (i, p) in s.ps.iter().enumerate() {
+            let changed =
+                self.go_ps.get(i).is_none_or(|q| (q.status, q.runq, q.runnext) != (p.status, p.runq, p.runnext));
+            if changed {
+                let kind = EventKind::GoP { p: i as u32, status: p.status, runq: p.runq, runnext: p.runnext };
+                out.push(Event { ts_ns, cpu: NO_CPU, kind });
+            }
+        }
+        let kind = EventKind::GoSched {
+            idle_ps: s.idle_ps,
+            spinning: s.spinning_threads,
+            idle_threads: s.idle_threads,
+            runqueue: s.runqueue,
+            goroutines: s.goroutines,
+            nprocs: u32::try_from(s.ps.len()).unwrap_or(u32::MAX),
+        };
+        out.push(Event { ts_ns, cpu: NO_CPU, kind });
+        self.go_ps = s.ps;
         out
     }
 

@@ -11,6 +11,7 @@ use crate::{
     event::Event,
     findings::{self, Capacity, Context, Finding, Thresholds},
     goruntime::GoInfo,
+    model::gosched::SchedView,
     model::{
         live::{IntervalStats, LiveSnapshot, SenderRate, ThreadRow},
         Model, ProcessStats, Snapshot, ThreadStats,
@@ -47,7 +48,7 @@ pub struct Report {
     /// The target's CPU cgroup and its throttling over the recording (null: none found).
     pub cgroup: Option<CgroupReport>,
     /// The Go runtime (null: not a Go program); gomaxprocs as last read.
-    pub go: Option<GoInfo>,
+    pub go: Option<GoReport>,
     /// Threads at the end against GOMAXPROCS + long-lived pinned + baseline (null: not Go).
     pub capacity: Option<Capacity>,
     /// What was wrong, worst first, with when.
@@ -55,6 +56,22 @@ pub struct Report {
     /// The busiest SIGURG senders (Go's sysmon sends almost all of them).
     pub sigurg_senders: Vec<Sender>,
     pub threads: Vec<ThreadStats>,
+}
+
+/// The Go runtime as the JSON shows it: the build info, and the scheduler
+/// as last sampled (`sched`, null when it could not be read).
+#[derive(Debug, Serialize, PartialEq)]
+pub struct GoReport {
+    #[serde(flatten)]
+    pub info: GoInfo,
+    pub sched: Option<SchedView>,
+}
+
+impl std::ops::Deref for GoReport {
+    type Target = GoInfo;
+    fn deref(&self) -> &GoInfo {
+        &self.info
+    }
 }
 
 /// A cgroup with its throttling counters over a window.
@@ -237,7 +254,7 @@ impl Report {
             cgroup: snap.cgroup.as_ref().or(header.cgroup.as_ref()).map(|g| CgroupReport::new(g, snap.throttle)),
             findings,
             capacity,
-            go: go.map(|g| g.with_gomaxprocs(snap.gomaxprocs)),
+            go: go.map(|g| GoReport { info: g.with_gomaxprocs(snap.gomaxprocs), sched: snap.go_sched.clone() }),
             probes: header.probes,
             process: snap.process,
             sigurg_senders,
@@ -267,7 +284,7 @@ pub struct IntervalReport<'a> {
     /// What is wrong now, worst first.
     pub findings: &'a [Finding],
     /// The Go runtime (null: not a Go program).
-    pub go: Option<GoInfo>,
+    pub go: Option<GoReport>,
     pub sigurg_senders: &'a [SenderRate],
     /// Threads alive or active in the interval, busiest first.
     pub threads: Vec<&'a ThreadRow>,
@@ -306,7 +323,10 @@ impl<'a> IntervalReport<'a> {
                 .map(|g| CgroupReport::new(g, live.interval.throttle)),
             findings,
             capacity,
-            go: header.go.as_ref().map(|g| g.with_gomaxprocs(live.gomaxprocs)),
+            go: header
+                .go
+                .as_ref()
+                .map(|g| GoReport { info: g.with_gomaxprocs(live.gomaxprocs), sched: live.go_sched.clone() }),
             sigurg_senders: &live.sigurg_senders,
             threads,
         }

@@ -155,6 +155,22 @@ fn block(
             header.go.as_ref().map(|g| format!(" ({})", clean(&g.version))).unwrap_or_default()
         );
     }
+    if let Some(s) = &live.go_sched {
+        let _ = writeln!(
+            o,
+            "Go scheduler: {} goroutines; waiting for a P: {} now ({} global, local {:?}, {} in runnext), {:.1} on average, in {:.0}% of samples; {} idle Ps, {} idle and {} spinning threads",
+            s.goroutines,
+            s.queued,
+            s.runqueue,
+            s.p_runqueues,
+            s.p_runnext,
+            s.queued_mean,
+            s.queued_pct,
+            s.idle_ps,
+            s.idle_threads,
+            s.spinning_threads
+        );
+    }
     if let Some(g) = live.cgroup.as_ref().or(header.cgroup.as_ref()) {
         let _ = write!(o, "cgroup {} quota {}", clean(&g.path), g.describe_quota());
         if let (Some(pct), Some(ms)) = (r.throttled_periods_pct, r.throttled_ms_per_sec) {

@@ -70,6 +70,13 @@ pub fn render(r: &Report, rows: usize) -> String {
             let _ = write!(o, ", cgo {}", if c { "on" } else { "off" });
         }
         let _ = writeln!(o);
+        if let Some(s) = &g.sched {
+            let _ = writeln!(
+                o,
+                "scheduler {} goroutines at the end; goroutines waiting for a P: {:.1} on average, at most {}, in {:.0}% of {} samples",
+                s.goroutines, s.queued_mean, s.queued_max, s.queued_pct, s.samples
+            );
+        }
     }
     if let Some(c) = &r.cgroup {
         let _ = write!(o, "cgroup    {} (v{}), {} CPUs allowed, quota ", clean(&c.path), c.version, c.cpus_allowed);

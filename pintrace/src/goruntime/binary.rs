@@ -12,7 +12,7 @@ use object::{
 
 use super::{
     buildinfo::{self, BuildInfo, BuildInfoError},
-    dwarf::{self, DwarfProblem, RuntimeLayout},
+    dwarf::{self, DwarfProblem, Layouts, RuntimeLayout, SchedLayout},
     functions::FunctionTable,
     GoError,
 };
@@ -49,6 +49,12 @@ pub struct RuntimeSymbols {
     pub ncpu: Option<Symbol>,
     /// `runtime.allm` (*m): the head of the list of all Ms (OS threads).
     pub allm: Option<Symbol>,
+    /// `runtime.sched` (schedt): the scheduler's global state.
+    pub sched: Option<Symbol>,
+    /// `runtime.allp` ([]*p): every P.
+    pub allp: Option<Symbol>,
+    /// `runtime.allglen` (uintptr): goroutines ever allocated, dead ones included.
+    pub allglen: Option<Symbol>,
 }
 
 #[derive(Debug)]
@@ -63,8 +69,8 @@ pub struct GoBinary {
     symbols: RuntimeSymbols,
     /// The symbol table's functions, to name code addresses.
     functions: FunctionTable,
-    /// The layout of runtime.m and runtime.g, from DWARF.
-    layout: Result<RuntimeLayout, DwarfProblem>,
+    /// The layout of runtime.m, runtime.g and the scheduler's structs, from DWARF.
+    layout: Result<Layouts, DwarfProblem>,
 }
 
 impl GoBinary {
@@ -130,6 +136,9 @@ impl GoBinary {
                 "runtime.ncpu" => symbols.ncpu = found("runtime.ncpu"),
                 "runtime.numCPUStartup" => symbols.ncpu = found("runtime.numCPUStartup"),
                 "runtime.allm" => symbols.allm = found("runtime.allm"),
+                "runtime.sched" => symbols.sched = found("runtime.sched"),
+                "runtime.allp" => symbols.allp = found("runtime.allp"),
+                "runtime.allglen" => symbols.allglen = found("runtime.allglen"),
                 "runtime.main" | "runtime.buildVersion" => runtime_symbols = true,
                 _ => {}
             }
@@ -200,10 +209,32 @@ impl GoBinary {
     pub fn runtime_layout(&self) -> Result<&RuntimeLayout, GoError> {
         let path = self.path.clone();
         match &self.layout {
-            Ok(l) => Ok(l),
+            Ok(l) => Ok(&l.runtime),
             Err(DwarfProblem::NoDebugInfo) => Err(GoError::NoDwarf { path }),
             Err(problem) => Err(GoError::Dwarf { path, problem: problem.clone() }),
         }
+    }
+
+    /// Where the scheduler's counters are (`runtime.schedt`, `runtime.p`),
+    /// or what is missing.
+    pub fn sched_layout(&self) -> Result<&SchedLayout, GoError> {
+        self.runtime_layout()?;
+        match self.layout.as_ref().map(|l| &l.sched) {
+            Ok(Ok(s)) => Ok(s),
+            Ok(Err(problem)) | Err(problem) => {
+                Err(GoError::Dwarf { path: self.path.clone(), problem: problem.clone() })
+            }
+        }
+    }
+
+    /// `runtime.sched`, `runtime.allp` and `runtime.allglen`, or why not known.
+    pub fn sched_symbols(&self) -> Result<(Symbol, Symbol, Symbol), GoError> {
+        let what = "the Go scheduler's state";
+        Ok((
+            self.sized_symbol(self.symbols.sched, self.sched_layout()?.schedt_size, "runtime.sched", what)?,
+            self.sized_symbol(self.symbols.allp, 24, "runtime.allp", what)?,
+            self.sized_symbol(self.symbols.allglen, 8, "runtime.allglen", what)?,
+        ))
     }
 
     /// The function whose code holds `link_addr` (a link-time address, as

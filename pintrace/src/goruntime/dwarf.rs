@@ -17,6 +17,8 @@
 //! binary's DWARF: mostly the inflating, ~240 MB of output a second.
 use std::borrow::Cow;
 
+use std::collections::HashMap;
+
 use gimli::{AttributeValue, DebugAbbrev, DebugInfo, DebugStr, EndianSlice, RunTimeEndian, UnitHeader};
 use object::{CompressionFormat, Object as _, ObjectSection as _};
 
@@ -35,8 +37,21 @@ pub struct RuntimeLayout {
     pub m_alllink: u64,
     /// `m.lockedg` (guintptr): the goroutine locked to this M, or 0.
     pub m_lockedg: u64,
+    /// `m.curg` (*g): the goroutine it runs (or that is in a syscall or
+    /// cgo call on it), 0 when it runs none.
+    pub m_curg: u64,
+    /// `m.p` (puintptr): the P it holds, 0 when none.
+    pub m_p: u64,
+    /// `m.spinning` (bool): out of work and looking for some.
+    pub m_spinning: u64,
+    /// `m.incgo` (bool): in a cgo call.
+    pub m_incgo: u64,
     /// `g.startpc` (uintptr): the function the goroutine was started with.
     pub g_startpc: u64,
+    /// `g.goid` (uint64): the goroutine's ID, as panics and pprof show it.
+    pub g_goid: u64,
+    /// `g.atomicstatus` (uint32): _Grunning 2, _Gsyscall 3, _Gwaiting 4...
+    pub g_atomicstatus: u64,
     pub m_size: u64,
     pub g_size: u64,
 }
@@ -45,17 +60,85 @@ impl RuntimeLayout {
     /// The offsets within an M that hold every field read: one read of
     /// this range per M.
     pub fn m_span(&self) -> std::ops::Range<u64> {
-        let fields = [
+        span(&[
             (self.m_procid, 8),
             (self.m_locked_ext, 4),
             (self.m_locked_int, 4),
             (self.m_mstartfn, 8),
             (self.m_alllink, 8),
             (self.m_lockedg, 8),
+            (self.m_curg, 8),
+            (self.m_p, 8),
+            (self.m_spinning, 1),
+            (self.m_incgo, 1),
+        ])
+    }
+
+    /// The offsets within a G of the fields read: one read per goroutine.
+    pub fn g_span(&self) -> std::ops::Range<u64> {
+        span(&[(self.g_startpc, 8), (self.g_goid, 8), (self.g_atomicstatus, 4)])
+    }
+}
+
+fn span(fields: &[(u64, u64)]) -> std::ops::Range<u64> {
+    let start = fields.iter().map(|f| f.0).min().unwrap_or(0);
+    let end = fields.iter().map(|f| f.0.saturating_add(f.1)).max().unwrap_or(0);
+    start..end
+}
+
+/// Where the scheduler's counters are: in `runtime.sched` (a
+/// `runtime.schedt`) and in each P of `runtime.allp`. What schedtrace prints.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SchedLayout {
+    /// The global run queue's length (`runqsize`, or `runq.size` in Go 1.23+).
+    pub sched_runq: u64,
+    /// Idle Ms (`nmidle`, int32), spinning Ms and idle Ps (`nmspinning`,
+    /// `npidle`: uint32, or atomic.Int32 since Go 1.21), system goroutines
+    /// (`ngsys`).
+    pub sched_nmidle: u64,
+    pub sched_nmspinning: u64,
+    pub sched_npidle: u64,
+    pub sched_ngsys: u64,
+    /// Free goroutines on the global lists, to be summed (`gFree.n`; since
+    /// Go 1.23 `gFree.stack.size` and `gFree.noStack.size`).
+    pub sched_gfree: Vec<u64>,
+    /// A P's status (uint32), its local run queue (`runqhead`, `runqtail`),
+    /// `runnext` (guintptr), its free goroutines (`gFree.n` or `gFree.size`)
+    /// and `schedtick`.
+    pub p_status: u64,
+    pub p_runqhead: u64,
+    pub p_runqtail: u64,
+    pub p_runnext: u64,
+    pub p_gfree: u64,
+    pub p_schedtick: u64,
+    pub schedt_size: u64,
+    pub p_size: u64,
+}
+
+impl SchedLayout {
+    /// The offsets within `runtime.sched` of every field read.
+    pub fn sched_span(&self) -> std::ops::Range<u64> {
+        let mut f = vec![
+            (self.sched_runq, 4),
+            (self.sched_nmidle, 4),
+            (self.sched_nmspinning, 4),
+            (self.sched_npidle, 4),
+            (self.sched_ngsys, 4),
         ];
-        let start = fields.iter().map(|f| f.0).min().unwrap_or(0);
-        let end = fields.iter().map(|f| f.0 + f.1).max().unwrap_or(0);
-        start..end
+        f.extend(self.sched_gfree.iter().map(|&o| (o, 4)));
+        span(&f)
+    }
+
+    /// The offsets within a P of every field read.
+    pub fn p_span(&self) -> std::ops::Range<u64> {
+        span(&[
+            (self.p_status, 4),
+            (self.p_runqhead, 4),
+            (self.p_runqtail, 4),
+            (self.p_runnext, 8),
+            (self.p_gfree, 4),
+            (self.p_schedtick, 4),
+        ])
     }
 }
 
@@ -90,17 +173,35 @@ impl From<gimli::Error> for DwarfProblem {
 }
 
 /// The members read, with their expected sizes (a 64-bit Go).
-const M_MEMBERS: [(&str, u64); 6] =
-    [("procid", 8), ("lockedExt", 4), ("lockedInt", 4), ("mstartfn", 8), ("alllink", 8), ("lockedg", 8)];
-const G_MEMBERS: [(&str, u64); 1] = [("startpc", 8)];
+const M_MEMBERS: [(&str, u64); 10] = [
+    ("procid", 8),
+    ("lockedExt", 4),
+    ("lockedInt", 4),
+    ("mstartfn", 8),
+    ("alllink", 8),
+    ("lockedg", 8),
+    ("curg", 8),
+    ("p", 8),
+    ("spinning", 1),
+    ("incgo", 1),
+];
+const G_MEMBERS: [(&str, u64); 3] = [("startpc", 8), ("goid", 8), ("atomicstatus", 4)];
 
-/// The layout, from the DWARF of an ELF file.
-pub fn runtime_layout(file: &object::File) -> Result<RuntimeLayout, DwarfProblem> {
+/// What the DWARF says: the M and G layouts (needed for the M list), and
+/// the scheduler's (needed for the run queues; its own problem if missing).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layouts {
+    pub runtime: RuntimeLayout,
+    pub sched: Result<SchedLayout, DwarfProblem>,
+}
+
+/// The layouts, from the DWARF of an ELF file.
+pub fn runtime_layout(file: &object::File) -> Result<Layouts, DwarfProblem> {
     let info = section(file, ".debug_info")?.ok_or(DwarfProblem::NoDebugInfo)?;
     let abbrev = section(file, ".debug_abbrev")?.unwrap_or_default();
     let strings = section(file, ".debug_str")?.unwrap_or_default();
     let endian = if file.is_little_endian() { RunTimeEndian::Little } else { RunTimeEndian::Big };
-    layout_from_sections(&info, &abbrev, &strings, endian)
+    layouts_from_sections(&info, &abbrev, &strings, endian)
 }
 
 /// A section's bytes, inflated if compressed; None if absent. Go 1.19+
@@ -151,72 +252,78 @@ pub fn layout_from_sections(
     strings: &[u8],
     endian: RunTimeEndian,
 ) -> Result<RuntimeLayout, DwarfProblem> {
+    layouts_from_sections(info, abbrev, strings, endian).map(|l| l.runtime)
+}
+
+/// Finds `runtime.m`, `runtime.g`, `runtime.schedt` and `runtime.p`.
+pub fn layouts_from_sections(
+    info: &[u8],
+    abbrev: &[u8],
+    strings: &[u8],
+    endian: RunTimeEndian,
+) -> Result<Layouts, DwarfProblem> {
     let sections = Sections { abbrev: DebugAbbrev::new(abbrev, endian), strings: DebugStr::new(strings, endian) };
     let mut headers = Vec::new();
     let mut units = DebugInfo::new(info, endian).units();
     while let Some(h) = units.next()? {
         headers.push(h);
     }
-    let mut m: Option<Struct> = None;
-    let mut g: Option<Struct> = None;
-    // The units named "runtime" first, where Go's linker puts the types.
+    // The units named "runtime" first, where Go's linker puts the types;
+    // all units if the structs are not there.
+    let mut types = Types::default();
     for runtime_units in [true, false] {
         for h in &headers {
-            let abbrevs = h.abbreviations(&sections.abbrev)?;
-            let mut tree = h.entries_tree(&abbrevs, None)?;
-            let root = tree.root()?;
-            if (sections.name(root.entry()) == Some(b"runtime")) != runtime_units {
-                continue;
-            }
-            let mut children = root.children();
-            while let Some(child) = children.next()? {
-                let e = child.entry();
-                if e.tag() != gimli::DW_TAG_structure_type {
-                    continue;
-                }
-                let slot = match sections.name(e) {
-                    Some(b"runtime.m") if m.is_none() => &mut m,
-                    Some(b"runtime.g") if g.is_none() => &mut g,
-                    _ => continue,
-                };
-                let size = e.attr_value(gimli::DW_AT_byte_size).and_then(|v| v.udata_value()).unwrap_or(0);
-                let mut members = Vec::new();
-                let mut fields = child.children();
-                while let Some(f) = fields.next()? {
-                    let f = f.entry();
-                    if f.tag() != gimli::DW_TAG_member {
-                        continue;
-                    }
-                    let Some(name) = sections.name(f) else { continue };
-                    let offset = f.attr_value(gimli::DW_AT_data_member_location).and_then(|v| v.udata_value());
-                    let type_size = f.attr_value(gimli::DW_AT_type).and_then(|t| sections.type_size(h, &abbrevs, t));
-                    members.push(Member { name: name.to_vec(), offset, size: type_size });
-                }
-                *slot = Some(Struct { size, members });
-            }
-            if m.is_some() && g.is_some() {
-                break;
-            }
+            sections.collect(h, runtime_units, &mut types)?;
         }
-        if m.is_some() && g.is_some() {
+        if types.named.contains_key(&b"runtime.m"[..]) && types.named.contains_key(&b"runtime.g"[..]) {
             break;
         }
     }
-    let m = m.ok_or(DwarfProblem::NoType("runtime.m"))?;
-    let g = g.ok_or(DwarfProblem::NoType("runtime.g"))?;
-    let [procid, locked_ext, locked_int, mstartfn, alllink, lockedg] =
-        M_MEMBERS.map(|(n, s)| m.offset("runtime.m", n, s));
-    let [startpc] = G_MEMBERS.map(|(n, s)| g.offset("runtime.g", n, s));
-    Ok(RuntimeLayout {
+    let [procid, locked_ext, locked_int, mstartfn, alllink, lockedg, curg, p, spinning, incgo] =
+        M_MEMBERS.map(|(n, s)| types.field("runtime.m", n, s));
+    let [startpc, goid, atomicstatus] = G_MEMBERS.map(|(n, s)| types.field("runtime.g", n, s));
+    let runtime = RuntimeLayout {
         m_procid: procid?,
         m_locked_ext: locked_ext?,
         m_locked_int: locked_int?,
         m_mstartfn: mstartfn?,
         m_alllink: alllink?,
         m_lockedg: lockedg?,
+        m_curg: curg?,
+        m_p: p?,
+        m_spinning: spinning?,
+        m_incgo: incgo?,
         g_startpc: startpc?,
-        m_size: m.size,
-        g_size: g.size,
+        g_goid: goid?,
+        g_atomicstatus: atomicstatus?,
+        m_size: types.size("runtime.m")?,
+        g_size: types.size("runtime.g")?,
+    };
+    Ok(Layouts { runtime, sched: sched_layout(&types) })
+}
+
+fn sched_layout(types: &Types) -> Result<SchedLayout, DwarfProblem> {
+    const S: &str = "runtime.schedt";
+    const P: &str = "runtime.p";
+    let sched_gfree = match types.field(S, "gFree.n", 4) {
+        Ok(o) => vec![o],
+        Err(_) => vec![types.field(S, "gFree.stack.size", 4)?, types.field(S, "gFree.noStack.size", 4)?],
+    };
+    Ok(SchedLayout {
+        sched_runq: types.field(S, "runqsize", 4).or_else(|_| types.field(S, "runq.size", 4))?,
+        sched_nmidle: types.field(S, "nmidle", 4)?,
+        sched_nmspinning: types.field(S, "nmspinning", 4)?,
+        sched_npidle: types.field(S, "npidle", 4)?,
+        sched_ngsys: types.field(S, "ngsys", 4)?,
+        sched_gfree,
+        p_status: types.field(P, "status", 4)?,
+        p_runqhead: types.field(P, "runqhead", 4)?,
+        p_runqtail: types.field(P, "runqtail", 4)?,
+        p_runnext: types.field(P, "runnext", 8)?,
+        p_gfree: types.field(P, "gFree.n", 4).or_else(|_| types.field(P, "gFree.size", 4))?,
+        p_schedtick: types.field(P, "schedtick", 4)?,
+        schedt_size: types.size(S)?,
+        p_size: types.size(P)?,
     })
 }
 
@@ -224,6 +331,8 @@ struct Member {
     name: Vec<u8>,
     offset: Option<u64>,
     size: Option<u64>,
+    /// The member's type DIE (its offset in .debug_info), to descend into.
+    ty: Option<u64>,
 }
 
 struct Struct {
@@ -231,20 +340,104 @@ struct Struct {
     members: Vec<Member>,
 }
 
-impl Struct {
-    fn offset(&self, ty: &'static str, member: &'static str, expected: u64) -> Result<u64, DwarfProblem> {
-        let m =
-            self.members.iter().find(|m| m.name == member.as_bytes()).ok_or(DwarfProblem::NoMember { ty, member })?;
-        let offset = m.offset.ok_or(DwarfProblem::MemberOffset { ty, member })?;
-        match m.size {
-            // A size that cannot be resolved is not held against the member.
-            Some(size) if size != expected => Err(DwarfProblem::MemberSize { ty, member, size, expected }),
-            _ => Ok(offset),
+/// The struct types found, by .debug_info offset, and the named ones by name.
+#[derive(Default)]
+struct Types {
+    structs: HashMap<u64, Struct>,
+    named: HashMap<Vec<u8>, u64>,
+}
+
+/// A struct found in DWARF is at most this deep in members pintrace follows.
+const MAX_PATH: usize = 4;
+
+impl Types {
+    fn get(&self, ty: &'static str) -> Result<&Struct, DwarfProblem> {
+        let at = self.named.get(ty.as_bytes()).ok_or(DwarfProblem::NoType(ty))?;
+        self.structs.get(at).ok_or(DwarfProblem::NoType(ty))
+    }
+
+    fn size(&self, ty: &'static str) -> Result<u64, DwarfProblem> {
+        self.get(ty).map(|s| s.size)
+    }
+
+    /// The offset of `path` ("gFree.stack.size": members of nested structs)
+    /// in struct `ty`, whose last member must be `expected` bytes.
+    fn field(&self, ty: &'static str, path: &'static str, expected: u64) -> Result<u64, DwarfProblem> {
+        let mut s = self.get(ty)?;
+        let mut base = 0u64;
+        let parts: Vec<&str> = path.split('.').take(MAX_PATH).collect();
+        for (i, part) in parts.iter().enumerate() {
+            let m = s
+                .members
+                .iter()
+                .find(|m| m.name == part.as_bytes())
+                .ok_or(DwarfProblem::NoMember { ty, member: path })?;
+            let offset = m.offset.ok_or(DwarfProblem::MemberOffset { ty, member: path })?;
+            base = base.checked_add(offset).ok_or(DwarfProblem::MemberOffset { ty, member: path })?;
+            if i + 1 == parts.len() {
+                return match m.size {
+                    // A size that cannot be resolved is not held against the member.
+                    Some(size) if size != expected => {
+                        Err(DwarfProblem::MemberSize { ty, member: path, size, expected })
+                    }
+                    _ => Ok(base),
+                };
+            }
+            s = m.ty.and_then(|t| self.structs.get(&t)).ok_or(DwarfProblem::NoMember { ty, member: path })?;
         }
+        Err(DwarfProblem::NoMember { ty, member: path })
     }
 }
 
 impl<'a> Sections<'a> {
+    /// The struct types among the top-level DIEs of unit `h`, if it is (or,
+    /// with `runtime_units` false, is not) a unit named "runtime".
+    fn collect(&self, h: &UnitHeader<Slice<'a>>, runtime_units: bool, types: &mut Types) -> Result<(), DwarfProblem> {
+        let abbrevs = h.abbreviations(&self.abbrev)?;
+        let mut tree = h.entries_tree(&abbrevs, None)?;
+        let root = tree.root()?;
+        if (self.name(root.entry()) == Some(b"runtime")) != runtime_units {
+            return Ok(());
+        }
+        let global = |o: gimli::UnitOffset| o.to_debug_info_offset(h).map(|d| d.0 as u64);
+        let mut children = root.children();
+        while let Some(child) = children.next()? {
+            let e = child.entry();
+            if e.tag() != gimli::DW_TAG_structure_type {
+                continue;
+            }
+            let Some(at) = global(e.offset()) else { continue };
+            let name = self.name(e);
+            if name.is_some_and(|n| types.named.contains_key(n)) {
+                continue;
+            }
+            let size = e.attr_value(gimli::DW_AT_byte_size).and_then(|v| v.udata_value()).unwrap_or(0);
+            let mut members = Vec::new();
+            let mut fields = child.children();
+            while let Some(f) = fields.next()? {
+                let f = f.entry();
+                if f.tag() != gimli::DW_TAG_member {
+                    continue;
+                }
+                let Some(name) = self.name(f) else { continue };
+                let offset = f.attr_value(gimli::DW_AT_data_member_location).and_then(|v| v.udata_value());
+                let ty_attr = f.attr_value(gimli::DW_AT_type);
+                let ty = match ty_attr {
+                    Some(AttributeValue::UnitRef(o)) => global(o),
+                    Some(AttributeValue::DebugInfoRef(o)) => Some(o.0 as u64),
+                    _ => None,
+                };
+                let size = ty_attr.and_then(|t| self.type_size(h, &abbrevs, t));
+                members.push(Member { name: name.to_vec(), offset, size, ty });
+            }
+            if let Some(n) = name {
+                types.named.insert(n.to_vec(), at);
+            }
+            types.structs.insert(at, Struct { size, members });
+        }
+        Ok(())
+    }
+
     /// A DIE's name: Go writes it inline (DW_FORM_string).
     fn name(&self, e: &gimli::DebuggingInformationEntry<Slice<'a>>) -> Option<&'a [u8]> {
         match e.attr_value(gimli::DW_AT_name)? {
@@ -399,10 +592,15 @@ mod tests {
         let sub = rt.base("func()", 8); // Go: a subroutine type with byte_size 8
         let func = rt.refers(TYPEDEF, "func()", sub);
         let guintptr = rt.refers(TYPEDEF, "runtime.guintptr", uptr);
+        let boolt = rt.base("bool", 1);
         let m = [
             ("g0", 0, uptr),
             ("procid", 72, u64t),
             ("mstartfn", 184, func),
+            ("curg", 192, uptr),
+            ("p", 208, uptr),
+            ("spinning", 276, boolt),
+            ("incgo", 280, boolt),
             ("alllink", 336, ptr),
             ("lockedg", 352, guintptr),
             ("lockedExt", 616, ext),
@@ -410,7 +608,11 @@ mod tests {
         ];
         let m: Vec<_> = m.into_iter().filter(|f| f.0 != skip).collect();
         rt.structure("runtime.m", 1008, &m);
-        rt.structure("runtime.g", 392, &[("stack", 0, uptr), ("startpc", 312, uptr)]);
+        rt.structure(
+            "runtime.g",
+            392,
+            &[("stack", 0, uptr), ("atomicstatus", 144, u32t), ("goid", 152, u64t), ("startpc", 312, uptr)],
+        );
         let mut info = main.bytes();
         info.extend(rt.bytes());
         info
@@ -432,12 +634,19 @@ mod tests {
                 m_mstartfn: 184,
                 m_alllink: 336,
                 m_lockedg: 352,
+                m_curg: 192,
+                m_p: 208,
+                m_spinning: 276,
+                m_incgo: 280,
                 g_startpc: 312,
+                g_goid: 152,
+                g_atomicstatus: 144,
                 m_size: 1008,
                 g_size: 392,
             }
         );
         assert_eq!(l.m_span(), 72..624);
+        assert_eq!(l.g_span(), 144..320);
     }
 
     #[test]

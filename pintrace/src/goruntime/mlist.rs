@@ -100,6 +100,76 @@ pub fn role(pid: u32, tid: u32, locked_ext: u32, start_fn: Option<&str>, locked_
     }
 }
 
+/// What a Go thread is doing, from its M: the goroutine on it and that
+/// goroutine's status, and the M's flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GoState {
+    /// Runs a goroutine (`m.curg` is `_Grunning`).
+    Running,
+    /// Its goroutine is in a system call (`_Gsyscall`): the thread is held
+    /// and the runtime may hand its P to another thread.
+    Syscall,
+    /// In a cgo call (`m.incgo`).
+    Cgo,
+    /// Runs no goroutine and looks for none: parked, or a runtime thread
+    /// without a P (sysmon, the template thread).
+    Idle,
+    /// Out of work and looking for some (`m.spinning`).
+    Spinning,
+    /// Locked to a goroutine (`m.lockedg`) that is not running: the thread
+    /// waits for that goroutine alone.
+    LockedIdle,
+    /// Not known (a goroutine in another status as it was read, or not read).
+    #[default]
+    Unknown,
+}
+
+impl GoState {
+    pub fn label(self) -> &'static str {
+        match self {
+            GoState::Running => "running",
+            GoState::Syscall => "syscall",
+            GoState::Cgo => "cgo",
+            GoState::Idle => "idle",
+            GoState::Spinning => "spinning",
+            GoState::LockedIdle => "locked_idle",
+            GoState::Unknown => "unknown",
+        }
+    }
+
+    /// The state of an M from its fields and its goroutine's status
+    /// (`g.atomicstatus`, without the `_Gscan` bit), if it has one.
+    pub fn of(m: &RawM, g_status: Option<u32>) -> GoState {
+        const G_RUNNING: u32 = 2;
+        const G_SYSCALL: u32 = 3;
+        if m.incgo {
+            GoState::Cgo
+        } else if m.curg != 0 {
+            match g_status.map(|s| s & !0x1000) {
+                Some(G_RUNNING) => GoState::Running,
+                Some(G_SYSCALL) => GoState::Syscall,
+                _ => GoState::Unknown,
+            }
+        } else if m.spinning {
+            GoState::Spinning
+        } else if m.lockedg != 0 {
+            GoState::LockedIdle
+        } else {
+            GoState::Idle
+        }
+    }
+}
+
+/// The goroutine a thread runs.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Goroutine {
+    /// `g.goid`, as panics, pprof and runtime/trace number it.
+    pub id: u64,
+    /// Its start function (`g.startpc`); a `go f(x)` starts a wrapper.
+    pub function: Option<String>,
+}
+
 /// One Go thread (M) as read.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct GoThread {
@@ -117,6 +187,9 @@ pub struct GoThread {
     /// 1.19, "main.main.gowrap1" since 1.22), not `f`.
     pub locked_g_start: Option<String>,
     pub role: GoRole,
+    pub state: GoState,
+    /// The goroutine on it (running, or in a syscall or cgo call).
+    pub goroutine: Option<Goroutine>,
 }
 
 /// The fields of one M.
@@ -128,6 +201,10 @@ pub struct RawM {
     pub mstartfn: u64,
     pub alllink: u64,
     pub lockedg: u64,
+    pub curg: u64,
+    pub p: u64,
+    pub spinning: bool,
+    pub incgo: bool,
 }
 
 /// Decodes an M's fields from `span`: the bytes at `layout.m_span()` of
@@ -140,6 +217,7 @@ pub fn parse_m(layout: &RuntimeLayout, span: &[u8]) -> Option<RawM> {
     };
     let u64_at = |o| at(o, 8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes);
     let u32_at = |o| at(o, 4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes);
+    let bool_at = |o| at(o, 1).map(|b| b[0] != 0);
     Some(RawM {
         procid: u64_at(layout.m_procid)?,
         locked_ext: u32_at(layout.m_locked_ext)?,
@@ -147,6 +225,35 @@ pub fn parse_m(layout: &RuntimeLayout, span: &[u8]) -> Option<RawM> {
         mstartfn: u64_at(layout.m_mstartfn)?,
         alllink: u64_at(layout.m_alllink)?,
         lockedg: u64_at(layout.m_lockedg)?,
+        curg: u64_at(layout.m_curg)?,
+        p: u64_at(layout.m_p)?,
+        spinning: bool_at(layout.m_spinning)?,
+        incgo: bool_at(layout.m_incgo)?,
+    })
+}
+
+/// A goroutine's fields that pintrace reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RawG {
+    pub goid: u64,
+    pub status: u32,
+    pub startpc: u64,
+}
+
+/// Reads the goroutine at `g` (one read of `layout.g_span()`).
+pub fn read_g(mem: &impl Memory, layout: &RuntimeLayout, g: u64) -> Option<RawG> {
+    let span = layout.g_span();
+    let mut buf = [0u8; 512];
+    let len = usize::try_from(span.end.checked_sub(span.start)?).ok().filter(|&l| l <= buf.len())?;
+    mem.read(g.checked_add(span.start)?, &mut buf[..len]).ok()?;
+    let at = |o: u64, n: usize| -> Option<&[u8]> {
+        let i = usize::try_from(o.checked_sub(span.start)?).ok()?;
+        buf.get(i..i.checked_add(n)?)
+    };
+    Some(RawG {
+        goid: u64::from_le_bytes(at(layout.g_goid, 8)?.try_into().ok()?),
+        status: u32::from_le_bytes(at(layout.g_atomicstatus, 4)?.try_into().ok()?),
+        startpc: u64::from_le_bytes(at(layout.g_startpc, 8)?.try_into().ok()?),
     })
 }
 
@@ -245,6 +352,11 @@ pub fn threads<'n>(
         } else {
             m.lockedg.checked_add(layout.g_startpc).and_then(|a| read_u64(mem, a).ok()).and_then(&name)
         };
+        let curg = if m.curg == 0 { None } else { read_g(mem, layout, m.curg) };
+        let state = GoState::of(&m, curg.map(|g| g.status));
+        let goroutine = curg
+            .filter(|_| matches!(state, GoState::Running | GoState::Syscall | GoState::Cgo))
+            .map(|g| Goroutine { id: g.goid, function: name(g.startpc).map(str::to_string) });
         let Some(tid) = host_tid(m.procid as u32) else { continue }; // ≤ MAX_TID, checked by the walk
         out.push(GoThread {
             tid,
@@ -253,6 +365,8 @@ pub fn threads<'n>(
             role: role(pid, tid, m.locked_ext, start_fn, locked_g_start),
             start_fn: start_fn.map(str::to_string),
             locked_g_start: locked_g_start.map(str::to_string),
+            state,
+            goroutine,
         });
     }
     Ok(out)
@@ -272,7 +386,13 @@ mod tests {
         m_mstartfn: 184,
         m_alllink: 336,
         m_lockedg: 352,
+        m_curg: 192,
+        m_p: 208,
+        m_spinning: 276,
+        m_incgo: 280,
         g_startpc: 312,
+        g_goid: 152,
+        g_atomicstatus: 144,
         m_size: 1008,
         g_size: 392,
     };
@@ -313,12 +433,22 @@ mod tests {
             put(LAYOUT.m_mstartfn, &m.mstartfn.to_le_bytes());
             put(LAYOUT.m_alllink, &m.alllink.to_le_bytes());
             put(LAYOUT.m_lockedg, &m.lockedg.to_le_bytes());
+            put(LAYOUT.m_curg, &m.curg.to_le_bytes());
+            put(LAYOUT.m_p, &m.p.to_le_bytes());
+            put(LAYOUT.m_spinning, &[u8::from(m.spinning)]);
+            put(LAYOUT.m_incgo, &[u8::from(m.incgo)]);
             self.regions.insert(addr, b);
         }
 
         fn g(&mut self, addr: u64, startpc: u64) {
+            self.g_with(addr, startpc, 0, 4);
+        }
+
+        fn g_with(&mut self, addr: u64, startpc: u64, goid: u64, status: u32) {
             let mut b = vec![0u8; LAYOUT.g_size as usize];
             b[LAYOUT.g_startpc as usize..][..8].copy_from_slice(&startpc.to_le_bytes());
+            b[LAYOUT.g_goid as usize..][..8].copy_from_slice(&goid.to_le_bytes());
+            b[LAYOUT.g_atomicstatus as usize..][..4].copy_from_slice(&status.to_le_bytes());
             self.regions.insert(addr, b);
         }
     }
@@ -348,6 +478,7 @@ mod tests {
             mstartfn,
             alllink,
             lockedg,
+            ..RawM::default()
         };
         // funcvals: their first word is the code.
         f.word(0x4e0000, 0x43f000); // sysmon
@@ -410,10 +541,64 @@ mod tests {
         assert!(unmapped.iter().all(|t| t.role != GoRole::Main), "{unmapped:?}");
     }
 
+    /// Each thread's state from its M and its goroutine: the goroutine's id
+    /// and function for one running Go code, in a syscall or in cgo.
+    #[test]
+    fn states_and_goroutines() {
+        let mut f = Fake::default();
+        f.g_with(0xc000300000, 0x490000, 41, 2); // running
+        f.g_with(0xc000300400, 0x490000, 42, 3 | 0x1000); // in a syscall, being scanned
+        f.g_with(0xc000300800, 0x460000, 43, 3); // in a cgo call
+        f.g_with(0xc000300c00, 0x490000, 44, 4); // waiting
+        f.word(ALLM, 0xc000200000);
+        let ms = [
+            RawM { procid: 101, curg: 0xc000300000, p: 0x1, ..RawM::default() },
+            RawM { procid: 102, curg: 0xc000300400, ..RawM::default() },
+            RawM { procid: 103, curg: 0xc000300800, incgo: true, ..RawM::default() },
+            RawM { procid: 104, spinning: true, p: 0x2, ..RawM::default() },
+            RawM { procid: 105, lockedg: 0xc000300c00, locked_ext: 1, ..RawM::default() },
+            RawM { procid: 106, ..RawM::default() },
+            RawM { procid: 107, curg: 0xc000300c00, ..RawM::default() },
+            RawM { procid: 108, curg: 0xdead0000, ..RawM::default() },
+        ];
+        for (i, m) in ms.iter().enumerate() {
+            let next = if i + 1 < ms.len() { 0xc000200000 + (i as u64 + 1) * 0x1000 } else { 0 };
+            f.m(0xc000200000 + i as u64 * 0x1000, RawM { alllink: next, ..*m });
+        }
+        let t = threads(&f, &LAYOUT, ALLM, PID, names, Some).expect("threads");
+        let got: Vec<_> = t.iter().map(|t| (t.tid, t.state, t.goroutine.as_ref().map(|g| g.id))).collect();
+        assert_eq!(
+            got,
+            [
+                (101, GoState::Running, Some(41)),
+                (102, GoState::Syscall, Some(42)),
+                (103, GoState::Cgo, Some(43)),
+                (104, GoState::Spinning, None),
+                (105, GoState::LockedIdle, None),
+                (106, GoState::Idle, None),
+                (107, GoState::Unknown, None),
+                (108, GoState::Unknown, None),
+            ]
+        );
+        assert_eq!(t[0].goroutine.as_ref().and_then(|g| g.function.as_deref()), Some("main.pinnedWorker"));
+        assert_eq!(GoState::LockedIdle.label(), "locked_idle");
+    }
+
     #[test]
     fn parses_an_m_from_its_span() {
         let mut f = Fake::default();
-        let want = RawM { procid: 4242, locked_ext: 3, locked_int: 1, mstartfn: 0x10, alllink: 0x20, lockedg: 0x30 };
+        let want = RawM {
+            procid: 4242,
+            locked_ext: 3,
+            locked_int: 1,
+            mstartfn: 0x10,
+            alllink: 0x20,
+            lockedg: 0x30,
+            curg: 0x40,
+            p: 0x50,
+            spinning: true,
+            incgo: false,
+        };
         f.m(0x1000, want);
         let span = LAYOUT.m_span();
         let mut buf = vec![0u8; (span.end - span.start) as usize];

@@ -15,12 +15,14 @@ pub mod dwarf;
 pub mod functions;
 pub mod mlist;
 pub mod process;
+pub mod sched;
 
 pub use binary::GoBinary;
 pub use buildinfo::{BuildInfo, BuildInfoError, BuildSetting, Module};
 pub use dwarf::{DwarfProblem, RuntimeLayout};
-pub use mlist::{GoRole, GoThread, WalkError};
+pub use mlist::{GoRole, GoState, GoThread, Goroutine, WalkError};
 pub use process::GoProcess;
+pub use sched::{PState, SchedError, SchedState};
 
 /// What a recording keeps of a Go target (the `go` object of the JSON).
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -101,4 +103,7 @@ pub enum GoError {
     /// the reader, or the memory is not an M list).
     #[error("walking the Go threads (runtime.allm) of process {pid}: {problem}")]
     MList { pid: u32, problem: WalkError },
+    /// The scheduler's state (runtime.sched, runtime.allp) could not be read.
+    #[error("reading the Go scheduler (runtime.sched, runtime.allp) of process {pid}: {problem}")]
+    Sched { pid: u32, problem: SchedError },
 }

@@ -12,6 +12,7 @@ use anyhow::{bail, Context as _, Result};
 use super::{
     binary::{GoBinary, LoadSegment, Symbol},
     mlist::{self, GoThread},
+    sched::{self, SchedState},
     GoError,
 };
 use crate::target::NsTids;
@@ -201,6 +202,15 @@ impl GoProcess {
                 mlist::threads(&self.mem, layout, allm, self.pid, name, |t| ns.host(t))
             }
         }
+    }
+
+    /// The scheduler now: what `GODEBUG=schedtrace` prints (see `sched`).
+    pub fn sched(&self) -> Result<SchedState, GoError> {
+        let layout = self.binary.sched_layout()?;
+        let (sched, allp, allglen) = self.binary.sched_symbols()?;
+        let at = |s: Symbol| s.addr.wrapping_add(self.bias);
+        sched::read(&self.mem, layout, at(sched), at(allp), at(allglen))
+            .map_err(|problem| GoError::Sched { pid: self.pid, problem })
     }
 
     /// Whether the process is in another PID namespace than pintrace (a

@@ -81,6 +81,10 @@ pub struct ThreadRow {
     /// Time parked by CFS throttling in the interval.
     pub throttled_ns: u64,
     pub lock_calls: u64,
+    /// What its M did when last read (null: not a Go M, or not known).
+    pub go_state: Option<crate::goruntime::GoState>,
+    /// The goroutine on it then (running, in a syscall or in cgo).
+    pub goroutine: Option<crate::goruntime::Goroutine>,
 }
 
 /// Per-second rates of the process over the last interval.
@@ -163,6 +167,13 @@ pub struct HistoryPoint {
     pub gomaxprocs: u32,
     /// The CPUs the cgroup let it use then, once a change was seen (0: as at the start).
     pub cpus_usable: f64,
+    /// The Go scheduler over the interval: samples taken (0: none), the
+    /// goroutines waiting for a P on average, the share of samples with
+    /// any waiting (percent), and idle Ps on average.
+    pub go_samples: u64,
+    pub go_queued_mean: f64,
+    pub go_queued_pct: f64,
+    pub go_idle_ps_mean: f64,
 }
 
 /// Something that happened, for the event log.
@@ -325,6 +336,8 @@ pub struct LiveSnapshot {
     pub gomaxprocs: Option<u32>,
     /// The CPU cgroup as last changed while traced (None: as at the start).
     pub cgroup: Option<crate::cgroup::CpuGroup>,
+    /// The Go scheduler as last sampled, with the interval's queues (None: not sampled).
+    pub go_sched: Option<super::gosched::SchedView>,
     /// The thread asked for with `live(.., Some(tid))`, if it is known.
     pub detail: Option<ThreadDetail>,
 }

@@ -18,6 +18,7 @@ use crate::{
     hist::Histogram,
 };
 
+pub mod gosched;
 pub mod live;
 mod thread;
 
@@ -100,6 +101,9 @@ pub struct Model {
     throttle_rebase: bool,
     /// The CPU cgroup as last changed while traced (None: as it was at the start).
     cgroup: Option<CpuGroup>,
+    /// The Go scheduler's samples, and those of the last closed interval.
+    go_sched: gosched::GoSched,
+    sched_last: gosched::QueueStats,
     gomaxprocs: Option<u32>,
     /// The Go runtime's sysmon thread, from the M list.
     sysmon: Option<u32>,
@@ -183,6 +187,10 @@ pub struct ThreadStats {
     /// `runtime.LockOSThread` calls on it, and the function that made the last one.
     pub lock_calls: u64,
     pub last_lock_caller: Option<String>,
+    /// What its M did when last read (null: not a Go M, or not known).
+    pub go_state: Option<crate::goruntime::GoState>,
+    /// The goroutine on it then (running, in a syscall or in cgo).
+    pub goroutine: Option<crate::goruntime::Goroutine>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -240,6 +248,10 @@ pub struct Snapshot {
     /// The CPU cgroup as last changed while traced (None: as at the start).
     #[serde(skip)]
     pub cgroup: Option<CpuGroup>,
+    /// The Go scheduler as last sampled, with the goroutines that waited
+    /// for a P over the window (None: not sampled).
+    #[serde(skip)]
+    pub go_sched: Option<gosched::SchedView>,
 }
 
 fn per_sec(count: u64, ns: u64) -> f64 {
@@ -275,7 +287,13 @@ fn thread_stats(tid: u32, t: &Thread, c: &Counts, runq: Latency, rel: impl Fn(u6
         pinned_by: t.go.and_then(|g| g.locked_g).map(|f| f.to_string()),
         lock_calls: c.lock_calls,
         last_lock_caller: t.last_lock.and_then(|(_, f)| f).map(|f| f.to_string()),
+        go_state: t.go_state,
+        goroutine: goroutine(t),
     }
+}
+
+fn goroutine(t: &Thread) -> Option<crate::goruntime::Goroutine> {
+    t.goroutine.map(|(id, f)| crate::goruntime::Goroutine { id, function: f.map(|f| f.to_string()) })
 }
 
 /// A thread pinned for `LONG_PINNED_NS` with no LockOSThread call in that
@@ -329,6 +347,8 @@ impl Model {
             throttle_raw: None,
             throttle_rebase: false,
             cgroup: None,
+            go_sched: gosched::GoSched::default(),
+            sched_last: gosched::QueueStats::default(),
             gomaxprocs: None,
             sysmon: None,
             pending_go: HashMap::default(),
@@ -535,6 +555,17 @@ impl Model {
                 self.throttle_raw = Some(s);
                 self.throttle_rebase = false;
             }
+            EventKind::GoSched { idle_ps, spinning, idle_threads, runqueue, goroutines, nprocs } => {
+                self.go_sched.sample(idle_ps, spinning, idle_threads, runqueue, goroutines, nprocs);
+            }
+            EventKind::GoP { p, status, runq, runnext } => self.go_sched.p(p, status, runq, runnext),
+            EventKind::GoState { tid, state, goid, func } => {
+                if self.threads.contains_key(&tid) {
+                    let t = self.thread(tid);
+                    t.go_state = Some(state);
+                    t.goroutine = (goid != 0).then_some((goid, func));
+                }
+            }
             EventKind::CpuLimit { .. } => {
                 let Some(g) = CpuGroup::from_limit(&e.kind) else { return };
                 // Counters of another group follow: no delta across the change.
@@ -648,6 +679,7 @@ impl Model {
             throttle,
             gomaxprocs: self.gomaxprocs,
             cgroup: self.cgroup.clone(),
+            go_sched: self.go_sched.view(&self.go_sched.total, self.gomaxprocs),
         }
     }
 
@@ -773,7 +805,12 @@ impl Model {
             lock_calls_per_sec: rates.lock_calls_per_sec,
             gomaxprocs: self.gomaxprocs.unwrap_or(0),
             cpus_usable: self.cgroup.as_ref().map_or(0.0, CpuGroup::cpus_usable),
+            go_samples: self.go_sched.interval.samples,
+            go_queued_mean: self.go_sched.interval.queued_mean(),
+            go_queued_pct: self.go_sched.interval.queued_pct(),
+            go_idle_ps_mean: self.go_sched.interval.idle_ps_mean(),
         };
+        self.sched_last = std::mem::take(&mut self.go_sched.interval);
 
         // The event log.
         if self.pending_more {
@@ -898,6 +935,7 @@ impl Model {
         if self.throttle_base.is_some() {
             self.throttle_base = Some(self.throttle_now);
         }
+        self.go_sched.total = gosched::QueueStats::default();
     }
 
     /// What a live front end shows after the last `tick`, with the detail
@@ -943,6 +981,8 @@ impl Model {
                     sigurg_from_sysmon: c.sigurg_from_sysmon,
                     throttled_ns: c.throttled_ns,
                     lock_calls: c.lock_calls,
+                    go_state: t.go_state,
+                    goroutine: goroutine(t),
                 }
             })
             .collect();
@@ -982,6 +1022,7 @@ impl Model {
             log: self.log.iter().cloned().collect(),
             gomaxprocs: self.gomaxprocs,
             cgroup: self.cgroup.clone(),
+            go_sched: self.go_sched.view(&self.sched_last, self.gomaxprocs),
             detail,
         }
     }

@@ -116,6 +116,9 @@ pub struct Thread {
     pub waiting_throttled: bool,
     /// From the Go runtime's M list (None: not a Go M, or not read yet).
     pub go: Option<GoM>,
+    /// What its M does, and the goroutine on it (id, start function), as last read.
+    pub go_state: Option<crate::goruntime::GoState>,
+    pub goroutine: Option<(u64, Option<FnName>)>,
     /// Pinned (as the M list says) since this time.
     pub pinned_since: Option<u64>,
     /// The function that last called `runtime.LockOSThread` on it, and when.

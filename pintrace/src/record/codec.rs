@@ -4,7 +4,7 @@ use bytes::{Buf, BufMut, BytesMut};
 
 use crate::{
     event::{Comm, Event, EventKind, FnName},
-    goruntime::GoRole,
+    goruntime::{GoRole, GoState},
 };
 
 fn put_varint(buf: &mut BytesMut, mut v: u64) {
@@ -138,6 +138,31 @@ fn get_name(buf: &mut &[u8], names: &mut Names) -> Result<Option<FnName>, String
     Ok(name)
 }
 
+fn state_code(state: GoState) -> u32 {
+    match state {
+        GoState::Unknown => 0,
+        GoState::Running => 1,
+        GoState::Syscall => 2,
+        GoState::Cgo => 3,
+        GoState::Idle => 4,
+        GoState::Spinning => 5,
+        GoState::LockedIdle => 6,
+    }
+}
+
+fn state_of(code: u32) -> Result<GoState, String> {
+    Ok(match code {
+        0 => GoState::Unknown,
+        1 => GoState::Running,
+        2 => GoState::Syscall,
+        3 => GoState::Cgo,
+        4 => GoState::Idle,
+        5 => GoState::Spinning,
+        6 => GoState::LockedIdle,
+        other => return Err(format!("unknown Go thread state {other}")),
+    })
+}
+
 fn role_code(role: GoRole) -> u32 {
     match role {
         GoRole::Main => 1,
@@ -188,6 +213,9 @@ const CODE_THROTTLE: u8 = 102;
 const CODE_GOMAXPROCS: u8 = 103;
 const CODE_GO_THREAD: u8 = 104;
 const CODE_CPU_LIMIT: u8 = 105;
+const CODE_GO_SCHED: u8 = 106;
+const CODE_GO_P: u8 = 107;
+const CODE_GO_STATE: u8 = 108;
 
 /// Encodes one event. `waits` (version 4): a switch onto a target thread
 /// carries its wait, 0 for none and otherwise 1 + the nanoseconds.
@@ -211,6 +239,9 @@ pub(super) fn encode(buf: &mut BytesMut, prev_ts: u64, tids: Tids, waits: bool, 
         EventKind::Throttle { .. } => CODE_THROTTLE,
         EventKind::GoMaxProcs { .. } => CODE_GOMAXPROCS,
         EventKind::CpuLimit { .. } => CODE_CPU_LIMIT,
+        EventKind::GoSched { .. } => CODE_GO_SCHED,
+        EventKind::GoP { .. } => CODE_GO_P,
+        EventKind::GoState { .. } => CODE_GO_STATE,
     };
     buf.put_u8(code);
     put_zigzag(buf, e.ts_ns.wrapping_sub(prev_ts) as i64);
@@ -299,6 +330,23 @@ pub(super) fn encode(buf: &mut BytesMut, prev_ts: u64, tids: Tids, waits: bool, 
         }
         EventKind::Lost { total } => put_varint(buf, total),
         EventKind::GoMaxProcs { value } => v(buf, value),
+        EventKind::GoSched { idle_ps, spinning, idle_threads, runqueue, goroutines, nprocs } => {
+            for x in [idle_ps, spinning, idle_threads, runqueue, goroutines, nprocs] {
+                v(buf, x);
+            }
+        }
+        EventKind::GoP { p, status, runq, runnext } => {
+            v(buf, p);
+            v(buf, status);
+            v(buf, runq);
+            v(buf, u32::from(runnext));
+        }
+        EventKind::GoState { tid, state, goid, func } => {
+            t(buf, tid);
+            v(buf, state_code(state));
+            put_varint(buf, goid);
+            put_name(buf, func);
+        }
         EventKind::CpuLimit { version, quota_us, period_us, cpus_allowed, group, limited_by } => {
             v(buf, u32::from(version));
             v(buf, quota_us);
@@ -415,6 +463,23 @@ fn decode_one(buf: &mut &[u8], prev_ts: u64, tids: Tids, waits: bool, names: &mu
         }
         c if c == u32::from(CODE_LOST) => EventKind::Lost { total: get_varint(buf)? },
         c if c == u32::from(CODE_GOMAXPROCS) => EventKind::GoMaxProcs { value: get_u32(buf)? },
+        c if c == u32::from(CODE_GO_SCHED) => EventKind::GoSched {
+            idle_ps: get_u32(buf)?,
+            spinning: get_u32(buf)?,
+            idle_threads: get_u32(buf)?,
+            runqueue: get_u32(buf)?,
+            goroutines: get_u32(buf)?,
+            nprocs: get_u32(buf)?,
+        },
+        c if c == u32::from(CODE_GO_P) => {
+            EventKind::GoP { p: get_u32(buf)?, status: get_u32(buf)?, runq: get_u32(buf)?, runnext: get_u32(buf)? != 0 }
+        }
+        c if c == u32::from(CODE_GO_STATE) => EventKind::GoState {
+            tid: get_tid(buf, tids)?,
+            state: state_of(get_u32(buf)?)?,
+            goid: get_varint(buf)?,
+            func: get_name(buf, names)?,
+        },
         c if c == u32::from(CODE_CPU_LIMIT) => EventKind::CpuLimit {
             version: u8::try_from(get_u32(buf)?).map_err(|_| "bad cgroup version".to_string())?,
             quota_us: get_u32(buf)?,

@@ -47,6 +47,34 @@ fn every_kind() -> Vec<Event> {
                 limited_by: None,
             },
         },
+        Event { ts_ns: last + 5, cpu: NO_CPU, kind: EventKind::GoP { p: 1, status: 1, runq: 3, runnext: true } },
+        Event {
+            ts_ns: last + 5,
+            cpu: NO_CPU,
+            kind: EventKind::GoSched {
+                idle_ps: 0,
+                spinning: 1,
+                idle_threads: 2,
+                runqueue: 4,
+                goroutines: 1_000_000,
+                nprocs: 2,
+            },
+        },
+        Event {
+            ts_ns: last + 6,
+            cpu: NO_CPU,
+            kind: EventKind::GoState {
+                tid: 43,
+                state: crate::goruntime::GoState::Syscall,
+                goid: 123_456,
+                func: Some(ustr::ustr("main.handle")),
+            },
+        },
+        Event {
+            ts_ns: last + 6,
+            cpu: NO_CPU,
+            kind: EventKind::GoState { tid: 44, state: crate::goruntime::GoState::LockedIdle, goid: 0, func: None },
+        },
     ]);
     events
 }

@@ -4,6 +4,7 @@
 use std::{cmp::Ordering, fmt, time::Duration};
 
 use crate::{
+    goruntime::GoState,
     model::live::{LiveSnapshot, RunState, ThreadRow},
     record::Target,
 };
@@ -207,6 +208,7 @@ pub enum SortColumn {
     Tid,
     Name,
     State,
+    Go,
     LastCpu,
     Migrations,
     Involuntary,
@@ -217,11 +219,12 @@ pub enum SortColumn {
 }
 
 impl SortColumn {
-    pub const ALL: [SortColumn; 11] = [
+    pub const ALL: [SortColumn; 12] = [
         SortColumn::Cpu,
         SortColumn::Tid,
         SortColumn::Name,
         SortColumn::State,
+        SortColumn::Go,
         SortColumn::LastCpu,
         SortColumn::Migrations,
         SortColumn::Involuntary,
@@ -250,6 +253,7 @@ impl SortColumn {
             SortColumn::Tid => "TID",
             SortColumn::Name => "NAME",
             SortColumn::State => "S",
+            SortColumn::Go => "GO",
             SortColumn::LastCpu => "CPU",
             SortColumn::Migrations => "MIGR/s",
             SortColumn::Involuntary => "INVOL/s",
@@ -277,6 +281,18 @@ impl SortColumn {
 
     /// Compares two rows by this column's value, ascending.
     fn cmp(self, a: &ThreadRow, b: &ThreadRow) -> Ordering {
+        fn go_rank(s: Option<GoState>) -> u8 {
+            match s {
+                Some(GoState::Running) => 0,
+                Some(GoState::Syscall) => 1,
+                Some(GoState::Cgo) => 2,
+                Some(GoState::Spinning) => 3,
+                Some(GoState::LockedIdle) => 4,
+                Some(GoState::Idle) => 5,
+                Some(GoState::Unknown) => 6,
+                None => 7,
+            }
+        }
         fn rank(s: RunState) -> u8 {
             match s {
                 RunState::Running => 0,
@@ -292,6 +308,7 @@ impl SortColumn {
                 a.comm.bytes().map(|c| c.to_ascii_lowercase()).cmp(b.comm.bytes().map(|c| c.to_ascii_lowercase()))
             }
             SortColumn::State => rank(a.state).cmp(&rank(b.state)),
+            SortColumn::Go => go_rank(a.go_state).cmp(&go_rank(b.go_state)),
             SortColumn::LastCpu => a.last_cpu.unwrap_or(u32::MAX).cmp(&b.last_cpu.unwrap_or(u32::MAX)),
             SortColumn::Migrations => a.migrations_per_sec.total_cmp(&b.migrations_per_sec),
             SortColumn::Involuntary => a.involuntary_switches_per_sec.total_cmp(&b.involuntary_switches_per_sec),

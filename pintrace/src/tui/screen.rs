@@ -141,6 +141,13 @@ impl TuiSink {
     fn refresh(&mut self) {
         let live = self.model.live(self.app.focus());
         self.app.status.extra = extras(live.cgroup.as_ref().or(self.header.cgroup.as_ref()), &live);
+        if let Some(s) = &live.go_sched {
+            let sched = format!(
+                "{} goroutines, {} waiting for a P ({:.1} on average), {} idle Ps, {} spinning",
+                s.goroutines, s.queued, s.queued_mean, s.idle_ps, s.spinning_threads
+            );
+            self.app.status.extra.insert(0, ("Go".to_string(), sched));
+        }
         if let Some(g) = live.gomaxprocs {
             self.app.status.extra.insert(0, ("GOMAXPROCS".to_string(), g.to_string()));
         }

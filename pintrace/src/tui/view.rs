@@ -31,10 +31,11 @@ const DIM: Style = Style::new().add_modifier(Modifier::DIM);
 const SEP: &str = " │ ";
 
 /// The table's columns, left to right.
-const COLUMNS: [SortColumn; 11] = [
+const COLUMNS: [SortColumn; 12] = [
     SortColumn::Tid,
     SortColumn::Name,
     SortColumn::State,
+    SortColumn::Go,
     SortColumn::Cpu,
     SortColumn::LastCpu,
     SortColumn::Migrations,
@@ -162,6 +163,7 @@ fn draw_table(frame: &mut Frame, app: &App, area: Rect) {
             SortColumn::Name => return Constraint::Max(name),
             SortColumn::Tid => 7,
             SortColumn::State => 1,
+            SortColumn::Go => 4,
             SortColumn::LastCpu => 3,
             SortColumn::RunqP99 => 6,
             _ => 5,
@@ -191,6 +193,8 @@ fn draw_table(frame: &mut Frame, app: &App, area: Rect) {
     let parts = [
         "+ new  † exited  ~ short-lived (<1s)".to_string(),
         "R running W waiting S sleeping X exited".to_string(),
+        "GO: run goroutine, sys syscall, cgo, idle, spin looking for work, lock waits for its locked goroutine"
+            .to_string(),
         format!("rates per second over the last {}", ns(app.status.interval.as_nanos() as u64)),
     ];
     let mut text = String::new();
@@ -202,6 +206,21 @@ fn draw_table(frame: &mut Frame, app: &App, area: Rect) {
         }
     }
     frame.render_widget(Line::styled(text, DIM), legend);
+}
+
+/// A Go thread's state in four letters (see the legend), "-" when not a Go M.
+fn go_short(s: Option<crate::goruntime::GoState>) -> &'static str {
+    use crate::goruntime::GoState;
+    match s {
+        Some(GoState::Running) => "run",
+        Some(GoState::Syscall) => "sys",
+        Some(GoState::Cgo) => "cgo",
+        Some(GoState::Idle) => "idle",
+        Some(GoState::Spinning) => "spin",
+        Some(GoState::LockedIdle) => "lock",
+        Some(GoState::Unknown) => "?",
+        None => "-",
+    }
 }
 
 fn row_style(app: &App, t: &ThreadRow) -> Style {
@@ -229,6 +248,7 @@ fn cell_text(app: &App, t: &ThreadRow, c: SortColumn, now: u64) -> String {
             format!("{first}{second}{}{}", clean(&t.comm), role_tag(t))
         }
         SortColumn::State => t.state.letter().to_string(),
+        SortColumn::Go => go_short(t.go_state).to_string(),
         SortColumn::Cpu => format!("{:.1}", t.cpu_pct),
         SortColumn::LastCpu => t.last_cpu.map_or_else(|| "-".to_string(), |c| c.to_string()),
         SortColumn::Migrations => rate(t.migrations_per_sec),
@@ -266,14 +286,20 @@ fn per_sec_tenths(v: u64) -> String {
     rate(v as f64 / 10.0)
 }
 
-const SERIES: [Series; 6] = [
+const SERIES: [Series; 7] = [
     Series { name: "threads", get: |h| h.threads, show: count, color: Color::Cyan },
     Series { name: "created/s", get: |h| tenths(h.created_per_sec), show: per_sec_tenths, color: Color::Green },
     Series { name: "migr/s", get: |h| tenths(h.migrations_per_sec), show: per_sec_tenths, color: Color::Blue },
     Series { name: "SIGURG/s", get: |h| tenths(h.sigurg_per_sec), show: per_sec_tenths, color: Color::Yellow },
     Series { name: "runq p99", get: |h| h.runq_p99_ns, show: ns, color: Color::Red },
+    // Goroutines waiting for a P in the Go scheduler (mean of the interval's samples).
+    Series { name: "Go queue", get: |h| tenths(h.go_queued_mean), show: plain_tenths, color: Color::LightBlue },
     Series { name: "throttled", get: |h| tenths(h.throttled_pct), show: pct_tenths, color: Color::Magenta },
 ];
+
+fn plain_tenths(v: u64) -> String {
+    format!("{:.1}", v as f64 / 10.0)
+}
 
 fn pct_tenths(v: u64) -> String {
     format!("{:.0}%", v as f64 / 10.0)
@@ -1090,10 +1116,13 @@ mod tests {
         let lines = screen(&app);
         assert_eq!(table_tids(&lines), [101, 100, 103, 102, 104, 105, 106]);
         let head = line(&lines, "NAME");
-        for col in ["TID", "S", "%CPU▼", "CPU", "MIGR/s", "INVOL/s", "VOL/s", "URG/s", "RUNQ p99", "AGE"] {
+        for col in ["TID", "S", "GO", "%CPU▼", "CPU", "MIGR/s", "INVOL/s", "VOL/s", "URG/s", "RUNQ p99", "AGE"] {
             assert!(head.contains(col), "{col} in {head}");
         }
-        assert_eq!(row(&lines, 101), ["101", "worker", "S", "63.0", "3", "3.0", "1.0", "1.0", "5.0", "20ms", ">1s"]);
+        assert_eq!(
+            row(&lines, 101),
+            ["101", "worker", "S", "-", "63.0", "3", "3.0", "1.0", "1.0", "5.0", "20ms", ">1s"]
+        );
         assert_eq!(row(&lines, 104)[..3], ["104", "+", "worker"], "new thread marked");
         assert_eq!(row(&lines, 105)[..4], ["105", "†", "old", "X"], "exited thread marked");
         assert!(line(&lines, "+ new").contains("† exited"), "legend");
