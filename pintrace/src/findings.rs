@@ -249,6 +249,10 @@ impl<'a> Context<'a> {
 /// The history points of the last `sustain_ns` (None if the history is shorter).
 fn recent(history: &[HistoryPoint], sustain_ns: u64) -> Option<&[HistoryPoint]> {
     let last = history.last()?;
+    // One point tells no interval length: not yet a whole `sustain_ns`.
+    if history.len() == 1 && sustain_ns > 0 {
+        return None;
+    }
     // Saturating: a damaged or hostile record file can hold any times.
     let from = history.iter().position(|h| h.t_ns.saturating_add(sustain_ns) > last.t_ns)?;
     // The window must reach back a whole `sustain_ns`.
@@ -580,23 +584,36 @@ pub fn evaluate(live: &LiveSnapshot, ctx: &Context, t: &Thresholds) -> Vec<Findi
     // pinned_starvation: one pinned worker saturated (on a CPU or waiting
     // for one nearly all the time: it cannot take more work, so its queue
     // grows) while the others idle between trickles of work.
+    // Busy is judged over the window as a whole: its part from the sampled
+    // Go states is an estimate from ten samples a second.
     let last = window.last().copied().unwrap_or_default();
-    if window.iter().all(|h| {
-        h.pinned >= 2
-            && h.pinned_cpu_max_pct + h.pinned_hot_waiting_pct >= t.pinned_hot_pct
-            && h.pinned_cpu_rest_median_pct <= t.pinned_idle_pct
-            && h.pinned_wakeups_rest_median_per_sec >= t.pinned_wakeups_per_sec
-    }) {
-        let waiting = if last.pinned_hot_waiting_pct >= 1.0 {
-            format!(" and waits for a CPU {:.0}%", last.pinned_hot_waiting_pct)
-        } else {
-            String::new()
-        };
+    let busy = window.iter().map(|h| h.pinned_hot_busy_pct).sum::<f64>() / window.len().max(1) as f64;
+    let same_hot = window.iter().all(|h| h.pinned_hot_tid == last.pinned_hot_tid);
+    if same_hot
+        && busy >= t.pinned_hot_pct
+        && window.iter().all(|h| {
+            h.pinned >= 2
+                && h.pinned_cpu_rest_median_pct <= t.pinned_idle_pct
+                && h.pinned_wakeups_rest_median_per_sec >= t.pinned_wakeups_per_sec
+        })
+    {
+        let mut waiting = String::new();
+        if last.pinned_hot_waiting_pct >= 1.0 {
+            waiting += &format!(", waits for a CPU {:.0}%", last.pinned_hot_waiting_pct);
+        }
+        if last.pinned_hot_p_wait_pct >= 1.0 {
+            waiting += &format!(", has work but no P {:.0}%", last.pinned_hot_p_wait_pct);
+        }
+        if let Some(i) = waiting.rfind(", ").filter(|_| waiting.matches(", ").count() > 1) {
+            waiting.replace_range(i..i + 2, " and ");
+        } else if let Some(rest) = waiting.strip_prefix(", ") {
+            waiting = format!(" and {rest}");
+        }
         out.push(Finding {
             rule: PINNED_STARVATION,
             severity: Severity::Warning,
             message: format!(
-                "pinned thread {} is saturated: on a CPU {:.0}% of the time{waiting}, while the other {} pinned threads use {:.0}% (median), woken {:.0} times a second for trickles of work: work queued for the busy one waits behind it",
+                "pinned thread {} is saturated, busy {busy:.0}% of the time: on a CPU {:.0}%{waiting}, while the other {} pinned threads use {:.0}% (median), woken {:.0} times a second for trickles of work: work queued for the busy one waits behind it",
                 last.pinned_hot_tid,
                 last.pinned_cpu_max_pct,
                 last.pinned - 1,
@@ -608,6 +625,8 @@ pub fn evaluate(live: &LiveSnapshot, ctx: &Context, t: &Thresholds) -> Vec<Findi
                 ("hot_tid", f64::from(last.pinned_hot_tid)),
                 ("hot_cpu_pct", last.pinned_cpu_max_pct),
                 ("hot_waiting_pct", last.pinned_hot_waiting_pct),
+                ("hot_p_wait_pct", last.pinned_hot_p_wait_pct),
+                ("hot_busy_pct", busy),
                 ("pinned", last.pinned as f64),
                 ("rest_cpu_median_pct", last.pinned_cpu_rest_median_pct),
                 ("rest_wakeups_median_per_sec", last.pinned_wakeups_rest_median_per_sec),
@@ -943,7 +962,7 @@ mod tests {
         let f = evaluate(&live, &ctx(), &Thresholds::default());
         assert_eq!(f.iter().map(|f| f.rule).collect::<Vec<_>>(), [PINNED_STARVATION]);
         assert!(
-            f[0].message.starts_with("pinned thread 200 is saturated: on a CPU 100% of the time, while the other 3 pinned threads use 0% (median), woken 50 times a second"),
+            f[0].message.starts_with("pinned thread 200 is saturated, busy 100% of the time: on a CPU 100%, while the other 3 pinned threads use 0% (median), woken 50 times a second"),
             "{}",
             f[0].message
         );
@@ -963,6 +982,7 @@ mod tests {
     /// while one that runs 85 % and sleeps the rest has room for more work.
     #[test]
     fn saturated_is_running_or_waiting_not_a_cpu_share() {
+        use crate::goruntime::GoState;
         fn sw(m: &mut Model, ts: u64, prev: u32, next: u32, st: u32) {
             m.apply(&ev(
                 ts,
@@ -993,8 +1013,9 @@ mod tests {
         let f = evaluate(&live, &ctx(), &Thresholds::default());
         assert_eq!(f.iter().map(|f| f.rule).collect::<Vec<_>>(), [PINNED_STARVATION]);
         assert!(
-            f[0].message
-                .starts_with("pinned thread 200 is saturated: on a CPU 77% of the time and waits for a CPU 23%"),
+            f[0].message.starts_with(
+                "pinned thread 200 is saturated, busy 100% of the time: on a CPU 77% and waits for a CPU 23%"
+            ),
             "{}",
             f[0].message
         );
@@ -1007,6 +1028,37 @@ mod tests {
             }
         });
         assert!(rules(&busy.live(None), &ctx()).is_empty());
+        // With the Go states sampled: a hot worker whose locked goroutine is
+        // never found waiting for work is saturated, whatever the kernel saw
+        // of its sleeps (it parks while it waits for a P)...
+        fn states(m: &mut Model, t0: u64, tid: u32, idle_every: u64) {
+            for k in 0..10 {
+                let state = if idle_every > 0 && k % idle_every == 0 {
+                    GoState::LockedIdle
+                } else if k % 2 == 0 {
+                    GoState::LockedRunnable
+                } else {
+                    GoState::Running
+                };
+                m.apply(&ev(t0 + k * 100 * MS, NO_CPU, EventKind::GoState { tid, state, goid: 0, func: None }));
+            }
+            // 60 % on a CPU, the rest asleep.
+            for k in 0..100 {
+                sw(m, t0 + k * 10 * MS, 0, tid, 0);
+                sw(m, t0 + k * 10 * MS + 6 * MS, tid, 0, 1);
+            }
+        }
+        let parked = pool(|m, t0, tid| states(m, t0, tid, 0));
+        let f = evaluate(&parked.live(None), &ctx(), &Thresholds::default());
+        assert_eq!(f.iter().map(|f| f.rule).collect::<Vec<_>>(), [PINNED_STARVATION]);
+        assert!(
+            f[0].message.contains("busy 100% of the time: on a CPU 60% and has work but no P 50%"),
+            "{}",
+            f[0].message
+        );
+        // ...and one found waiting for work in 3 of 10 samples is not.
+        let idles = pool(|m, t0, tid| states(m, t0, tid, 3));
+        assert!(rules(&idles.live(None), &ctx()).is_empty());
     }
 
     /// Moves of running (or runnable) pinned threads, `sleeping_moves` more while asleep.
@@ -1150,6 +1202,23 @@ mod tests {
 
     #[test]
     fn thread_growth_beyond_gomaxprocs() {
+        let grow = |m: &mut Model, s: u64| {
+            if s == 0 {
+                for tid in 200..230 {
+                    let kind = EventKind::NewTask {
+                        parent_tid: 100,
+                        parent_tgid: 100,
+                        child_tid: tid,
+                        clone_flags: pintrace_common::CLONE_THREAD,
+                        comm: Comm::new("app"),
+                    };
+                    m.apply(&ev(MS, 0, kind));
+                }
+            }
+        };
+        // One interval is no sustained condition, however long it was.
+        let one = run(1, grow);
+        assert!(rules(&one.live(None), &Context { gomaxprocs: Some(4), nr_cpus: 4, ..Default::default() }).is_empty());
         let m = run(4, |m, s| {
             if s == 0 {
                 for tid in 200..230 {

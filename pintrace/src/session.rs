@@ -15,7 +15,7 @@ use aya::maps::{MapData, RingBuf};
 use crate::{
     cgroup::CpuGroup,
     event::{Event, EventKind, FnName, NO_CPU},
-    goruntime::{GoInfo, GoProcess},
+    goruntime::{GoInfo, GoProcess, GoRole},
     launch::{self, Launched, RunAs},
     probe::{
         LostCounter, Options, ProbeStatus, Probes, TidSet, CLASSIC_FLAG, GO_LOCK_PROBE, THROTTLE_FLAG, WAITS_FIELDS,
@@ -55,6 +55,9 @@ pub struct Session {
     go_ps: Vec<crate::goruntime::PState>,
     /// Why the scheduler cannot be read, once known.
     pub go_sched_problem: Option<String>,
+    /// The pinned Ms (TID, address of the M) as last listed: their state
+    /// is sampled with the scheduler, to time their waits for a P.
+    pinned_ms: Vec<(u32, u64)>,
     /// Why the M list cannot be read, once known.
     pub go_threads_problem: Option<String>,
 }
@@ -124,12 +127,16 @@ impl Session {
             go_states: HashMap::new(),
             go_ps: Vec::new(),
             go_sched_problem: None,
+            pinned_ms: Vec::new(),
         };
         if let Some(e) = session.gomaxprocs_event() {
             session.initial.push(Event { ts_ns: start_ns, ..e });
         }
         let ms = session.go_thread_events();
         session.initial.extend(ms.into_iter().map(|e| Event { ts_ns: start_ns, ..e }));
+        // A first sample, so that a scheduler that cannot be read is said at the start.
+        let sched = session.go_sched_events();
+        session.initial.extend(sched.into_iter().map(|e| Event { ts_ns: start_ns, ..e }));
         Ok(session)
     }
 
@@ -225,6 +232,7 @@ impl Session {
         self.go_states.clear();
         self.go_ps.clear();
         self.go_sched_problem = None;
+        self.pinned_ms.clear();
         if self.go.is_some() {
             self.probes.attach_go_lock(&exe_of(self.target.pid), self.target.pid);
             self.header.probes = probe_records(&self.probes);
@@ -265,6 +273,12 @@ impl Session {
             states.insert(m.tid, kind);
         }
         self.go_states = states;
+        self.pinned_ms = ms
+            .iter()
+            .filter(|m| m.locked_ext > 0 && m.role != GoRole::Signal)
+            .take(MAX_SAMPLED_PINNED)
+            .map(|m| (m.tid, m.m_addr))
+            .collect();
         for m in ms {
             let kind = EventKind::GoThread {
                 tid: m.tid,
@@ -320,6 +334,16 @@ impl Session {
         };
         out.push(Event { ts_ns, cpu: NO_CPU, kind });
         self.go_ps = s.ps;
+        // The pinned threads' states, more often than the whole M list.
+        for (tid, state) in go.states_at(&self.pinned_ms) {
+            let Some((state, g)) = state else { continue };
+            let (goid, func) = g.map_or((0, None), |g| (g.id, g.function.as_deref().map(ustr::ustr)));
+            let kind = EventKind::GoState { tid, state, goid, func };
+            if self.go_states.get(&tid) != Some(&kind) {
+                out.push(Event { ts_ns, cpu: NO_CPU, kind });
+                self.go_states.insert(tid, kind);
+            }
+        }
         out
     }
 
@@ -396,6 +420,10 @@ impl Session {
         self.probes.run_stats().ok()
     }
 }
+
+/// Pinned threads whose state is sampled with the scheduler (ten times a
+/// second): the first this many of the M list.
+const MAX_SAMPLED_PINNED: usize = 64;
 
 /// The executable of `pid`, through /proc (valid across mount namespaces).
 fn exe_of(pid: u32) -> PathBuf {

@@ -101,7 +101,8 @@ pub fn go_program(name: &str) -> PathBuf {
 
 /// Builds tests/go/NAME with the toolchain `go` as the module
 /// `pintrace.test/NAME` (a go.mod with `go 1.19` beside a copy of main.go),
-/// with extra `go build` flags, CGO_ENABLED=0, offline (`GOTOOLCHAIN=local
+/// with extra `go build` flags, CGO_ENABLED=0 (1 with the pseudo-flag
+/// "cgo"), offline (`GOTOOLCHAIN=local
 /// GOPROXY=off`). The output goes to target/go-tests/GOVERSION/NAME[-FLAGS].
 pub fn go_program_with(go: &Path, name: &str, flags: &[&str]) -> PathBuf {
     static LOCK: Mutex<()> = Mutex::new(());
@@ -142,10 +143,14 @@ pub fn go_program_with(go: &Path, name: &str, flags: &[&str]) -> PathBuf {
         }));
     }
     let out = dir.join(out_name);
+    // "cgo" is not a flag of go build: it builds with CGO_ENABLED=1.
+    let cgo = flags.contains(&"cgo");
+    let flags: Vec<&str> = flags.iter().copied().filter(|f| *f != "cgo").collect();
     let status = go_cmd()
+        .env("CGO_ENABLED", if cgo { "1" } else { "0" })
         .current_dir(&module)
         .arg("build")
-        .args(flags)
+        .args(&flags)
         .arg("-o")
         .arg(&out)
         .arg(".")
@@ -192,8 +197,16 @@ pub struct Workload {
 
 impl Workload {
     pub fn spawn(program: &Path, args: &[&str]) -> Workload {
-        let mut child = Command::new(program)
-            .args(args)
+        let mut cmd = Command::new(program);
+        cmd.args(args);
+        Workload::spawn_command(cmd)
+    }
+
+    /// `cmd` as a workload (with its own environment, say), its standard
+    /// input and output piped.
+    pub fn spawn_command(mut cmd: Command) -> Workload {
+        let program = PathBuf::from(cmd.get_program());
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()

@@ -222,7 +222,7 @@ impl GoBinary {
         match self.layout.as_ref().map(|l| &l.sched) {
             Ok(Ok(s)) => Ok(s),
             Ok(Err(problem)) | Err(problem) => {
-                Err(GoError::Dwarf { path: self.path.clone(), problem: problem.clone() })
+                Err(GoError::SchedDwarf { path: self.path.clone(), problem: problem.clone() })
             }
         }
     }

@@ -345,6 +345,9 @@ struct Struct {
 struct Types {
     structs: HashMap<u64, Struct>,
     named: HashMap<Vec<u8>, u64>,
+    /// Typedefs (Go names its types this way: `runtime.gList` is a typedef
+    /// of the struct), by .debug_info offset, to the type they name.
+    typedefs: HashMap<u64, u64>,
 }
 
 /// A struct found in DWARF is at most this deep in members pintrace follows.
@@ -354,6 +357,17 @@ impl Types {
     fn get(&self, ty: &'static str) -> Result<&Struct, DwarfProblem> {
         let at = self.named.get(ty.as_bytes()).ok_or(DwarfProblem::NoType(ty))?;
         self.structs.get(at).ok_or(DwarfProblem::NoType(ty))
+    }
+
+    /// The struct at `at`, through typedefs.
+    fn struct_at(&self, mut at: u64) -> Option<&Struct> {
+        for _ in 0..MAX_PATH {
+            if let Some(s) = self.structs.get(&at) {
+                return Some(s);
+            }
+            at = *self.typedefs.get(&at)?;
+        }
+        None
     }
 
     fn size(&self, ty: &'static str) -> Result<u64, DwarfProblem> {
@@ -383,7 +397,7 @@ impl Types {
                     _ => Ok(base),
                 };
             }
-            s = m.ty.and_then(|t| self.structs.get(&t)).ok_or(DwarfProblem::NoMember { ty, member: path })?;
+            s = m.ty.and_then(|t| self.struct_at(t)).ok_or(DwarfProblem::NoMember { ty, member: path })?;
         }
         Err(DwarfProblem::NoMember { ty, member: path })
     }
@@ -403,6 +417,17 @@ impl<'a> Sections<'a> {
         let mut children = root.children();
         while let Some(child) = children.next()? {
             let e = child.entry();
+            if e.tag() == gimli::DW_TAG_typedef {
+                let target = match e.attr_value(gimli::DW_AT_type) {
+                    Some(AttributeValue::UnitRef(o)) => global(o),
+                    Some(AttributeValue::DebugInfoRef(o)) => Some(o.0 as u64),
+                    _ => None,
+                };
+                if let (Some(at), Some(target)) = (global(e.offset()), target) {
+                    types.typedefs.insert(at, target);
+                }
+                continue;
+            }
             if e.tag() != gimli::DW_TAG_structure_type {
                 continue;
             }

@@ -117,9 +117,12 @@ pub enum GoState {
     Idle,
     /// Out of work and looking for some (`m.spinning`).
     Spinning,
-    /// Locked to a goroutine (`m.lockedg`) that is not running: the thread
-    /// waits for that goroutine alone.
+    /// Locked to a goroutine (`m.lockedg`) that is blocked (waiting on a
+    /// channel, a timer...): the thread waits for that goroutine alone.
     LockedIdle,
+    /// Locked to a goroutine that is runnable but has no P: the thread is
+    /// parked until a P is handed to it (work is waiting, not the thread).
+    LockedRunnable,
     /// Not known (a goroutine in another status as it was read, or not read).
     #[default]
     Unknown,
@@ -134,13 +137,15 @@ impl GoState {
             GoState::Idle => "idle",
             GoState::Spinning => "spinning",
             GoState::LockedIdle => "locked_idle",
+            GoState::LockedRunnable => "locked_runnable",
             GoState::Unknown => "unknown",
         }
     }
 
-    /// The state of an M from its fields and its goroutine's status
-    /// (`g.atomicstatus`, without the `_Gscan` bit), if it has one.
-    pub fn of(m: &RawM, g_status: Option<u32>) -> GoState {
+    /// The state of an M from its fields, the status (`g.atomicstatus`)
+    /// of the goroutine it runs and of the one locked to it, if any.
+    pub fn of(m: &RawM, g_status: Option<u32>, locked_status: Option<u32>) -> GoState {
+        const G_RUNNABLE: u32 = 1;
         const G_RUNNING: u32 = 2;
         const G_SYSCALL: u32 = 3;
         if m.incgo {
@@ -154,12 +159,18 @@ impl GoState {
         } else if m.spinning {
             GoState::Spinning
         } else if m.lockedg != 0 {
-            GoState::LockedIdle
+            match locked_status.map(|s| s & !0x1000) {
+                Some(G_RUNNABLE) => GoState::LockedRunnable,
+                _ => GoState::LockedIdle,
+            }
         } else {
             GoState::Idle
         }
     }
 }
+
+/// What an M does and the goroutine on it, as `state_at` reads it.
+pub type MState = (GoState, Option<Goroutine>);
 
 /// The goroutine a thread runs.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -190,6 +201,9 @@ pub struct GoThread {
     pub state: GoState,
     /// The goroutine on it (running, or in a syscall or cgo call).
     pub goroutine: Option<Goroutine>,
+    /// Where its M is in the process's memory, to read its state again.
+    #[serde(skip)]
+    pub m_addr: u64,
 }
 
 /// The fields of one M.
@@ -273,11 +287,16 @@ pub enum WalkError {
 }
 
 /// The Ms of the list that starts at `head` (the value of `runtime.allm`).
-pub fn walk(mem: &impl Memory, layout: &RuntimeLayout, head: u64) -> Result<Vec<RawM>, WalkError> {
+pub fn walk(mem: &impl Memory, layout: &RuntimeLayout, head: u64) -> Result<Vec<(u64, RawM)>, WalkError> {
     walk_at_most(mem, layout, head, MAX_MS)
 }
 
-fn walk_at_most(mem: &impl Memory, layout: &RuntimeLayout, head: u64, cap: usize) -> Result<Vec<RawM>, WalkError> {
+fn walk_at_most(
+    mem: &impl Memory,
+    layout: &RuntimeLayout,
+    head: u64,
+    cap: usize,
+) -> Result<Vec<(u64, RawM)>, WalkError> {
     let span = layout.m_span();
     let mut buf = vec![0u8; (span.end - span.start) as usize];
     let mut seen = std::collections::HashSet::new();
@@ -299,10 +318,43 @@ fn walk_at_most(mem: &impl Memory, layout: &RuntimeLayout, head: u64, cap: usize
         if m.procid > MAX_TID {
             return Err(WalkError::BadProcid { addr, procid: m.procid });
         }
-        ms.push(m);
+        ms.push((addr, m));
         addr = m.alllink;
     }
     Ok(ms)
+}
+
+/// What the M does, and the goroutine on it; `locked` is the goroutine
+/// locked to it, if read.
+fn state_of<'n>(
+    mem: &impl Memory,
+    layout: &RuntimeLayout,
+    m: &RawM,
+    locked: Option<RawG>,
+    name: &impl Fn(u64) -> Option<&'n str>,
+) -> (GoState, Option<Goroutine>) {
+    let curg = if m.curg == 0 { None } else { read_g(mem, layout, m.curg) };
+    let state = GoState::of(m, curg.map(|g| g.status), locked.map(|g| g.status));
+    let goroutine = curg
+        .filter(|_| matches!(state, GoState::Running | GoState::Syscall | GoState::Cgo))
+        .map(|g| Goroutine { id: g.goid, function: name(g.startpc).map(str::to_string) });
+    (state, goroutine)
+}
+
+/// The state of the M at `m_addr` now (one read of the M, one of its
+/// goroutine): for the pinned threads, sampled more often than the list.
+pub fn state_at<'n>(
+    mem: &impl Memory,
+    layout: &RuntimeLayout,
+    m_addr: u64,
+    name: impl Fn(u64) -> Option<&'n str>,
+) -> Option<MState> {
+    let span = layout.m_span();
+    let mut buf = vec![0u8; usize::try_from(span.end - span.start).ok()?];
+    mem.read(m_addr.checked_add(span.start)?, &mut buf).ok()?;
+    let m = parse_m(layout, &buf)?;
+    let locked = if m.lockedg == 0 { None } else { read_g(mem, layout, m.lockedg) };
+    Some(state_of(mem, layout, &m, locked, &name))
 }
 
 /// Every started Go thread of process `pid`: walks the list (again, up to
@@ -338,7 +390,7 @@ pub fn threads<'n>(
     // few funcvals (nil, mspinning, sysmon, templateThread) recur.
     let mut start_fns: Vec<(u64, Option<&str>)> = Vec::new();
     let mut out = Vec::with_capacity(ms.len());
-    for m in ms.into_iter().filter(|m| m.procid != 0) {
+    for (m_addr, m) in ms.into_iter().filter(|(_, m)| m.procid != 0) {
         let start_fn = match start_fns.iter().find(|(f, _)| *f == m.mstartfn) {
             Some(&(_, n)) => n,
             None => {
@@ -347,16 +399,9 @@ pub fn threads<'n>(
                 n
             }
         };
-        let locked_g_start = if m.lockedg == 0 {
-            None
-        } else {
-            m.lockedg.checked_add(layout.g_startpc).and_then(|a| read_u64(mem, a).ok()).and_then(&name)
-        };
-        let curg = if m.curg == 0 { None } else { read_g(mem, layout, m.curg) };
-        let state = GoState::of(&m, curg.map(|g| g.status));
-        let goroutine = curg
-            .filter(|_| matches!(state, GoState::Running | GoState::Syscall | GoState::Cgo))
-            .map(|g| Goroutine { id: g.goid, function: name(g.startpc).map(str::to_string) });
+        let locked = if m.lockedg == 0 { None } else { read_g(mem, layout, m.lockedg) };
+        let locked_g_start = locked.and_then(|g| name(g.startpc));
+        let (state, goroutine) = state_of(mem, layout, &m, locked, &name);
         let Some(tid) = host_tid(m.procid as u32) else { continue }; // ≤ MAX_TID, checked by the walk
         out.push(GoThread {
             tid,
@@ -367,6 +412,7 @@ pub fn threads<'n>(
             locked_g_start: locked_g_start.map(str::to_string),
             state,
             goroutine,
+            m_addr,
         });
     }
     Ok(out)
@@ -550,6 +596,7 @@ mod tests {
         f.g_with(0xc000300400, 0x490000, 42, 3 | 0x1000); // in a syscall, being scanned
         f.g_with(0xc000300800, 0x460000, 43, 3); // in a cgo call
         f.g_with(0xc000300c00, 0x490000, 44, 4); // waiting
+        f.g_with(0xc000301000, 0x490000, 45, 1); // runnable, without a P
         f.word(ALLM, 0xc000200000);
         let ms = [
             RawM { procid: 101, curg: 0xc000300000, p: 0x1, ..RawM::default() },
@@ -559,6 +606,7 @@ mod tests {
             RawM { procid: 105, lockedg: 0xc000300c00, locked_ext: 1, ..RawM::default() },
             RawM { procid: 106, ..RawM::default() },
             RawM { procid: 107, curg: 0xc000300c00, ..RawM::default() },
+            RawM { procid: 109, lockedg: 0xc000301000, locked_ext: 1, ..RawM::default() },
             RawM { procid: 108, curg: 0xdead0000, ..RawM::default() },
         ];
         for (i, m) in ms.iter().enumerate() {
@@ -577,9 +625,17 @@ mod tests {
                 (105, GoState::LockedIdle, None),
                 (106, GoState::Idle, None),
                 (107, GoState::Unknown, None),
+                (109, GoState::LockedRunnable, None),
                 (108, GoState::Unknown, None),
             ]
         );
+        // The pinned ones are read again alone, by the M's address.
+        let at = t.iter().find(|t| t.tid == 109).map(|t| t.m_addr).expect("109");
+        assert_eq!(state_at(&f, &LAYOUT, at, names).map(|s| s.0), Some(GoState::LockedRunnable));
+        let at = t.iter().find(|t| t.tid == 101).map(|t| t.m_addr).expect("101");
+        let (state, g) = state_at(&f, &LAYOUT, at, names).expect("101");
+        assert_eq!((state, g.map(|g| g.id)), (GoState::Running, Some(41)));
+        assert_eq!(state_at(&f, &LAYOUT, 0xdead0000, names), None);
         assert_eq!(t[0].goroutine.as_ref().and_then(|g| g.function.as_deref()), Some("main.pinnedWorker"));
         assert_eq!(GoState::LockedIdle.label(), "locked_idle");
     }

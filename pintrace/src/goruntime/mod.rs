@@ -99,6 +99,9 @@ pub enum GoError {
     /// DWARF that does not parse, or lacks a type or member pintrace reads.
     #[error("{path}: {problem}; the layout of runtime.m and runtime.g is unknown")]
     Dwarf { path: PathBuf, problem: DwarfProblem },
+    /// DWARF without a type or member of the scheduler's that pintrace reads.
+    #[error("{path}: {problem}; so the Go scheduler's run queues cannot be read")]
+    SchedDwarf { path: PathBuf, problem: DwarfProblem },
     /// The M list could not be walked consistently (it kept changing under
     /// the reader, or the memory is not an M list).
     #[error("walking the Go threads (runtime.allm) of process {pid}: {problem}")]

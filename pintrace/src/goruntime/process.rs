@@ -11,7 +11,7 @@ use anyhow::{bail, Context as _, Result};
 
 use super::{
     binary::{GoBinary, LoadSegment, Symbol},
-    mlist::{self, GoThread},
+    mlist::{self, GoThread, MState},
     sched::{self, SchedState},
     GoError,
 };
@@ -211,6 +211,15 @@ impl GoProcess {
         let at = |s: Symbol| s.addr.wrapping_add(self.bias);
         sched::read(&self.mem, layout, at(sched), at(allp), at(allglen))
             .map_err(|problem| GoError::Sched { pid: self.pid, problem })
+    }
+
+    /// The state of the Ms at these addresses (from `threads()`) now: one
+    /// read of each M and of its goroutine. None for an M that cannot be read.
+    pub fn states_at(&self, ms: &[(u32, u64)]) -> Vec<(u32, Option<MState>)> {
+        let Ok(layout) = self.binary.runtime_layout() else { return Vec::new() };
+        ms.iter()
+            .map(|&(tid, addr)| (tid, mlist::state_at(&self.mem, layout, addr, |pc| self.function_at(pc))))
+            .collect()
     }
 
     /// Whether the process is in another PID namespace than pintrace (a

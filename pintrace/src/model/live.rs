@@ -85,6 +85,8 @@ pub struct ThreadRow {
     pub go_state: Option<crate::goruntime::GoState>,
     /// The goroutine on it then (running, in a syscall or in cgo).
     pub goroutine: Option<crate::goruntime::Goroutine>,
+    /// Time in the interval its locked goroutine was runnable without a P (sampled).
+    pub p_wait_ns: u64,
 }
 
 /// Per-second rates of the process over the last interval.
@@ -156,6 +158,11 @@ pub struct HistoryPoint {
     pub pinned_hot_tid: u32,
     pub pinned_cpu_max_pct: f64,
     pub pinned_hot_waiting_pct: f64,
+    /// ...and its share with its locked goroutine runnable but no P (sampled).
+    pub pinned_hot_p_wait_pct: f64,
+    /// ...and its share busy: not found waiting for work (sampled), or on a
+    /// CPU or waiting for one when its Go state is not read.
+    pub pinned_hot_busy_pct: f64,
     /// The others: median on-CPU share, and median wake-ups (voluntary switches) per second.
     pub pinned_cpu_rest_median_pct: f64,
     pub pinned_wakeups_rest_median_per_sec: f64,

@@ -14,7 +14,8 @@ use serde::Serialize;
 
 use crate::{
     cgroup::{CpuGroup, CpuStat},
-    event::{Event, EventKind},
+    event::{Event, EventKind, FnName},
+    goruntime::GoState,
     hist::Histogram,
 };
 
@@ -110,6 +111,8 @@ pub struct Model {
     /// M-list entries of threads whose creation has not been seen yet (the
     /// list is read in user space, ahead of the ring buffer's events).
     pending_go: HashMap<u32, (u64, GoM)>,
+    /// Go states of threads not seen yet, likewise.
+    pending_state: HashMap<u32, (u64, GoState, u64, Option<FnName>)>,
     /// Pin changes of the open interval, logged one by one if few.
     pending_pins: Vec<LogEntry>,
     pin_changes: (u64, u64),
@@ -121,14 +124,24 @@ struct PinnedLoad {
     cpu_pct: f64,
     /// Waiting for a CPU, or parked by throttling.
     waiting_pct: f64,
+    /// Its locked goroutine runnable, waiting for a P (the thread parked).
+    p_wait_pct: f64,
+    /// Its locked goroutine blocked, waiting for work (None: its Go state
+    /// is not sampled).
+    locked_idle_pct: Option<f64>,
     wakeups_per_sec: f64,
     runnable_migrations: u64,
 }
 
 impl PinnedLoad {
-    /// On a CPU or waiting for one: 100 % is saturated.
+    /// Busy: not waiting for work. With its Go state sampled, the time its
+    /// locked goroutine was not found blocked; without, on a CPU or
+    /// waiting for one. 100 % is saturated.
     fn busy_pct(&self) -> f64 {
-        self.cpu_pct + self.waiting_pct
+        match self.locked_idle_pct {
+            Some(idle) => (100.0 - idle).max(self.cpu_pct),
+            None => self.cpu_pct + self.waiting_pct + self.p_wait_pct,
+        }
     }
 }
 
@@ -191,6 +204,8 @@ pub struct ThreadStats {
     pub go_state: Option<crate::goruntime::GoState>,
     /// The goroutine on it then (running, in a syscall or in cgo).
     pub goroutine: Option<crate::goruntime::Goroutine>,
+    /// Time its locked goroutine was runnable without a P (sampled).
+    pub p_wait_ns: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -289,6 +304,7 @@ fn thread_stats(tid: u32, t: &Thread, c: &Counts, runq: Latency, rel: impl Fn(u6
         last_lock_caller: t.last_lock.and_then(|(_, f)| f).map(|f| f.to_string()),
         go_state: t.go_state,
         goroutine: goroutine(t),
+        p_wait_ns: c.p_wait_ns,
     }
 }
 
@@ -352,6 +368,7 @@ impl Model {
             gomaxprocs: None,
             sysmon: None,
             pending_go: HashMap::default(),
+            pending_state: HashMap::default(),
             pending_pins: Vec::new(),
             pin_changes: (0, 0),
         }
@@ -560,10 +577,10 @@ impl Model {
             }
             EventKind::GoP { p, status, runq, runnext } => self.go_sched.p(p, status, runq, runnext),
             EventKind::GoState { tid, state, goid, func } => {
-                if self.threads.contains_key(&tid) {
-                    let t = self.thread(tid);
-                    t.go_state = Some(state);
-                    t.goroutine = (goid != 0).then_some((goid, func));
+                if self.threads.get(&tid).is_some_and(|t| t.alive) {
+                    self.go_state(ts, tid, state, goid, func);
+                } else if self.pending_state.len() < MAX_EXITED {
+                    self.pending_state.insert(tid, (ts, state, goid, func));
                 }
             }
             EventKind::CpuLimit { .. } => {
@@ -579,11 +596,16 @@ impl Model {
 
     /// What the M list says of thread `tid`, at `ts`.
     fn go_thread(&mut self, ts: u64, tid: u32, m: GoM) {
+        // A thread already pinned when tracing started has been pinned for
+        // an unknown time, not just now: long-pinned from the start. A pin
+        // per request shows as LockOSThread calls (the uprobe) or as pins
+        // that come and go, and is not long-pinned then.
+        let since = if ts <= self.start_ns { ts.saturating_sub(LONG_PINNED_NS) } else { ts };
         let t = self.thread(tid);
         let was = t.pinned();
         t.go = Some(m);
         if m.pinned() != was {
-            t.pinned_since = m.pinned().then_some(ts);
+            t.pinned_since = m.pinned().then_some(since);
             let kind = if m.pinned() {
                 self.pin_changes.0 += 1;
                 LogKind::Pinned { tid, by: m.locked_g.map(|f| f.to_string()) }
@@ -600,6 +622,15 @@ impl Model {
         if let Some((ts, m)) = self.pending_go.remove(&tid) {
             self.go_thread(ts, tid, m);
         }
+        if let Some((ts, state, goid, func)) = self.pending_state.remove(&tid) {
+            self.go_state(ts, tid, state, goid, func);
+        }
+    }
+
+    fn go_state(&mut self, ts: u64, tid: u32, state: GoState, goid: u64, func: Option<FnName>) {
+        let t = self.thread(tid);
+        t.set_go_state(ts, state);
+        t.goroutine = (goid != 0).then_some((goid, func));
     }
 
     /// Thread `tid` exited at `ts` (once: a second exit is ignored).
@@ -694,6 +725,7 @@ impl Model {
         let mut hit = 0;
         for (&tid, t) in self.threads.iter_mut() {
             t.close_run(now);
+            t.close_p_wait(now);
             t.last = t.c.minus(&t.at_tick);
             t.at_tick = t.c;
             t.runq_last = Latency::from(&t.runq_iv);
@@ -712,8 +744,8 @@ impl Model {
             }
         }
         senders.sort_by(|a, b| b.sigurg_sent.cmp(&a.sigurg_sent).then(a.tid.cmp(&b.tid)));
-        // The long-lived pinned workers over this interval, the most
-        // saturated (on a CPU or waiting for one) first.
+        // The long-lived pinned workers over this interval, the busiest on a
+        // CPU first: the one with the most work, whose saturation is judged.
         let (pinned_threads, _) = self.pinned_counts(now);
         let pct = |ns: u64| if len == 0 { 0.0 } else { 100.0 * ns as f64 / len as f64 };
         let mut long: Vec<PinnedLoad> = self
@@ -724,11 +756,13 @@ impl Model {
                 tid,
                 cpu_pct: pct(t.last.on_cpu_ns),
                 waiting_pct: pct(t.last.runq_wait_ns.saturating_add(t.last.throttled_ns)),
+                p_wait_pct: pct(t.last.p_wait_ns),
+                locked_idle_pct: t.go_state.is_some().then(|| pct(t.last.locked_idle_ns)),
                 wakeups_per_sec: per_sec(t.last.voluntary, len),
                 runnable_migrations: t.last.runnable_migrations,
             })
             .collect();
-        long.sort_by(|a, b| b.busy_pct().total_cmp(&a.busy_pct()).then(a.tid.cmp(&b.tid)));
+        long.sort_by(|a, b| b.cpu_pct.total_cmp(&a.cpu_pct).then(a.tid.cmp(&b.tid)));
         let d = ProcCounts {
             created: self.p.created - self.p_at_tick.created.min(self.p.created),
             exited: self.p.exited - self.p_at_tick.exited.min(self.p.exited),
@@ -799,6 +833,8 @@ impl Model {
             pinned_hot_tid: long.first().map_or(0, |p| p.tid),
             pinned_cpu_max_pct: long.first().map_or(0.0, |p| p.cpu_pct),
             pinned_hot_waiting_pct: long.first().map_or(0.0, |p| p.waiting_pct),
+            pinned_hot_p_wait_pct: long.first().map_or(0.0, |p| p.p_wait_pct),
+            pinned_hot_busy_pct: long.first().map_or(0.0, PinnedLoad::busy_pct),
             pinned_cpu_rest_median_pct: median(long.iter().skip(1).map(|p| p.cpu_pct).collect()),
             pinned_wakeups_rest_median_per_sec: median(long.iter().skip(1).map(|p| p.wakeups_per_sec).collect()),
             pinned_migrations_per_sec: per_sec(long.iter().map(|p| p.runnable_migrations).sum(), len),
@@ -886,6 +922,7 @@ impl Model {
         self.lifetimes_iv = Histogram::default();
         // M-list entries of threads never seen (exited before their creation was read) go.
         self.pending_go.retain(|_, (ts, _)| ts.saturating_add(LONG_PINNED_NS) > now);
+        self.pending_state.retain(|_, (ts, ..)| ts.saturating_add(LONG_PINNED_NS) > now);
         self.prune(now);
     }
 
@@ -983,6 +1020,7 @@ impl Model {
                     lock_calls: c.lock_calls,
                     go_state: t.go_state,
                     goroutine: goroutine(t),
+                    p_wait_ns: c.p_wait_ns,
                 }
             })
             .collect();

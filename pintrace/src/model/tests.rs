@@ -623,3 +623,41 @@ fn an_m_read_before_its_thread_is_seen_waits_for_it() {
     m.tick(10 * S);
     assert!(m.pending_go.is_empty(), "forgotten after a while");
 }
+
+/// A thread pinned when tracing starts has been pinned for an unknown time:
+/// long-pinned from the start. One pinned later is long-pinned after 3 s.
+#[test]
+fn pins_found_at_the_start_are_long_and_later_ones_wait() {
+    use crate::goruntime::GoRole;
+    let start = 100 * S;
+    let go = |ts, tid| {
+        ev(ts, NO_CPU, EventKind::GoThread { tid, role: GoRole::Pinned, locked_ext: 1, locked_int: 0, locked_g: None })
+    };
+    let mut m = Model::new(start);
+    for tid in [200, 201] {
+        m.apply(&ev(start, NO_CPU, EventKind::ThreadSeen { tid, tgid: 100, comm: Comm::new("w") }));
+    }
+    m.apply(&go(start, 200));
+    m.apply(&go(start + MS, 201));
+    m.tick(start + S);
+    assert_eq!(m.live(None).interval.process.long_pinned_threads, 1, "200 at once, 201 not yet");
+    m.tick(start + 4 * S);
+    assert_eq!(m.live(None).interval.process.long_pinned_threads, 2);
+}
+
+/// Time a locked goroutine waits for a P, from the sampled Go states.
+#[test]
+fn waits_for_a_p_are_timed_from_the_sampled_states() {
+    use crate::goruntime::GoState;
+    let mut m = Model::new(0);
+    m.apply(&seen(200));
+    let st = |ts, state| ev(ts, NO_CPU, EventKind::GoState { tid: 200, state, goid: 0, func: None });
+    m.apply(&st(100 * MS, GoState::LockedRunnable));
+    m.apply(&st(400 * MS, GoState::LockedIdle));
+    m.apply(&st(800 * MS, GoState::LockedRunnable));
+    m.tick(S);
+    assert_eq!(m.threads[&200].last.p_wait_ns, 500 * MS, "300 ms, then the open 200 ms up to the tick");
+    m.apply(&st(S + 100 * MS, GoState::Running));
+    m.tick(2 * S);
+    assert_eq!(m.threads[&200].last.p_wait_ns, 100 * MS);
+}

@@ -32,6 +32,12 @@ pub struct Counts {
     /// Time waiting for a CPU (runnable, not throttled), summed over the
     /// waits that ended: with `on_cpu_ns`, how saturated the thread is.
     pub runq_wait_ns: u64,
+    /// Time its locked goroutine was runnable without a P (the M parked,
+    /// `GoState::LockedRunnable`), as sampled ten times a second.
+    pub p_wait_ns: u64,
+    /// Time its locked goroutine was blocked waiting for work
+    /// (`GoState::LockedIdle`), sampled likewise.
+    pub locked_idle_ns: u64,
     /// Of `migrations`: moves while it ran or waited for a CPU (the load
     /// balancer, or its affinity changed under it), not the choice of a
     /// CPU for a sleeping thread that wakes, which costs nothing extra.
@@ -54,6 +60,8 @@ impl Counts {
             throttled_ns: self.throttled_ns.saturating_sub(o.throttled_ns),
             lock_calls: self.lock_calls.saturating_sub(o.lock_calls),
             runq_wait_ns: self.runq_wait_ns.saturating_sub(o.runq_wait_ns),
+            p_wait_ns: self.p_wait_ns.saturating_sub(o.p_wait_ns),
+            locked_idle_ns: self.locked_idle_ns.saturating_sub(o.locked_idle_ns),
             runnable_migrations: self.runnable_migrations.saturating_sub(o.runnable_migrations),
         }
     }
@@ -74,6 +82,8 @@ impl Counts {
         self.throttled_ns = self.throttled_ns.saturating_add(o.throttled_ns);
         self.lock_calls = self.lock_calls.saturating_add(o.lock_calls);
         self.runq_wait_ns = self.runq_wait_ns.saturating_add(o.runq_wait_ns);
+        self.p_wait_ns = self.p_wait_ns.saturating_add(o.p_wait_ns);
+        self.locked_idle_ns = self.locked_idle_ns.saturating_add(o.locked_idle_ns);
         self.runnable_migrations = self.runnable_migrations.saturating_add(o.runnable_migrations);
     }
 }
@@ -119,6 +129,8 @@ pub struct Thread {
     /// What its M does, and the goroutine on it (id, start function), as last read.
     pub go_state: Option<crate::goruntime::GoState>,
     pub goroutine: Option<(u64, Option<FnName>)>,
+    /// Since when `go_state` holds (as sampled), to time waits for a P.
+    pub go_state_since: u64,
     /// Pinned (as the M list says) since this time.
     pub pinned_since: Option<u64>,
     /// The function that last called `runtime.LockOSThread` on it, and when.
@@ -289,6 +301,29 @@ impl Thread {
                 self.mark(ts, if how == SwitchOut::Died { RunState::Exited } else { RunState::Sleeping });
             }
         }
+    }
+
+    /// A new Go state at `ts`: a wait for a P that ends is counted.
+    pub fn set_go_state(&mut self, ts: u64, state: crate::goruntime::GoState) {
+        self.close_p_wait(ts);
+        self.go_state = Some(state);
+        self.go_state_since = ts;
+    }
+
+    /// Counts the time in a locked state (waiting for a P, or for work)
+    /// that is still going on up to `now`.
+    pub fn close_p_wait(&mut self, now: u64) {
+        use crate::goruntime::GoState;
+        if now <= self.go_state_since {
+            return;
+        }
+        let d = now - self.go_state_since;
+        match self.go_state {
+            Some(GoState::LockedRunnable) => self.c.p_wait_ns = self.c.p_wait_ns.saturating_add(d),
+            Some(GoState::LockedIdle) => self.c.locked_idle_ns = self.c.locked_idle_ns.saturating_add(d),
+            _ => {}
+        }
+        self.go_state_since = now;
     }
 
     /// All its run-queue waits since the start (or reset), the open interval's included.

@@ -147,6 +147,7 @@ fn state_code(state: GoState) -> u32 {
         GoState::Idle => 4,
         GoState::Spinning => 5,
         GoState::LockedIdle => 6,
+        GoState::LockedRunnable => 7,
     }
 }
 
@@ -159,6 +160,7 @@ fn state_of(code: u32) -> Result<GoState, String> {
         4 => GoState::Idle,
         5 => GoState::Spinning,
         6 => GoState::LockedIdle,
+        7 => GoState::LockedRunnable,
         other => return Err(format!("unknown Go thread state {other}")),
     })
 }

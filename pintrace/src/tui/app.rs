@@ -287,6 +287,7 @@ impl SortColumn {
                 Some(GoState::Syscall) => 1,
                 Some(GoState::Cgo) => 2,
                 Some(GoState::Spinning) => 3,
+                Some(GoState::LockedRunnable) => 4,
                 Some(GoState::LockedIdle) => 4,
                 Some(GoState::Idle) => 5,
                 Some(GoState::Unknown) => 6,

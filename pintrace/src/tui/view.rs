@@ -193,8 +193,7 @@ fn draw_table(frame: &mut Frame, app: &App, area: Rect) {
     let parts = [
         "+ new  † exited  ~ short-lived (<1s)".to_string(),
         "R running W waiting S sleeping X exited".to_string(),
-        "GO: run goroutine, sys syscall, cgo, idle, spin looking for work, lock waits for its locked goroutine"
-            .to_string(),
+        "GO: run goroutine, sys syscall, cgo, idle, spin looking for work, lock waits for its locked goroutine, lkwp its locked goroutine waits for a P".to_string(),
         format!("rates per second over the last {}", ns(app.status.interval.as_nanos() as u64)),
     ];
     let mut text = String::new();
@@ -218,6 +217,7 @@ fn go_short(s: Option<crate::goruntime::GoState>) -> &'static str {
         Some(GoState::Idle) => "idle",
         Some(GoState::Spinning) => "spin",
         Some(GoState::LockedIdle) => "lock",
+        Some(GoState::LockedRunnable) => "lkwp",
         Some(GoState::Unknown) => "?",
         None => "-",
     }

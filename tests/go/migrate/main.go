@@ -53,6 +53,15 @@ func main() {
 	ms, _ := strconv.Atoi(os.Args[2])
 	self := len(os.Args) > 3 && os.Args[3] == "self"
 	cpus := runtime.NumCPU()
+	if self {
+		// The main thread too keeps to one CPU: the process still uses
+		// them all (affinity is per thread).
+		runtime.LockOSThread()
+		if err := setAffinity(0, 0); err != nil {
+			fmt.Println("error", err)
+			os.Exit(1)
+		}
+	}
 	stop := time.Duration(ms) * time.Millisecond
 	start := make(chan struct{})
 	var ready, done sync.WaitGroup
