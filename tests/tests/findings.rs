@@ -154,7 +154,7 @@ fn thread_growth_names_syscalls_and_cgo_apart() {
     for ((rules, r), state, key, says) in cases {
         assert_eq!(rules, ["thread_growth"], "{}", r["findings"]);
         let f = finding(&r, "thread_growth");
-        assert!(f["message"].as_str().is_some_and(|m| m.contains(&format!("64 of ")) && m.contains(says)), "{f}");
+        assert!(f["message"].as_str().is_some_and(|m| m.contains("64 of ") && m.contains(says)), "{f}");
         assert_eq!(f["evidence"][key], 64.0, "{f}");
         let n = r["threads"].as_array().expect("threads").iter().filter(|t| t["go_state"] == state).count();
         assert!(n >= 64, "{n} threads {state}: {}", r["threads"]);
