@@ -112,7 +112,30 @@ pub struct SwitchRecord {
     /// 0 when the next task is not a target thread.
     pub next_tid: u32,
     pub prev_state: u32,
-    pub _pad: u32,
+    /// The task on the other side when one side is not a target thread:
+    /// see [`other_task`]. 0 when both are targets, or the other is idle.
+    pub other: u32,
+}
+
+/// In `SwitchRecord::other`: the other task is a kernel thread.
+pub const OTHER_KTHREAD: u32 = 1 << 31;
+/// In `SwitchRecord::other`: the value is the other task's TID, not its
+/// process's PID (the classic tracepoint path knows only the TID).
+pub const OTHER_TID_ONLY: u32 = 1 << 30;
+/// The PID (or TID) bits of `SwitchRecord::other`; PIDs are below 2^22.
+pub const OTHER_ID_MASK: u32 = OTHER_TID_ONLY - 1;
+/// `task_struct.flags` bit of a kernel thread.
+pub const PF_KTHREAD: u32 = 0x0020_0000;
+
+/// `SwitchRecord::other` for a task: its process's PID with the kernel
+/// thread bit, or 0 for the idle task (PID 0).
+#[inline(always)]
+pub fn other_task(pid: u32, tgid: u32, flags: u32) -> u32 {
+    if pid == 0 {
+        0
+    } else {
+        (tgid & OTHER_ID_MASK) | if flags & PF_KTHREAD != 0 { OTHER_KTHREAD } else { 0 }
+    }
 }
 
 /// A [`SwitchRecord`] onto a target thread, with what the kernel's
@@ -125,7 +148,8 @@ pub struct SwitchWaitRecord {
     pub prev_tid: u32,
     pub next_tid: u32,
     pub prev_state: u32,
-    pub _pad: u32,
+    /// As in [`SwitchRecord`]: the previous task, when it is not a target.
+    pub other: u32,
     /// `sched_info.run_delay` of the next thread: its nanoseconds queued
     /// for a CPU in earlier waits, since it was created.
     pub next_run_delay: u64,

@@ -79,6 +79,11 @@ mod programs {
     static TASK_PID_OFFSET: u64 = 0;
     #[no_mangle]
     static TASK_EXIT_STATE_OFFSET: u64 = 0;
+    /// `task_struct.tgid` and `.flags`: the other side of a target's switch.
+    #[no_mangle]
+    static TASK_TGID_OFFSET: u64 = 0;
+    #[no_mangle]
+    static TASK_FLAGS_OFFSET: u64 = 0;
     #[no_mangle]
     static TASK_CPU_OFFSET: u64 = 0;
 
@@ -206,7 +211,22 @@ mod programs {
             return 0;
         }
         let prev_state = field::<i64>(&ctx, 32) as u32;
-        switched(prev, prev_is, next, next_is, prev_state, throttled_now)
+        // The classic record has TIDs only: the other side's TID, marked so.
+        // (sched_switch runs as prev: its process is current's.)
+        let other = if prev_is && next_is {
+            0
+        } else if !prev_is {
+            if prev == 0 {
+                0
+            } else {
+                (bpf_get_current_pid_tgid() >> 32) as u32 & OTHER_ID_MASK
+            }
+        } else if next == 0 {
+            0
+        } else {
+            (next & OTHER_ID_MASK) | OTHER_TID_ONLY
+        };
+        switched(prev, prev_is, next, next_is, prev_state, other, throttled_now)
     }
 
     /// Records a switch with a target on either side.
@@ -217,6 +237,7 @@ mod programs {
         next: u32,
         next_is: bool,
         prev_state: u32,
+        other: u32,
         throttled: impl Fn() -> bool,
     ) -> u32 {
         let prev_state = switch_out_state(prev, prev_is, prev_state, throttled);
@@ -225,7 +246,7 @@ mod programs {
             prev_tid: if prev_is { prev } else { 0 },
             next_tid: if next_is { next } else { 0 },
             prev_state,
-            _pad: 0,
+            other,
         });
         0
     }
@@ -262,9 +283,18 @@ mod programs {
         let state: u64 = ctx.arg(3);
         let exit_state = if prev_is { task_field::<u32>(prev_task, global(&TASK_EXIT_STATE_OFFSET)) } else { 0 };
         let prev_state = switch_state(preempt & 0xff != 0, state as u32, exit_state);
+        // Who took the CPU from a target, or had it before one.
+        let other = if prev_is && next_is {
+            0
+        } else {
+            let task = if prev_is { next_task } else { prev_task };
+            let pid = if prev_is { next } else { prev };
+            let tgid = task_field::<u32>(task, global(&TASK_TGID_OFFSET));
+            other_task(pid, tgid, task_field::<u32>(task, global(&TASK_FLAGS_OFFSET)))
+        };
         let clock_offset = global(&RQ_CLOCK_OFFSET);
         if !next_is || clock_offset == 0 {
-            return switched(prev, prev_is, next, next_is, prev_state, || throttled_btf(prev_task));
+            return switched(prev, prev_is, next, next_is, prev_state, other, || throttled_btf(prev_task));
         }
         // The next thread's wait, as the kernel's sched_info accounts it
         // right after this tracepoint (sched_info_arrive): rq->clock, which
@@ -280,7 +310,7 @@ mod programs {
             prev_tid: if prev_is { prev } else { 0 },
             next_tid: next,
             prev_state,
-            _pad: 0,
+            other,
             next_run_delay,
             next_queued_ns: if queued != 0 && clock > queued { clock - queued } else { 0 },
         });

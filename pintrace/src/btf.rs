@@ -253,6 +253,10 @@ impl Btf {
 pub struct TaskOffsets {
     pub pid: u32,
     pub exit_state: u32,
+    /// `tgid` (the process) and `flags` (PF_KTHREAD) of the task on the
+    /// other side of a target's switch: who took the CPU, or gave it.
+    pub tgid: u32,
+    pub flags: u32,
     /// `task_cpu()`: `thread_info.cpu` where the thread_info is in the task, else `cpu`.
     pub cpu: u32,
 }
@@ -287,9 +291,15 @@ pub fn sched_offsets(btf: &Btf) -> Result<TaskOffsets, String> {
         (Ok(ti), Ok(cpu)) => ti.offset + cpu,
         _ => int("task_struct", "cpu")?,
     };
-    let offsets = TaskOffsets { pid: int("task_struct", "pid")?, exit_state: int("task_struct", "exit_state")?, cpu };
+    let offsets = TaskOffsets {
+        pid: int("task_struct", "pid")?,
+        exit_state: int("task_struct", "exit_state")?,
+        tgid: int("task_struct", "tgid")?,
+        flags: int("task_struct", "flags")?,
+        cpu,
+    };
     // 0 means "unknown" to the programs; none of these is the first field.
-    if offsets.pid == 0 || offsets.exit_state == 0 {
+    if offsets.pid == 0 || offsets.exit_state == 0 || offsets.tgid == 0 || offsets.flags == 0 {
         return Err(format!("implausible task_struct offsets {offsets:?}"));
     }
     Ok(offsets)
@@ -454,7 +464,13 @@ mod tests {
             "task_struct",
             4096,
             false,
-            &[("thread_info", 2, 0), ("exit_state", 1, 8 * 1200), ("pid", 1, 8 * 1480)],
+            &[
+                ("thread_info", 2, 0),
+                ("flags", 1, 8 * 44),
+                ("exit_state", 1, 8 * 1200),
+                ("pid", 1, 8 * 1480),
+                ("tgid", 1, 8 * 1484),
+            ],
         ); // 3
         let mut next = 4;
         for (tp, params) in
@@ -483,7 +499,10 @@ mod tests {
         assert_eq!(btf.tracepoint_params("sched_switch"), Ok(5));
         assert_eq!(btf.tracepoint_params("sched_migrate_task"), Ok(3));
         assert!(btf.tracepoint_params("sched_nope").is_err());
-        assert_eq!(sched_offsets(&btf), Ok(TaskOffsets { pid: 1480, exit_state: 1200, cpu: 20 }));
+        assert_eq!(
+            sched_offsets(&btf),
+            Ok(TaskOffsets { pid: 1480, exit_state: 1200, tgid: 1484, flags: 44, cpu: 20 })
+        );
         // A kernel before 5.18: sched_switch has no prev_state argument.
         let old = Btf::parse(sched_sample(4)).expect("parses");
         assert_eq!(

@@ -60,6 +60,11 @@ pub enum EventKind {
         /// How long `next_tid` waited for this CPU, as the kernel's run-queue
         /// accounting says (None: not read, and wake-up events tell instead).
         next_wait_ns: Option<u64>,
+        /// The task on the other side when one side is not a target:
+        /// its process's PID with `OTHER_KTHREAD` for a kernel thread (or
+        /// a TID with `OTHER_TID_ONLY` on the classic path); 0 when both
+        /// are targets, or the other is the idle task. See `Other`.
+        other: u32,
     },
     Migrate {
         tid: u32,
@@ -177,6 +182,14 @@ pub enum EventKind {
         goid: u64,
         func: Option<FnName>,
     },
+    /// Synthesised: the name of another process (or, on the classic path,
+    /// thread) that a target thread's switch had on its other side, read
+    /// from /proc when first seen; `kthread` for a kernel thread.
+    OtherProcess {
+        pid: u32,
+        kthread: bool,
+        comm: Comm,
+    },
     /// Synthesised: the target's CPU cgroup or the CPUs it may use changed
     /// while it was traced (it was moved to another group, its quota was
     /// changed as a pod resize does, or its threads' affinities changed).
@@ -291,7 +304,7 @@ pub struct Decoder {
 impl Decoder {
     pub fn decode(&mut self, bytes: &[u8]) -> Result<Event, DecodeError> {
         let (mut e, info) = decode_raw(bytes)?;
-        if let EventKind::Switch { prev_tid, next_tid, prev_state, next_wait_ns } = &mut e.kind {
+        if let EventKind::Switch { prev_tid, next_tid, prev_state, next_wait_ns, .. } = &mut e.kind {
             if *prev_tid != 0 && *prev_state & wire::STATE_DEAD_MASK != 0 {
                 self.queued_total.remove(prev_tid);
             }
@@ -331,6 +344,7 @@ fn decode_raw(bytes: &[u8]) -> Result<(Event, Option<SchedInfo>), DecodeError> {
                 next_tid: r.next_tid,
                 prev_state: r.prev_state,
                 next_wait_ns: None,
+                other: r.other,
             }
         }
         wire::KIND_SWITCH_WAIT => {
@@ -345,6 +359,7 @@ fn decode_raw(bytes: &[u8]) -> Result<(Event, Option<SchedInfo>), DecodeError> {
                 next_tid: r.next_tid,
                 prev_state: r.prev_state,
                 next_wait_ns: Some(r.next_queued_ns),
+                other: r.other,
             }
         }
         wire::KIND_MIGRATE => {
@@ -428,7 +443,7 @@ mod tests {
             prev_tid: prev,
             next_tid: 0,
             prev_state,
-            _pad: 0,
+            other: 4242 | wire::OTHER_KTHREAD,
         })
     }
 
@@ -441,7 +456,11 @@ mod tests {
         let e = decode(&switch_bytes()).expect("valid record");
         assert_eq!(e.ts_ns, 0x1_0000_0002);
         assert_eq!(e.cpu, 1);
-        assert_eq!(e.kind, EventKind::Switch { prev_tid: 10, next_tid: 0, prev_state: 0x100, next_wait_ns: None });
+        let other = 4242 | wire::OTHER_KTHREAD;
+        assert_eq!(
+            e.kind,
+            EventKind::Switch { prev_tid: 10, next_tid: 0, prev_state: 0x100, next_wait_ns: None, other }
+        );
         assert!(EventKind::is_involuntary(0x100), "in-kernel preemption is involuntary");
         assert!(!EventKind::is_involuntary(1));
     }
@@ -452,7 +471,7 @@ mod tests {
             prev_tid: prev,
             next_tid: next,
             prev_state,
-            _pad: 0,
+            other: 0,
             next_run_delay: run_delay,
             next_queued_ns: queued,
         })

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::{
     cgroup::CpuGroup,
-    fmt::ns,
+    fmt::{clean, ns},
     goruntime::{GoRole, GoState},
     model::live::{HistoryPoint, LiveSnapshot},
 };
@@ -23,9 +23,10 @@ pub const RUNQ_LATENCY: &str = "runq_latency";
 pub const PINNED_STARVATION: &str = "pinned_starvation";
 pub const PINNED_MIGRATION: &str = "pinned_migration";
 pub const GOMAXPROCS_BELOW_CPUS: &str = "gomaxprocs_below_cpus";
+pub const NOISY_NEIGHBOR: &str = "noisy_neighbor";
 
 /// Every rule, in the order of the issue that named them.
-pub const RULES: [&str; 8] = [
+pub const RULES: [&str; 9] = [
     GOMAXPROCS_OVER_QUOTA,
     THREAD_CHURN,
     THREAD_GROWTH,
@@ -34,6 +35,7 @@ pub const RULES: [&str; 8] = [
     RUNQ_LATENCY,
     PINNED_MIGRATION,
     GOMAXPROCS_BELOW_CPUS,
+    NOISY_NEIGHBOR,
 ];
 
 /// The thresholds of the rules (each overridable from the command line).
@@ -66,6 +68,12 @@ pub struct Thresholds {
     /// `sigurg_preemption`, `gomaxprocs_below_cpus`: goroutines wait for a P
     /// in at least this share (percent) of the scheduler's samples of each interval.
     pub go_queued_pct: f64,
+    /// `noisy_neighbor`: the share (percent) of the threads' runnable time
+    /// spent waiting behind other processes, at least...
+    pub noisy_pct: f64,
+    /// ...and that time in CPUs (a sleeper that waits a little behind
+    /// others, in relative terms a lot, loses nothing to act on).
+    pub noisy_cpus: f64,
 }
 
 /// A threshold's command-line name, what it means, and its place in `Thresholds`.
@@ -163,6 +171,20 @@ pub const THRESHOLDS: &[ThresholdSpec] = &[
         get: |t| t.go_queued_pct,
         set: |t, v| t.go_queued_pct = v,
     },
+    ThresholdSpec {
+        name: "noisy_pct",
+        unit: "%",
+        help: "noisy_neighbor: share of the threads' runnable time spent waiting behind other processes, at least",
+        get: |t| t.noisy_pct,
+        set: |t, v| t.noisy_pct = v,
+    },
+    ThresholdSpec {
+        name: "noisy_cpus",
+        unit: "CPUs",
+        help: "noisy_neighbor: that time in CPUs, at least",
+        get: |t| t.noisy_cpus,
+        set: |t, v| t.noisy_cpus = v,
+    },
 ];
 
 impl Thresholds {
@@ -207,6 +229,8 @@ impl Default for Thresholds {
             pinned_wakeups_per_sec: 10.0,
             pinned_migrations_per_sec: 2.0,
             go_queued_pct: 50.0,
+            noisy_pct: 10.0,
+            noisy_cpus: 0.05,
         }
     }
 }
@@ -219,7 +243,7 @@ pub enum Severity {
     Critical,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Finding {
     pub rule: &'static str,
     pub severity: Severity,
@@ -228,6 +252,30 @@ pub struct Finding {
     /// What to do about it.
     pub advice: &'static str,
     pub evidence: BTreeMap<&'static str, f64>,
+    /// Evidence that is a name, not a number (a process's comm); in the
+    /// JSON it stands in `evidence` with the numbers.
+    pub text: BTreeMap<&'static str, String>,
+}
+
+impl Serialize for Finding {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        #[derive(Serialize)]
+        #[serde(untagged)]
+        enum Value<'a> {
+            Number(f64),
+            Text(&'a str),
+        }
+        let mut evidence: BTreeMap<&str, Value> = self.evidence.iter().map(|(k, v)| (*k, Value::Number(*v))).collect();
+        evidence.extend(self.text.iter().map(|(k, v)| (*k, Value::Text(v))));
+        let mut st = s.serialize_struct("Finding", 5)?;
+        st.serialize_field("rule", &self.rule)?;
+        st.serialize_field("severity", &self.severity)?;
+        st.serialize_field("message", &self.message)?;
+        st.serialize_field("advice", &self.advice)?;
+        st.serialize_field("evidence", &evidence)?;
+        st.end()
+    }
 }
 
 /// What is known of the target besides its events.
@@ -334,18 +382,79 @@ pub fn evaluate(live: &LiveSnapshot, ctx: &Context, t: &Thresholds) -> Vec<Findi
         if let Some(p) = throttled {
             evidence.insert("throttled_periods_pct", p);
         }
+        // What they waited behind: their own threads, other processes, the
+        // kernel, or no one (the CPU was idle: the wake-up's own latency).
+        let by = &iv.process.wait_by_cause_ns;
+        let waited = by.own_threads + by.other_processes + by.kernel + by.idle;
+        let share = |x: u64| if waited == 0 { 0.0 } else { 100.0 * x as f64 / waited as f64 };
+        for (k, v) in [
+            ("own_threads_pct", by.own_threads),
+            ("other_processes_pct", by.other_processes),
+            ("kernel_pct", by.kernel),
+            ("idle_pct", by.idle),
+        ] {
+            evidence.insert(k, share(v));
+        }
+        let others_mostly = by.other_processes > by.own_threads;
+        let split = if waited == 0 {
+            String::new()
+        } else {
+            format!(
+                "; of the waiting, {:.0}% behind its own threads, {:.0}% behind other processes, {:.0}% behind the kernel",
+                share(by.own_threads),
+                share(by.other_processes),
+                share(by.kernel)
+            )
+        };
         out.push(Finding {
             rule: RUNQ_LATENCY,
             severity: if iv.process.runq_latency_ns.p99 > 4 * t.runq_p99_ns { Severity::Critical } else { Severity::Warning },
             message: format!(
-                "threads wait {} (p99) for a CPU, over {}: more runnable threads than CPUs ({:.2} in use of {usable:.2}){}",
+                "threads wait {} (p99) for a CPU, over {}: {} ({:.2} in use of {usable:.2}){split}{}",
                 ns(iv.process.runq_latency_ns.p99),
                 ns(t.runq_p99_ns),
+                if others_mostly { "other processes hold the CPUs" } else { "more runnable threads than CPUs" },
                 iv.rates.cpus_used,
                 throttled.map(|p| format!("; the CPU quota throttles {p:.0}% of periods")).unwrap_or_default()
             ),
-            advice: "fewer runnable threads than CPUs: lower GOMAXPROCS to the CPUs (or quota) really available, or give the service more CPU",
+            advice: if others_mostly {
+                "the CPUs are taken by other processes (see noisy_neighbor): isolate the service (a cpuset, CPU shares or priority), or move the other work"
+            } else {
+                "fewer runnable threads than CPUs: lower GOMAXPROCS to the CPUs (or quota) really available, or give the service more CPU"
+            },
+            text: BTreeMap::new(),
             evidence,
+        });
+    }
+
+    // noisy_neighbor: the threads lose CPU time to other processes.
+    if window
+        .iter()
+        .all(|h| h.other_processes_pct >= t.noisy_pct && h.other_cpus_lost >= t.noisy_cpus && h.top_other_pid != 0)
+    {
+        let last = window.last().copied().unwrap_or_default();
+        let top = live.other_processes.first();
+        let comm = top.map_or_else(String::new, |o| o.comm.clone());
+        let who = match top {
+            Some(o) if !o.comm.is_empty() => format!("{} (pid {})", clean(&o.comm), o.pid),
+            Some(o) => format!("pid {}", o.pid),
+            None => "other processes".to_string(),
+        };
+        out.push(Finding {
+            rule: NOISY_NEIGHBOR,
+            severity: if last.other_processes_pct >= 4.0 * t.noisy_pct { Severity::Critical } else { Severity::Warning },
+            message: format!(
+                "the threads lose {:.0}% of their runnable time to other processes ({:.2} CPUs), most to {who}: they wait for CPUs that other processes hold",
+                last.other_processes_pct, last.other_cpus_lost
+            ),
+            advice: "isolate the service from the other work: a cpuset of its own, CPU shares or weight for its cgroup, a lower priority (nice) for the other process, or another machine",
+            text: BTreeMap::from([("top_other_comm", comm)]),
+            evidence: BTreeMap::from([
+                ("other_processes_pct", last.other_processes_pct),
+                ("other_cpus_lost", last.other_cpus_lost),
+                ("top_other_pid", f64::from(last.top_other_pid)),
+                ("cpu_pressure_pct", iv.process.cpu_pressure_pct),
+            ]),
         });
     }
 
@@ -365,6 +474,7 @@ pub fn evaluate(live: &LiveSnapshot, ctx: &Context, t: &Thresholds) -> Vec<Findi
                 ns(lifetime)
             ),
             advice: "pair every runtime.LockOSThread with a deferred UnlockOSThread, or keep a fixed pool of locked worker goroutines",
+            text: BTreeMap::new(),
             evidence: BTreeMap::from([
                 ("threads_created_per_sec", iv.rates.threads_created_per_sec),
                 ("threads_exited_per_sec", iv.rates.threads_exited_per_sec),
@@ -420,6 +530,7 @@ pub fn evaluate(live: &LiveSnapshot, ctx: &Context, t: &Thresholds) -> Vec<Findi
                     top.sigurg_per_sec
                 ),
                 advice: "find the long-running loops (pprof CPU profile) and split their work, or give the service more Ps (GOMAXPROCS) and CPU",
+                text: BTreeMap::new(),
                 evidence,
             });
         } else if preempting && pinned_hot > 0 {
@@ -432,6 +543,7 @@ pub fn evaluate(live: &LiveSnapshot, ctx: &Context, t: &Thresholds) -> Vec<Findi
                     top.sigurg_per_sec
                 ),
                 advice: "let the locked loop yield (a channel operation or runtime.Gosched now and then) or, if it must run unbroken, GODEBUG=asyncpreemptoff=1 (for the whole process)",
+                text: BTreeMap::new(),
                 evidence,
             });
         }
@@ -473,6 +585,7 @@ pub fn evaluate(live: &LiveSnapshot, ctx: &Context, t: &Thresholds) -> Vec<Findi
                 severity: if throttled > 0.0 { Severity::Critical } else { Severity::Warning },
                 message: format!("GOMAXPROCS {g} > {limit}; {effect}"),
                 advice: "set GOMAXPROCS to the quota (Go 1.25+ does this itself; older: GOMAXPROCS env or go.uber.org/automaxprocs)",
+                text: BTreeMap::new(),
                 evidence: BTreeMap::from([
                     ("gomaxprocs", f64::from(g)),
                     ("cpus_usable", usable),
@@ -501,6 +614,7 @@ pub fn evaluate(live: &LiveSnapshot, ctx: &Context, t: &Thresholds) -> Vec<Findi
                     iv.rates.cpus_used
                 ),
                 advice: "raise GOMAXPROCS to the CPUs available (unset the GOMAXPROCS variable; Go 1.25+ follows the cgroup's limit), or find what lowered it (runtime.GOMAXPROCS)",
+                text: BTreeMap::new(),
                 evidence: BTreeMap::from([
                     ("gomaxprocs", f64::from(g)),
                     ("cpus_usable", usable),
@@ -565,6 +679,7 @@ pub fn evaluate(live: &LiveSnapshot, ctx: &Context, t: &Thresholds) -> Vec<Findi
                     if pinned > 0 { format!(" + {pinned} pinned") } else { String::new() }
                 ),
                 advice,
+                text: BTreeMap::new(),
                 evidence: BTreeMap::from([
                     ("threads", now as f64),
                     ("gomaxprocs", f64::from(g)),
@@ -621,6 +736,7 @@ pub fn evaluate(live: &LiveSnapshot, ctx: &Context, t: &Thresholds) -> Vec<Findi
                 last.pinned_wakeups_rest_median_per_sec
             ),
             advice: "spread work over the pinned workers (one shared queue, not one per worker), or pin fewer goroutines and let the scheduler balance the rest",
+            text: BTreeMap::new(),
             evidence: BTreeMap::from([
                 ("hot_tid", f64::from(last.pinned_hot_tid)),
                 ("hot_cpu_pct", last.pinned_cpu_max_pct),
@@ -647,6 +763,7 @@ pub fn evaluate(live: &LiveSnapshot, ctx: &Context, t: &Thresholds) -> Vec<Findi
                 last.pinned, last.pinned_migrations_per_sec
             ),
             advice: "if CPU locality matters, set the pinned thread's affinity after LockOSThread (unix.SchedSetaffinity) or give the process a cpuset",
+            text: BTreeMap::new(),
             evidence: BTreeMap::from([
                 ("pinned", last.pinned as f64),
                 ("pinned_migrations_per_sec", last.pinned_migrations_per_sec),
@@ -716,12 +833,12 @@ mod tests {
             m.apply(&ev(
                 s * S + 10 * MS,
                 0,
-                EventKind::Switch { prev_tid: 0, next_tid: 100, prev_state: 0, next_wait_ns: None },
+                EventKind::Switch { prev_tid: 0, next_tid: 100, prev_state: 0, next_wait_ns: None, other: 0 },
             ));
             m.apply(&ev(
                 s * S + 20 * MS,
                 0,
-                EventKind::Switch { prev_tid: 100, next_tid: 0, prev_state: 1, next_wait_ns: None },
+                EventKind::Switch { prev_tid: 100, next_tid: 0, prev_state: 1, next_wait_ns: None, other: 0 },
             ));
         });
         assert!(rules(&m.live(None), &ctx()).is_empty());
@@ -898,6 +1015,7 @@ mod tests {
                     next_tid: next,
                     prev_state: 0,
                     next_wait_ns: None,
+                    other: 0,
                 };
                 m.apply(&ev(s * S + 1, 0, sw(0, 100)));
                 m.apply(&ev((s + 1) * S - 1, 0, sw(100, 0)));
@@ -940,7 +1058,7 @@ mod tests {
             m.apply(&ev(
                 ts,
                 0,
-                EventKind::Switch { prev_tid: prev, next_tid: next, prev_state: st, next_wait_ns: None },
+                EventKind::Switch { prev_tid: prev, next_tid: next, prev_state: st, next_wait_ns: None, other: 0 },
             ))
         };
         let m = pinned_pool(4, 12, |m, s, tid, i| {
@@ -987,7 +1105,7 @@ mod tests {
             m.apply(&ev(
                 ts,
                 0,
-                EventKind::Switch { prev_tid: prev, next_tid: next, prev_state: st, next_wait_ns: None },
+                EventKind::Switch { prev_tid: prev, next_tid: next, prev_state: st, next_wait_ns: None, other: 0 },
             ))
         }
         fn pool(hot: fn(&mut Model, u64, u32)) -> Model {
@@ -1071,6 +1189,7 @@ mod tests {
                     next_tid: next,
                     prev_state: st,
                     next_wait_ns: None,
+                    other: 0,
                 };
                 m.apply(&ev(t0, 0, sw(0, tid, 0)));
                 // Its affinity changes under it: preempted by the stopper, moved.
@@ -1140,6 +1259,64 @@ mod tests {
         assert_eq!(rules(&steady.live(None), &ctx), [GOMAXPROCS_OVER_QUOTA]);
     }
 
+    /// Thread 100 each second: runs `run` ms, is preempted by process 777
+    /// and waits behind it `wait` ms, sleeps the rest.
+    fn beside_a_hog(run: u64, wait: u64) -> Model {
+        run_secs(6, move |m, s| {
+            if s == 0 {
+                let comm = Comm::new("hog");
+                m.apply(&ev(0, NO_CPU, EventKind::OtherProcess { pid: 777, kthread: false, comm }));
+            }
+            let t0 = s * S;
+            let sw = |prev, next, st, other| EventKind::Switch {
+                prev_tid: prev,
+                next_tid: next,
+                prev_state: st,
+                next_wait_ns: None,
+                other,
+            };
+            m.apply(&ev(t0, 0, sw(0, 100, 0, 0)));
+            m.apply(&ev(t0 + run * MS, 0, sw(100, 0, 0, 777)));
+            m.apply(&ev(t0 + (run + wait) * MS, 0, sw(0, 100, 0, 777)));
+            m.apply(&ev(t0 + (run + wait) * MS + 1, 0, sw(100, 0, 1, 0)));
+        })
+    }
+
+    fn run_secs(secs: u64, each: impl FnMut(&mut Model, u64)) -> Model {
+        run(secs, each)
+    }
+
+    #[test]
+    fn another_process_taking_the_cpu_is_a_noisy_neighbor() {
+        let live = beside_a_hog(500, 450).live(None);
+        let f = evaluate(&live, &ctx(), &Thresholds::default());
+        // The waits are long too: runq_latency, which names who held the CPU.
+        assert_eq!(f.iter().map(|f| f.rule).collect::<Vec<_>>(), [NOISY_NEIGHBOR, RUNQ_LATENCY]);
+        assert!(f[1].message.contains("other processes hold the CPUs"), "{}", f[1].message);
+        assert!(f[1].message.contains("0% behind its own threads, 100% behind other processes"), "{}", f[1].message);
+        assert!(
+            f[0].message.starts_with(
+                "the threads lose 47% of their runnable time to other processes (0.45 CPUs), most to hog (pid 777)"
+            ),
+            "{}",
+            f[0].message
+        );
+        assert_eq!(f[0].text["top_other_comm"], "hog");
+        assert_eq!(f[0].evidence["top_other_pid"], 777.0);
+        let json = serde_json::to_value(&f[0]).expect("json");
+        assert_eq!(json["evidence"]["top_other_comm"], "hog");
+        assert_eq!(json["evidence"]["top_other_pid"], 777.0);
+        assert_eq!(live.interval.process.wait_by_cause_ns.other_processes, 450 * MS);
+        assert!(
+            (live.interval.process.cpu_pressure_pct - 45.0).abs() < 0.1,
+            "{}",
+            live.interval.process.cpu_pressure_pct
+        );
+        assert_eq!(live.other_processes[0].comm, "hog");
+        // A sleeper that waits a little behind it: a large share of very little.
+        assert!(rules(&beside_a_hog(2, 2).live(None), &ctx()).is_empty());
+    }
+
     #[test]
     fn thresholds_from_the_command_line() {
         let mut t = Thresholds::default();
@@ -1157,7 +1334,7 @@ mod tests {
         let mut names: Vec<_> = THRESHOLDS.iter().map(|s| s.name).collect();
         names.dedup();
         assert_eq!(names.len(), THRESHOLDS.len());
-        assert_eq!(RULES.len(), 8);
+        assert_eq!(RULES.len(), 9);
     }
 
     #[test]
@@ -1172,12 +1349,12 @@ mod tests {
             m.apply(&ev(
                 s * S + MS,
                 0,
-                EventKind::Switch { prev_tid: 100, next_tid: 0, prev_state: 0, next_wait_ns: None },
+                EventKind::Switch { prev_tid: 100, next_tid: 0, prev_state: 0, next_wait_ns: None, other: 0 },
             ));
             m.apply(&ev(
                 s * S + 61 * MS,
                 0,
-                EventKind::Switch { prev_tid: 0, next_tid: 100, prev_state: 0, next_wait_ns: None },
+                EventKind::Switch { prev_tid: 0, next_tid: 100, prev_state: 0, next_wait_ns: None, other: 0 },
             ));
         });
         let cg = CpuGroup {

@@ -445,6 +445,8 @@ impl Probes {
             .override_global("TASK_THROTTLED_OFFSET", &u64::from(*throttle_flag.as_ref().unwrap_or(&0)), true)
             .override_global("TASK_PID_OFFSET", &offset(|o| o.pid), true)
             .override_global("TASK_EXIT_STATE_OFFSET", &offset(|o| o.exit_state), true)
+            .override_global("TASK_TGID_OFFSET", &offset(|o| o.tgid), true)
+            .override_global("TASK_FLAGS_OFFSET", &offset(|o| o.flags), true)
             .override_global("TASK_CPU_OFFSET", &offset(|o| o.cpu), true)
             .override_global("TASK_RUN_DELAY_OFFSET", &wait(|w| w.run_delay), true)
             .override_global("TASK_LAST_QUEUED_OFFSET", &wait(|w| w.last_queued), true)

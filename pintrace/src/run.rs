@@ -278,6 +278,10 @@ pub async fn live<S: Sink>(session: &mut Session, sink: &mut S, opts: Options, m
                 Some(mut batch) => {
                     session.name_go_locks(&mut batch);
                     sink.events(&batch)?;
+                    let names = session.name_others(&batch);
+                    if !names.is_empty() {
+                        sink.events(&names)?;
+                    }
                     for e in &batch {
                         last_ts = last_ts.max(e.ts_ns);
                         match e.kind {

@@ -55,6 +55,8 @@ pub struct Session {
     go_ps: Vec<crate::goruntime::PState>,
     /// Why the scheduler cannot be read, once known.
     pub go_sched_problem: Option<String>,
+    /// Other processes already named (`name_others`).
+    others_named: std::collections::HashSet<u32>,
     /// The pinned Ms (TID, address of the M) as last listed: their state
     /// is sampled with the scheduler, to time their waits for a P.
     pinned_ms: Vec<(u32, u64)>,
@@ -128,6 +130,7 @@ impl Session {
             go_ps: Vec::new(),
             go_sched_problem: None,
             pinned_ms: Vec::new(),
+            others_named: std::collections::HashSet::new(),
         };
         if let Some(e) = session.gomaxprocs_event() {
             session.initial.push(Event { ts_ns: start_ns, ..e });
@@ -343,6 +346,29 @@ impl Session {
                 out.push(Event { ts_ns, cpu: NO_CPU, kind });
                 self.go_states.insert(tid, kind);
             }
+        }
+        out
+    }
+
+    /// Names the other processes that `events`' switches had on their
+    /// other side, once each (read from /proc; at most 64 new per batch,
+    /// and 4096 in all, whatever the host runs).
+    pub fn name_others(&mut self, events: &[Event]) -> Vec<Event> {
+        const PER_BATCH: usize = 64;
+        const MAX: usize = 4096;
+        let mut out = Vec::new();
+        for e in events {
+            let EventKind::Switch { other, .. } = e.kind else { continue };
+            let pid = other & pintrace_common::OTHER_ID_MASK;
+            if pid == 0 || out.len() >= PER_BATCH || self.others_named.len() >= MAX {
+                continue;
+            }
+            if !self.others_named.insert(pid) {
+                continue;
+            }
+            let comm = target::thread_comm(pid, pid);
+            let kthread = other & pintrace_common::OTHER_KTHREAD != 0 || target::is_kernel_thread(pid);
+            out.push(Event { ts_ns: e.ts_ns, cpu: NO_CPU, kind: EventKind::OtherProcess { pid, kthread, comm } });
         }
         out
     }

@@ -11,7 +11,7 @@ use crate::{
     event::Event,
     findings::{self, Capacity, Context, Finding, Thresholds},
     goruntime::GoInfo,
-    model::gosched::SchedView,
+    model::{gosched::SchedView, pressure::OtherProcess},
     model::{
         live::{IntervalStats, LiveSnapshot, SenderRate, ThreadRow},
         Model, ProcessStats, Snapshot, ThreadStats,
@@ -55,6 +55,8 @@ pub struct Report {
     pub findings: Vec<ReportFinding>,
     /// The busiest SIGURG senders (Go's sysmon sends almost all of them).
     pub sigurg_senders: Vec<Sender>,
+    /// The other processes whose tasks the threads waited behind, most first (the top 5).
+    pub other_processes: Vec<OtherProcess>,
     pub threads: Vec<ThreadStats>,
 }
 
@@ -258,6 +260,7 @@ impl Report {
             probes: header.probes,
             process: snap.process,
             sigurg_senders,
+            other_processes: snap.other_processes,
             threads: snap.threads,
         }
     }
@@ -286,6 +289,8 @@ pub struct IntervalReport<'a> {
     /// The Go runtime (null: not a Go program).
     pub go: Option<GoReport>,
     pub sigurg_senders: &'a [SenderRate],
+    /// The other processes the threads waited behind in the interval, most first.
+    pub other_processes: &'a [OtherProcess],
     /// Threads alive or active in the interval, busiest first.
     pub threads: Vec<&'a ThreadRow>,
 }
@@ -328,6 +333,7 @@ impl<'a> IntervalReport<'a> {
                 .as_ref()
                 .map(|g| GoReport { info: g.with_gomaxprocs(live.gomaxprocs), sched: live.go_sched.clone() }),
             sigurg_senders: &live.sigurg_senders,
+            other_processes: &live.other_processes,
             threads,
         }
     }

@@ -124,6 +124,20 @@ pub fn threads(pid: u32) -> io::Result<BTreeSet<u32>> {
     Ok(tids)
 }
 
+/// Whether task `pid` is a kernel thread (`PF_KTHREAD` in the flags of
+/// /proc/PID/stat); false if it cannot be read.
+pub fn is_kernel_thread(pid: u32) -> bool {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    // The fields after the name, which ends at the last ')': state is the
+    // first of them, flags the seventh.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    after
+        .split_whitespace()
+        .nth(6)
+        .and_then(|f| f.parse::<u32>().ok())
+        .is_some_and(|f| f & pintrace_common::PF_KTHREAD != 0)
+}
+
 /// A thread's name as /proc shows it now.
 pub fn thread_comm(pid: u32, tid: u32) -> Comm {
     Comm::new(fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")).unwrap_or_default().trim_end())
@@ -196,6 +210,13 @@ mod tests {
         let tid = unsafe { libc::gettid() } as u32;
         let err = resolve(tid).expect_err("self").to_string();
         assert!(err.contains("does not trace itself"), "{err}");
+    }
+
+    #[test]
+    fn kernel_threads_are_told_apart() {
+        assert!(is_kernel_thread(2), "kthreadd");
+        assert!(!is_kernel_thread(std::process::id()));
+        assert!(!is_kernel_thread(u32::MAX), "no such task");
     }
 
     #[test]

@@ -43,7 +43,7 @@ fn sample_file(name: &str, trailer: bool) -> (PathBuf, Vec<u8>) {
     let mut events = vec![
         ev(0, NO_CPU, EventKind::ThreadSeen { tid: 100, tgid: 100, comm: Comm::new("goapp") }),
         ev(0, NO_CPU, EventKind::ThreadSeen { tid: 101, tgid: 100, comm: Comm::new("goapp") }),
-        ev(1, 0, EventKind::Switch { prev_tid: 0, next_tid: 100, prev_state: 0, next_wait_ns: None }),
+        ev(1, 0, EventKind::Switch { prev_tid: 0, next_tid: 100, prev_state: 0, next_wait_ns: None, other: 0 }),
         ev(
             2,
             1,
@@ -57,9 +57,9 @@ fn sample_file(name: &str, trailer: bool) -> (PathBuf, Vec<u8>) {
                 group: false,
             },
         ),
-        ev(21, 0, EventKind::Switch { prev_tid: 100, next_tid: 0, prev_state: 0, next_wait_ns: None }),
+        ev(21, 0, EventKind::Switch { prev_tid: 100, next_tid: 0, prev_state: 0, next_wait_ns: None, other: 0 }),
         ev(22, 0, EventKind::Migrate { tid: 100, from_cpu: 0, to_cpu: 1 }),
-        ev(25, 1, EventKind::Switch { prev_tid: 0, next_tid: 100, prev_state: 0, next_wait_ns: None }),
+        ev(25, 1, EventKind::Switch { prev_tid: 0, next_tid: 100, prev_state: 0, next_wait_ns: None, other: 0 }),
         ev(
             30,
             1,
@@ -79,12 +79,12 @@ fn sample_file(name: &str, trailer: bool) -> (PathBuf, Vec<u8>) {
         events.push(Event {
             ts_ns: start + 40 * MS + i * 10_000,
             cpu: 1,
-            kind: EventKind::Switch { prev_tid: 101, next_tid: 0, prev_state: state, next_wait_ns: None },
+            kind: EventKind::Switch { prev_tid: 101, next_tid: 0, prev_state: state, next_wait_ns: None, other: 0 },
         });
         events.push(Event {
             ts_ns: start + 40 * MS + i * 10_000 + 5_000,
             cpu: 1,
-            kind: EventKind::Switch { prev_tid: 0, next_tid: 101, prev_state: 0, next_wait_ns: None },
+            kind: EventKind::Switch { prev_tid: 0, next_tid: 101, prev_state: 0, next_wait_ns: None, other: 0 },
         });
     }
     let mut w = Writer::new(Vec::new(), &header).expect("header");

@@ -189,6 +189,66 @@ fn a_pinned_pool_that_keeps_up_is_healthy() {
     assert!(rules.is_empty(), "{}", r["findings"]);
 }
 
+/// Two CPU-bound shell loops of another process, killed when dropped.
+struct Hogs(Vec<std::process::Child>);
+
+impl Hogs {
+    fn start(n: usize) -> Hogs {
+        Hogs(
+            (0..n)
+                .map(|_| std::process::Command::new("sh").args(["-c", "while :; do :; done"]).spawn().expect("sh"))
+                .collect(),
+        )
+    }
+
+    fn pids(&self) -> Vec<u64> {
+        self.0.iter().map(|c| u64::from(c.id())).collect()
+    }
+}
+
+impl Drop for Hogs {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A busy Go program beside two CPU-bound loops of another process on the
+/// same two CPUs loses a large share of its CPU time to them (measured: 45 %):
+/// pintrace says who took the CPU. A light service beside the same loops
+/// waits behind them a little (CFS favours waking sleepers): no finding.
+#[test]
+fn another_process_taking_the_cpus_is_a_noisy_neighbor() {
+    let hogs = Hogs::start(2);
+    let (rules, r) = findings_of("busy", &["2", "6000"]);
+    assert!(rules.contains(&"noisy_neighbor".to_string()), "{}", r["findings"]);
+    let f = finding(&r, "noisy_neighbor");
+    assert_eq!(f["evidence"]["top_other_comm"], "sh", "{f}");
+    let top = f["evidence"]["top_other_pid"].as_f64().expect("pid") as u64;
+    assert!(hogs.pids().contains(&top), "{top} is one of the loops {:?}", hogs.pids());
+    assert!(f["evidence"]["other_processes_pct"].as_f64().is_some_and(|p| p >= 20.0), "{f}");
+    let by = &r["process"]["wait_by_cause_ns"];
+    assert!(by["other_processes"].as_u64() > by["own_threads"].as_u64(), "{by}");
+    assert!(r["process"]["cpu_pressure_pct"].as_f64().is_some_and(|p| p >= 30.0), "{}", r["process"]);
+    let others: Vec<u64> = r["other_processes"]
+        .as_array()
+        .expect("other_processes")
+        .iter()
+        .map(|o| o["pid"].as_u64().unwrap_or(0))
+        .collect();
+    assert!(hogs.pids().iter().all(|p| others.contains(p)), "{others:?} has both loops {:?}", hogs.pids());
+
+    let (rules, r) = findings_of("healthy", &["5000"]);
+    assert!(!rules.contains(&"noisy_neighbor".to_string()), "{}", r["findings"]);
+    assert!(
+        r["process"]["wait_by_cause_ns"]["other_processes"].as_u64().is_some_and(|w| w > 0),
+        "it did wait behind them"
+    );
+    drop(hogs);
+}
+
 #[test]
 fn more_runnable_threads_than_cpus_is_runq_latency() {
     let cpus = pintrace::target::nr_cpus();

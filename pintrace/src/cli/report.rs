@@ -78,6 +78,23 @@ pub fn render(r: &Report, rows: usize) -> String {
             );
         }
     }
+    let by = &p.wait_by_cause_ns;
+    if by.total() > 0 {
+        let _ = write!(
+            o,
+            "pressure  {:.0}% of the time a thread waited; waits behind own threads {}, other processes {}, the kernel {}, idle {}, throttled {}",
+            p.cpu_pressure_pct,
+            fmt::ns(by.own_threads),
+            fmt::ns(by.other_processes),
+            fmt::ns(by.kernel),
+            fmt::ns(by.idle),
+            fmt::ns(by.throttled)
+        );
+        let _ = writeln!(o);
+        for x in r.other_processes.iter().take(3) {
+            let _ = writeln!(o, "          behind {} (pid {}): {}", clean(&x.comm), x.pid, fmt::ns(x.wait_caused_ns));
+        }
+    }
     if let Some(c) = &r.cgroup {
         let _ = write!(o, "cgroup    {} (v{}), {} CPUs allowed, quota ", clean(&c.path), c.version, c.cpus_allowed);
         match (c.quota_cpus, c.period_us) {

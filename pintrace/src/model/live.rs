@@ -174,6 +174,12 @@ pub struct HistoryPoint {
     pub gomaxprocs: u32,
     /// The CPUs the cgroup let it use then, once a change was seen (0: as at the start).
     pub cpus_usable: f64,
+    /// Of the threads' time runnable (on a CPU or waiting), the share
+    /// (percent) spent waiting behind other processes; that time in CPUs;
+    /// and the process they waited behind most (0: none).
+    pub other_processes_pct: f64,
+    pub other_cpus_lost: f64,
+    pub top_other_pid: u32,
     /// The Go scheduler over the interval: samples taken (0: none), the
     /// goroutines waiting for a P on average, the share of samples with
     /// any waiting (percent), and idle Ps on average.
@@ -345,6 +351,8 @@ pub struct LiveSnapshot {
     pub cgroup: Option<crate::cgroup::CpuGroup>,
     /// The Go scheduler as last sampled, with the interval's queues (None: not sampled).
     pub go_sched: Option<super::gosched::SchedView>,
+    /// The other processes the threads waited behind in the interval, most first.
+    pub other_processes: Vec<super::pressure::OtherProcess>,
     /// The thread asked for with `live(.., Some(tid))`, if it is known.
     pub detail: Option<ThreadDetail>,
 }

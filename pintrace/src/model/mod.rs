@@ -21,11 +21,13 @@ use crate::{
 
 pub mod gosched;
 pub mod live;
+pub mod pressure;
 mod thread;
 
 use live::{
     HistoryPoint, IntervalStats, LiveSnapshot, LogEntry, LogKind, Rates, RunState, SenderRate, ThreadDetail, ThreadRow,
 };
+use pressure::{Cause, OtherProcess, Pressure, WaitByCause};
 use thread::{Counts, GoM, SwitchOut, Thread};
 
 pub const SIGURG: i32 = pintrace_common::SIGURG;
@@ -102,6 +104,10 @@ pub struct Model {
     throttle_rebase: bool,
     /// The CPU cgroup as last changed while traced (None: as it was at the start).
     cgroup: Option<CpuGroup>,
+    /// Waits by what they were behind, and the process's CPU pressure.
+    pressure: Pressure,
+    /// The other processes the threads waited behind in the last interval.
+    others_last: Vec<OtherProcess>,
     /// The Go scheduler's samples, and those of the last closed interval.
     go_sched: gosched::GoSched,
     sched_last: gosched::QueueStats,
@@ -244,6 +250,11 @@ pub struct ProcessStats {
     /// Only with `--syscalls`.
     pub tgkill_calls: u64,
     pub clone_calls: u64,
+    /// Share of the time (percent) at least one thread was runnable but
+    /// not running: waiting for a CPU or parked by throttling (PSI "some").
+    pub cpu_pressure_pct: f64,
+    /// The threads' waits by what they were behind.
+    pub wait_by_cause_ns: WaitByCause,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -267,6 +278,9 @@ pub struct Snapshot {
     /// for a P over the window (None: not sampled).
     #[serde(skip)]
     pub go_sched: Option<gosched::SchedView>,
+    /// The other processes whose tasks the threads waited behind, most first.
+    #[serde(skip)]
+    pub other_processes: Vec<OtherProcess>,
 }
 
 fn per_sec(count: u64, ns: u64) -> f64 {
@@ -363,6 +377,8 @@ impl Model {
             throttle_raw: None,
             throttle_rebase: false,
             cgroup: None,
+            pressure: Pressure::default(),
+            others_last: Vec::new(),
             go_sched: gosched::GoSched::default(),
             sched_last: gosched::QueueStats::default(),
             gomaxprocs: None,
@@ -418,14 +434,21 @@ impl Model {
         }
         self.last_ts = self.last_ts.max(ts);
         match e.kind {
-            EventKind::Switch { prev_tid, next_tid, prev_state, next_wait_ns } => {
+            EventKind::Switch { prev_tid, next_tid, prev_state, next_wait_ns, other } => {
                 if prev_tid != 0 {
                     let start = self.start_ns;
                     self.thread(prev_tid).switch_out(ts, e.cpu, start, SwitchOut::of(prev_state));
                 }
                 if next_tid != 0 {
                     let counted_to = self.tick_ns;
-                    self.thread(next_tid).switch_in(ts, e.cpu, counted_to, next_wait_ns);
+                    let t = self.thread(next_tid);
+                    if let Some((start, throttled)) = t.switch_in(ts, e.cpu, counted_to, next_wait_ns) {
+                        let cause = if throttled { Cause::Throttled } else { Cause::of(prev_tid, other) };
+                        if let Cause::Other(_) = cause {
+                            t.c.wait_other_ns = t.c.wait_other_ns.saturating_add(ts.saturating_sub(start));
+                        }
+                        self.pressure.wait(start, ts, cause);
+                    }
                 }
             }
             EventKind::Wakeup { tid, .. } => {
@@ -576,6 +599,7 @@ impl Model {
                 self.go_sched.sample(idle_ps, spinning, idle_threads, runqueue, goroutines, nprocs);
             }
             EventKind::GoP { p, status, runq, runnext } => self.go_sched.p(p, status, runq, runnext),
+            EventKind::OtherProcess { pid, kthread, comm } => self.pressure.name(pid, comm.to_string(), kthread),
             EventKind::GoState { tid, state, goid, func } => {
                 if self.threads.get(&tid).is_some_and(|t| t.alive) {
                     self.go_state(ts, tid, state, goid, func);
@@ -698,6 +722,9 @@ impl Model {
         process.lock_calls = sum.lock_calls;
         (process.pinned_threads, process.long_pinned_threads) = self.pinned_counts(now_ns);
         process.sigurg_per_sec = per_sec(process.sigurg, duration_ns);
+        process.wait_by_cause_ns = self.pressure.by_cause;
+        process.cpu_pressure_pct =
+            if duration_ns == 0 { 0.0 } else { (100.0 * self.pressure.some_ns as f64 / duration_ns as f64).min(100.0) };
         process.runq_latency_ns = Latency::from(&runq);
         threads.sort_by(|a, b| b.on_cpu_ns.cmp(&a.on_cpu_ns).then(a.tid.cmp(&b.tid)));
         let throttle = self.throttle_base.map(|b| stat_minus(&self.throttle_now, &b));
@@ -711,6 +738,7 @@ impl Model {
             gomaxprocs: self.gomaxprocs,
             cgroup: self.cgroup.clone(),
             go_sched: self.go_sched.view(&self.go_sched.total, self.gomaxprocs),
+            other_processes: self.pressure.others(),
         }
     }
 
@@ -744,6 +772,7 @@ impl Model {
             }
         }
         senders.sort_by(|a, b| b.sigurg_sent.cmp(&a.sigurg_sent).then(a.tid.cmp(&b.tid)));
+        let (some_ns, by_cause, others) = self.pressure.tick();
         // The long-lived pinned workers over this interval, the busiest on a
         // CPU first: the one with the most work, whose saturation is judged.
         let (pinned_threads, _) = self.pinned_counts(now);
@@ -799,6 +828,8 @@ impl Model {
             pinned_threads,
             long_pinned_threads: long.len() as u64,
             lock_calls: sum.lock_calls,
+            cpu_pressure_pct: if len == 0 { 0.0 } else { (100.0 * some_ns as f64 / len as f64).min(100.0) },
+            wait_by_cause_ns: by_cause,
         };
         let rates = Rates {
             threads_created_per_sec: process.threads_created_per_sec,
@@ -841,6 +872,16 @@ impl Model {
             lock_calls_per_sec: rates.lock_calls_per_sec,
             gomaxprocs: self.gomaxprocs.unwrap_or(0),
             cpus_usable: self.cgroup.as_ref().map_or(0.0, CpuGroup::cpus_usable),
+            other_processes_pct: {
+                let runnable = sum.on_cpu_ns.saturating_add(by_cause.total());
+                if runnable == 0 {
+                    0.0
+                } else {
+                    100.0 * by_cause.other_processes as f64 / runnable as f64
+                }
+            },
+            other_cpus_lost: if len == 0 { 0.0 } else { by_cause.other_processes as f64 / len as f64 },
+            top_other_pid: others.first().map_or(0, |o| o.pid),
             go_samples: self.go_sched.interval.samples,
             go_queued_mean: self.go_sched.interval.queued_mean(),
             go_queued_pct: self.go_sched.interval.queued_pct(),
@@ -914,6 +955,7 @@ impl Model {
             rates,
         };
         self.senders = senders;
+        self.others_last = others;
         self.prev_tick_ns = self.tick_ns;
         self.tick_ns = now;
         self.p_at_tick = self.p;
@@ -973,6 +1015,7 @@ impl Model {
             self.throttle_base = Some(self.throttle_now);
         }
         self.go_sched.total = gosched::QueueStats::default();
+        self.pressure.reset();
     }
 
     /// What a live front end shows after the last `tick`, with the detail
@@ -1061,6 +1104,7 @@ impl Model {
             gomaxprocs: self.gomaxprocs,
             cgroup: self.cgroup.clone(),
             go_sched: self.go_sched.view(&self.sched_last, self.gomaxprocs),
+            other_processes: self.others_last.clone(),
             detail,
         }
     }

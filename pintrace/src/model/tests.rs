@@ -14,7 +14,7 @@ fn seen(tid: u32) -> Event {
 }
 
 fn switch(ts: u64, cpu: u32, prev_tid: u32, next_tid: u32, prev_state: u32) -> Event {
-    ev(ts, cpu, EventKind::Switch { prev_tid, next_tid, prev_state, next_wait_ns: None })
+    ev(ts, cpu, EventKind::Switch { prev_tid, next_tid, prev_state, next_wait_ns: None, other: 0 })
 }
 
 fn thread(s: &Snapshot, tid: u32) -> &ThreadStats {
@@ -72,8 +72,9 @@ fn wakeup_to_run_latency() {
 fn the_kernel_s_wait_at_switch_in_tells_when_a_woken_thread_began_to_wait() {
     let mut m = Model::new(0);
     m.apply(&seen(5));
-    let switch_in =
-        |ts, wait| ev(ts, 0, EventKind::Switch { prev_tid: 0, next_tid: 5, prev_state: 0, next_wait_ns: wait });
+    let switch_in = |ts, wait| {
+        ev(ts, 0, EventKind::Switch { prev_tid: 0, next_tid: 5, prev_state: 0, next_wait_ns: wait, other: 0 })
+    };
     m.apply(&switch(MS, 0, 5, 0, 1)); // sleeps
     m.apply(&switch_in(6 * MS, Some(4 * MS))); // woken at 2 ms, waited 4 ms
     m.apply(&switch(7 * MS, 0, 5, 0, 0)); // preempted at 7 ms

@@ -38,6 +38,8 @@ pub struct Counts {
     /// Time its locked goroutine was blocked waiting for work
     /// (`GoState::LockedIdle`), sampled likewise.
     pub locked_idle_ns: u64,
+    /// Of `runq_wait_ns`: waits behind another process's task.
+    pub wait_other_ns: u64,
     /// Of `migrations`: moves while it ran or waited for a CPU (the load
     /// balancer, or its affinity changed under it), not the choice of a
     /// CPU for a sleeping thread that wakes, which costs nothing extra.
@@ -62,6 +64,7 @@ impl Counts {
             runq_wait_ns: self.runq_wait_ns.saturating_sub(o.runq_wait_ns),
             p_wait_ns: self.p_wait_ns.saturating_sub(o.p_wait_ns),
             locked_idle_ns: self.locked_idle_ns.saturating_sub(o.locked_idle_ns),
+            wait_other_ns: self.wait_other_ns.saturating_sub(o.wait_other_ns),
             runnable_migrations: self.runnable_migrations.saturating_sub(o.runnable_migrations),
         }
     }
@@ -84,6 +87,7 @@ impl Counts {
         self.runq_wait_ns = self.runq_wait_ns.saturating_add(o.runq_wait_ns);
         self.p_wait_ns = self.p_wait_ns.saturating_add(o.p_wait_ns);
         self.locked_idle_ns = self.locked_idle_ns.saturating_add(o.locked_idle_ns);
+        self.wait_other_ns = self.wait_other_ns.saturating_add(o.wait_other_ns);
         self.runnable_migrations = self.runnable_migrations.saturating_add(o.runnable_migrations);
     }
 }
@@ -237,7 +241,9 @@ impl Thread {
     /// if read: it tells when a woken thread's wait began (without wake-up
     /// events, a wait after a sleep is known only now). A wait after a
     /// preemption or a throttle is timed from the switch-out, as before.
-    pub fn switch_in(&mut self, ts: u64, cpu: u32, counted_to: u64, kernel_wait: Option<u64>) {
+    /// Returns the wait that ended, if any: when it began, and whether it
+    /// was a throttle.
+    pub fn switch_in(&mut self, ts: u64, cpu: u32, counted_to: u64, kernel_wait: Option<u64>) -> Option<(u64, bool)> {
         if self.waiting_since.is_none() && self.running_since.is_none() {
             if let Some(wait) = kernel_wait {
                 // Not before what the timeline already shows (the sleep).
@@ -252,16 +258,20 @@ impl Thread {
         self.seen_running = true;
         self.last_cpu = Some(cpu);
         self.cpu_slot(cpu);
+        let mut ended = None;
         if let Some(w) = self.waiting_since.take() {
             let wait = ts.saturating_sub(w);
-            if std::mem::take(&mut self.waiting_throttled) {
+            let throttled = std::mem::take(&mut self.waiting_throttled);
+            if throttled {
                 self.c.throttled_ns = self.c.throttled_ns.saturating_add(wait);
             } else {
                 self.runq_iv.record(wait);
                 self.c.runq_wait_ns = self.c.runq_wait_ns.saturating_add(wait);
             }
+            ended = Some((w, throttled));
         }
         self.mark(ts, RunState::Running);
+        ended
     }
 
     /// Left its CPU at `ts`; `start` is where counting begins for a thread

@@ -218,10 +218,25 @@ const CODE_CPU_LIMIT: u8 = 105;
 const CODE_GO_SCHED: u8 = 106;
 const CODE_GO_P: u8 = 107;
 const CODE_GO_STATE: u8 = 108;
+const CODE_OTHER_PROCESS: u8 = 109;
+
+/// Which switch fields a version writes: a switch's wait (version 4) and
+/// the other side's task (version 5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct SwitchFields {
+    pub waits: bool,
+    pub other: bool,
+}
+
+impl SwitchFields {
+    pub fn of(version: u16) -> SwitchFields {
+        SwitchFields { waits: version >= 4, other: version >= 5 }
+    }
+}
 
 /// Encodes one event. `waits` (version 4): a switch onto a target thread
 /// carries its wait, 0 for none and otherwise 1 + the nanoseconds.
-pub(super) fn encode(buf: &mut BytesMut, prev_ts: u64, tids: Tids, waits: bool, e: &Event) {
+pub(super) fn encode(buf: &mut BytesMut, prev_ts: u64, tids: Tids, fields: SwitchFields, e: &Event) {
     use pintrace_common as w;
     let code = match e.kind {
         EventKind::Switch { .. } => w::KIND_SWITCH as u8,
@@ -244,6 +259,7 @@ pub(super) fn encode(buf: &mut BytesMut, prev_ts: u64, tids: Tids, waits: bool, 
         EventKind::GoSched { .. } => CODE_GO_SCHED,
         EventKind::GoP { .. } => CODE_GO_P,
         EventKind::GoState { .. } => CODE_GO_STATE,
+        EventKind::OtherProcess { .. } => CODE_OTHER_PROCESS,
     };
     buf.put_u8(code);
     put_zigzag(buf, e.ts_ns.wrapping_sub(prev_ts) as i64);
@@ -252,12 +268,23 @@ pub(super) fn encode(buf: &mut BytesMut, prev_ts: u64, tids: Tids, waits: bool, 
     let t = |buf: &mut BytesMut, tid: u32| put_tid(buf, tids, tid);
     let z = |buf: &mut BytesMut, x: i32| put_zigzag(buf, i64::from(x));
     match e.kind {
-        EventKind::Switch { prev_tid, next_tid, prev_state, next_wait_ns } => {
+        EventKind::Switch { prev_tid, next_tid, prev_state, next_wait_ns, other } => {
             t(buf, prev_tid);
             t(buf, next_tid);
-            v(buf, prev_state);
-            if waits && next_tid != 0 {
+            // Only a switch with a side that is not a target has another
+            // task; when it is the idle task (0) it costs nothing: the low
+            // bit of the state says whether one follows.
+            let with_other = fields.other && (prev_tid == 0 || next_tid == 0);
+            if with_other {
+                put_varint(buf, (u64::from(prev_state) << 1) | u64::from(other != 0));
+            } else {
+                v(buf, prev_state);
+            }
+            if fields.waits && next_tid != 0 {
                 put_varint(buf, next_wait_ns.map_or(0, |w| w.saturating_add(1)));
+            }
+            if with_other && other != 0 {
+                v(buf, other);
             }
         }
         EventKind::Migrate { tid, from_cpu, to_cpu } => {
@@ -343,6 +370,11 @@ pub(super) fn encode(buf: &mut BytesMut, prev_ts: u64, tids: Tids, waits: bool, 
             v(buf, runq);
             v(buf, u32::from(runnext));
         }
+        EventKind::OtherProcess { pid, kthread, comm } => {
+            v(buf, pid);
+            v(buf, u32::from(kthread));
+            put_comm(buf, &comm);
+        }
         EventKind::GoState { tid, state, goid, func } => {
             t(buf, tid);
             v(buf, state_code(state));
@@ -376,12 +408,12 @@ pub(super) fn decode_chunk(mut p: &[u8], version: u16, names: &mut Names) -> Res
     let count = p.get_u32_le();
     let mut prev = p.get_u64_le();
     let tids = if version >= 3 { Tids::From(p.get_u32_le()) } else { Tids::Absolute };
-    let waits = version >= 4;
+    let fields = SwitchFields::of(version);
     // Every event takes at least three bytes (code, time, CPU): a count
     // field cannot make the reader allocate more than the chunk holds.
     let mut events = Vec::with_capacity((count as usize).min(p.len() / 3));
     for i in 0..count {
-        let e = decode_one(&mut p, prev, tids, waits, names)
+        let e = decode_one(&mut p, prev, tids, fields, names)
             .map_err(|r| format!("event {} of {}: {r}", i + 1, crate::fmt::count(count.into())))?;
         prev = e.ts_ns;
         events.push(e);
@@ -392,7 +424,13 @@ pub(super) fn decode_chunk(mut p: &[u8], version: u16, names: &mut Names) -> Res
     Ok(events)
 }
 
-fn decode_one(buf: &mut &[u8], prev_ts: u64, tids: Tids, waits: bool, names: &mut Names) -> Result<Event, String> {
+fn decode_one(
+    buf: &mut &[u8],
+    prev_ts: u64,
+    tids: Tids,
+    fields: SwitchFields,
+    names: &mut Names,
+) -> Result<Event, String> {
     use pintrace_common as w;
     if !buf.has_remaining() {
         return Err("event cut short".into());
@@ -402,9 +440,17 @@ fn decode_one(buf: &mut &[u8], prev_ts: u64, tids: Tids, waits: bool, names: &mu
     let cpu = get_u32(buf)?.wrapping_sub(1);
     let kind = match u32::from(code) {
         w::KIND_SWITCH => {
-            let (prev_tid, next_tid, prev_state) = (get_tid(buf, tids)?, get_tid(buf, tids)?, get_u32(buf)?);
-            let next_wait_ns = if waits && next_tid != 0 { get_varint(buf)?.checked_sub(1) } else { None };
-            EventKind::Switch { prev_tid, next_tid, prev_state, next_wait_ns }
+            let (prev_tid, next_tid) = (get_tid(buf, tids)?, get_tid(buf, tids)?);
+            let with_other = fields.other && (prev_tid == 0 || next_tid == 0);
+            let (prev_state, has_other) = if with_other {
+                let v = get_varint(buf)?;
+                (u32::try_from(v >> 1).map_err(|_| "value out of range".to_string())?, v & 1 != 0)
+            } else {
+                (get_u32(buf)?, false)
+            };
+            let next_wait_ns = if fields.waits && next_tid != 0 { get_varint(buf)?.checked_sub(1) } else { None };
+            let other = if has_other { get_u32(buf)?.max(1) } else { 0 };
+            EventKind::Switch { prev_tid, next_tid, prev_state, next_wait_ns, other }
         }
         w::KIND_MIGRATE => {
             EventKind::Migrate { tid: get_tid(buf, tids)?, from_cpu: get_u32(buf)?, to_cpu: get_u32(buf)? }
@@ -475,6 +521,9 @@ fn decode_one(buf: &mut &[u8], prev_ts: u64, tids: Tids, waits: bool, names: &mu
         },
         c if c == u32::from(CODE_GO_P) => {
             EventKind::GoP { p: get_u32(buf)?, status: get_u32(buf)?, runq: get_u32(buf)?, runnext: get_u32(buf)? != 0 }
+        }
+        c if c == u32::from(CODE_OTHER_PROCESS) => {
+            EventKind::OtherProcess { pid: get_u32(buf)?, kthread: get_u32(buf)? != 0, comm: get_comm(buf)? }
         }
         c if c == u32::from(CODE_GO_STATE) => EventKind::GoState {
             tid: get_tid(buf, tids)?,

@@ -75,6 +75,34 @@ fn every_kind() -> Vec<Event> {
             cpu: NO_CPU,
             kind: EventKind::GoState { tid: 44, state: crate::goruntime::GoState::LockedIdle, goid: 0, func: None },
         },
+        // Who had the CPU: another process, a kernel thread, the idle task.
+        Event {
+            ts_ns: last + 7,
+            cpu: 1,
+            kind: EventKind::Switch {
+                prev_tid: 0,
+                next_tid: 43,
+                prev_state: 1,
+                next_wait_ns: Some(5),
+                other: 4_000_000,
+            },
+        },
+        Event {
+            ts_ns: last + 8,
+            cpu: 1,
+            kind: EventKind::Switch {
+                prev_tid: 43,
+                next_tid: 0,
+                prev_state: 0x100 | pintrace_common::STATE_THROTTLED,
+                next_wait_ns: None,
+                other: 2 | pintrace_common::OTHER_KTHREAD,
+            },
+        },
+        Event {
+            ts_ns: last + 9,
+            cpu: NO_CPU,
+            kind: EventKind::OtherProcess { pid: 4_000_000, kthread: false, comm: Comm::new("stress-ng") },
+        },
     ]);
     events
 }
@@ -92,12 +120,12 @@ fn every_kind_before_5() -> Vec<Event> {
         Event {
             ts_ns: last + 10,
             cpu: 2,
-            kind: EventKind::Switch { prev_tid: 0, next_tid: 44, prev_state: 0, next_wait_ns: Some(0) },
+            kind: EventKind::Switch { prev_tid: 0, next_tid: 44, prev_state: 0, next_wait_ns: Some(0), other: 0 },
         },
         Event {
             ts_ns: last + 5,
             cpu: 2,
-            kind: EventKind::Switch { prev_tid: 44, next_tid: 45, prev_state: 1, next_wait_ns: None },
+            kind: EventKind::Switch { prev_tid: 44, next_tid: 45, prev_state: 1, next_wait_ns: None, other: 0 },
         },
     ]);
     events
@@ -108,7 +136,7 @@ fn every_kind_before_4() -> Vec<Event> {
     let c = Comm::new("worker-1");
     let k = [
         EventKind::ThreadSeen { tid: 42, tgid: 42, comm: c },
-        EventKind::Switch { prev_tid: 42, next_tid: 0, prev_state: 0x100, next_wait_ns: None },
+        EventKind::Switch { prev_tid: 42, next_tid: 0, prev_state: 0x100, next_wait_ns: None, other: 0 },
         EventKind::Migrate { tid: 43, from_cpu: 0, to_cpu: 1 },
         EventKind::Wakeup { tid: 43, target_cpu: 1, waker_tid: 42, new_task: true },
         EventKind::Signal {
@@ -132,6 +160,7 @@ fn every_kind_before_4() -> Vec<Event> {
             next_tid: 43,
             prev_state: pintrace_common::STATE_THROTTLED,
             next_wait_ns: None,
+            other: 0,
         },
         EventKind::GoMaxProcs { value: 8 },
         EventKind::Throttle { nr_periods: 10, nr_throttled: 4, throttled_ns: 123_456_789 },
@@ -267,6 +296,7 @@ fn many_chunks_round_trip_and_switches_are_small() {
                 next_tid: 0,
                 prev_state: 1,
                 next_wait_ns: None,
+                other: 0,
             },
         })
         .collect();
@@ -511,7 +541,7 @@ fn switches(a: u32, b: u32, n: u64) -> Vec<Event> {
             Event {
                 ts_ns: 1_000 + i * 300,
                 cpu: 1,
-                kind: EventKind::Switch { prev_tid, next_tid, prev_state: 1, next_wait_ns: None },
+                kind: EventKind::Switch { prev_tid, next_tid, prev_state: 1, next_wait_ns: None, other: 0 },
             }
         })
         .collect()
@@ -539,7 +569,7 @@ fn every_tid_reads_back_in_version_3() {
         .iter()
         .flat_map(|&t| {
             [
-                EventKind::Switch { prev_tid: t, next_tid: 0, prev_state: 0, next_wait_ns: None },
+                EventKind::Switch { prev_tid: t, next_tid: 0, prev_state: 0, next_wait_ns: None, other: 0 },
                 EventKind::Wakeup { tid: t, target_cpu: 0, waker_tid: t, new_task: false },
                 EventKind::Signal {
                     sender_tid: t,
@@ -686,7 +716,7 @@ fn times_near_the_end_of_the_clock_fold_without_overflow() {
         events.push(Event {
             ts_ns: 0,
             cpu: tid,
-            kind: EventKind::Switch { prev_tid: 0, next_tid: tid, prev_state: 0, next_wait_ns: None },
+            kind: EventKind::Switch { prev_tid: 0, next_tid: tid, prev_state: 0, next_wait_ns: None, other: 0 },
         });
     }
     events.push(Event { ts_ns: u64::MAX - 1, cpu: 9, kind: EventKind::Migrate { tid: 1, from_cpu: 0, to_cpu: 1 } });

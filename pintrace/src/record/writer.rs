@@ -4,7 +4,7 @@ use std::io::{self, Write};
 use bytes::{BufMut, BytesMut};
 
 use super::{
-    codec::{encode, Tids},
+    codec::{encode, SwitchFields, Tids},
     RecordHeader, Trailer, TrailerJson, CHUNK_BYTES, MAGIC, TAG_EVENTS, TAG_TRAILER, VERSION,
 };
 use crate::event::Event;
@@ -25,7 +25,7 @@ pub struct Writer<W: Write> {
     version: u16,
     tids: Tids,
     /// Version 4: a switch-in carries its wait.
-    waits: bool,
+    fields: SwitchFields,
 }
 
 impl<W: Write> Writer<W> {
@@ -57,7 +57,7 @@ impl<W: Write> Writer<W> {
             version,
             // The process's threads have TIDs near its PID.
             tids: if version >= 3 { Tids::From(header.target.pid) } else { Tids::Absolute },
-            waits: version >= 4,
+            fields: SwitchFields::of(version),
         })
     }
 
@@ -66,7 +66,7 @@ impl<W: Write> Writer<W> {
             self.base_ts = e.ts_ns;
             self.prev_ts = e.ts_ns;
         }
-        encode(&mut self.chunk, self.prev_ts, self.tids, self.waits, e);
+        encode(&mut self.chunk, self.prev_ts, self.tids, self.fields, e);
         self.prev_ts = e.ts_ns;
         self.count += 1;
         if self.chunk.len() >= CHUNK_BYTES {

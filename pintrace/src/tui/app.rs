@@ -667,7 +667,13 @@ pub(crate) mod fixture {
         ev(
             ms,
             cpu,
-            EventKind::Switch { prev_tid: prev, next_tid: next, prev_state: u32::from(!preempted), next_wait_ns: None },
+            EventKind::Switch {
+                prev_tid: prev,
+                next_tid: next,
+                prev_state: u32::from(!preempted),
+                next_wait_ns: None,
+                other: 0,
+            },
         )
     }
     pub fn born(ms: u64, tid: u32, comm: &str) -> Event {

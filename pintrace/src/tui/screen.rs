@@ -141,6 +141,24 @@ impl TuiSink {
     fn refresh(&mut self) {
         let live = self.model.live(self.app.focus());
         self.app.status.extra = extras(live.cgroup.as_ref().or(self.header.cgroup.as_ref()), &live);
+        let p = &live.interval.process;
+        let by = &p.wait_by_cause_ns;
+        if by.total() > 0 {
+            let pct = |x: u64| 100.0 * x as f64 / by.total() as f64;
+            let mut waits = format!(
+                "{:.0}% (waits: own threads {:.0}%, other processes {:.0}%, kernel {:.0}%, throttled {:.0}%",
+                p.cpu_pressure_pct,
+                pct(by.own_threads),
+                pct(by.other_processes),
+                pct(by.kernel),
+                pct(by.throttled)
+            );
+            if let Some(o) = live.other_processes.first() {
+                waits += &format!("; most behind {} {}", crate::fmt::clean(&o.comm), o.pid);
+            }
+            waits.push(')');
+            self.app.status.extra.push(("CPU pressure".to_string(), waits));
+        }
         if let Some(s) = &live.go_sched {
             let sched = format!(
                 "{} goroutines, {} waiting for a P ({:.1} on average), {} idle Ps, {} spinning",
