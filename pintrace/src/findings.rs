@@ -1261,8 +1261,8 @@ mod tests {
 
     /// Thread 100 each second: runs `run` ms, is preempted by process 777
     /// and waits behind it `wait` ms, sleeps the rest.
-    fn beside_a_hog(run: u64, wait: u64) -> Model {
-        run_secs(6, move |m, s| {
+    fn beside_a_hog(run_ms: u64, wait_ms: u64) -> Model {
+        run(6, move |m, s| {
             if s == 0 {
                 let comm = Comm::new("hog");
                 m.apply(&ev(0, NO_CPU, EventKind::OtherProcess { pid: 777, kthread: false, comm }));
@@ -1276,14 +1276,10 @@ mod tests {
                 other,
             };
             m.apply(&ev(t0, 0, sw(0, 100, 0, 0)));
-            m.apply(&ev(t0 + run * MS, 0, sw(100, 0, 0, 777)));
-            m.apply(&ev(t0 + (run + wait) * MS, 0, sw(0, 100, 0, 777)));
-            m.apply(&ev(t0 + (run + wait) * MS + 1, 0, sw(100, 0, 1, 0)));
+            m.apply(&ev(t0 + run_ms * MS, 0, sw(100, 0, 0, 777)));
+            m.apply(&ev(t0 + (run_ms + wait_ms) * MS, 0, sw(0, 100, 0, 777)));
+            m.apply(&ev(t0 + (run_ms + wait_ms) * MS + 1, 0, sw(100, 0, 1, 0)));
         })
-    }
-
-    fn run_secs(secs: u64, each: impl FnMut(&mut Model, u64)) -> Model {
-        run(secs, each)
     }
 
     #[test]

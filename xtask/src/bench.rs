@@ -14,7 +14,8 @@
 //! Then a long recording at ~1 M events/s and its report (bench_long.rs);
 //! `--only-long` runs only that. And the probe paths, BTF tracepoints against
 //! classic ones, for an unrelated process and the traced one (bench_path.rs);
-//! `--only-path` runs only that.
+//! `--only-path` runs only that. Last, the findings on the corpus of Go
+//! programs (bench_diagnosis.rs): `--only-diagnosis`.
 use std::{
     fmt::Write as _,
     io::{BufRead, BufReader, Write},
@@ -45,6 +46,10 @@ pub struct Args {
     /// Only the probe paths: BTF against classic tracepoints, for an unrelated and for the traced process
     #[arg(long, conflicts_with_all = ["only_top", "only_go", "only_long"])]
     only_path: bool,
+    /// Only the findings on the corpus of Go programs (tests/go), both Go versions:
+    /// what fired, what was expected, how long it took, precision and recall
+    #[arg(long, conflicts_with_all = ["only_top", "only_go", "only_long", "only_path"])]
+    only_diagnosis: bool,
     /// How long the long run records, in seconds
     #[arg(long, default_value_t = 300)]
     long_secs: u64,
@@ -242,7 +247,7 @@ fn one_run(w: &Workload, tracer: Tracer, pintrace: &Path, scratch: &Path) -> Res
 }
 
 pub fn run(args: &Args) -> Result<()> {
-    if !args.only_top && !args.only_go && !args.only_long {
+    if !args.only_top && !args.only_go && !args.only_long && !args.only_diagnosis {
         setup::apt(&["linux-perf", "bpftrace"])?;
     }
     if args.only_path {
@@ -255,6 +260,14 @@ pub fn run(args: &Args) -> Result<()> {
         return Ok(());
     }
     let pintrace = build_pintrace(true)?;
+    if args.only_diagnosis {
+        setup::all()?;
+        let report = crate::bench_diagnosis::run(&pintrace)?;
+        print!("{report}");
+        std::fs::write(root().join("target/bench-diagnosis.md"), &report)?;
+        eprintln!("bench: written to target/bench-diagnosis.md");
+        return Ok(());
+    }
     if args.only_go {
         let report = crate::bench_go::run(&pintrace, args.rounds)?;
         print!("{report}");
@@ -281,6 +294,7 @@ pub fn run(args: &Args) -> Result<()> {
         report.push_str(&crate::bench_path::run(&pintrace, &bins, args.rounds)?);
         report.push_str(&crate::bench_go::run(&pintrace, args.rounds)?);
         report.push_str(&crate::bench_long::run(&pintrace, &bins, args.long_secs)?);
+        report.push_str(&crate::bench_diagnosis::run(&pintrace)?);
     }
     print!("{report}");
     std::fs::write(&out, &report)?;

@@ -8,6 +8,7 @@ use anyhow::{bail, Context as _, Result};
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod bench_diagnosis;
 mod bench_go;
 mod bench_long;
 mod bench_path;

@@ -15,8 +15,9 @@ use crate::TidMap as HashMap;
 
 /// Other processes remembered per window: the busiest are kept.
 const MAX_OTHERS: usize = 1024;
-/// Disjoint wait segments kept per interval; beyond, the closest two merge
-/// (the pressure can then read a little high, never low).
+/// Disjoint wait segments kept per interval; beyond, the older half is
+/// sealed: counted, and no longer merged with (a later wait that overlaps
+/// them is counted again, so the pressure can read high, never low).
 const MAX_SEGMENTS: usize = 4096;
 
 /// Wait time by what the thread waited behind.
@@ -85,18 +86,44 @@ pub struct OtherProcess {
 }
 
 /// The union of wait intervals, to time "at least one thread waited".
+/// Waits come mostly in the order they end, so the latest segment is kept
+/// apart and most waits merge with it or follow it without a map lookup.
 #[derive(Clone, Debug, Default)]
 struct Union {
-    /// start → end, disjoint and sorted.
+    /// start → end, disjoint and sorted, all before `tail`.
     segments: BTreeMap<u64, u64>,
+    /// The segment that starts last.
+    tail: Option<(u64, u64)>,
+    /// The length of the segments sealed.
+    sealed: u64,
 }
 
 impl Union {
-    fn add(&mut self, mut start: u64, mut end: u64) {
+    fn add(&mut self, start: u64, end: u64) {
         if end <= start {
             return;
         }
-        // Merge with a segment that starts before and reaches `start`.
+        match self.tail {
+            None => self.tail = Some((start, end)),
+            Some((ts, te)) if start >= ts => {
+                if start <= te {
+                    self.tail = Some((ts, te.max(end)));
+                } else {
+                    self.insert(ts, te);
+                    self.tail = Some((start, end));
+                }
+            }
+            Some((ts, te)) => {
+                // Before the tail: into the map with it, and the last back out.
+                self.insert(ts, te);
+                self.insert(start, end);
+                self.tail = self.segments.pop_last();
+            }
+        }
+    }
+
+    /// Into the map, merged with what it overlaps.
+    fn insert(&mut self, mut start: u64, mut end: u64) {
         if let Some((&s, &e)) = self.segments.range(..=start).next_back() {
             if e >= start {
                 start = s;
@@ -104,27 +131,27 @@ impl Union {
                 self.segments.remove(&s);
             }
         }
-        // And with those that start inside [start, end].
-        let inside: Vec<(u64, u64)> = self.segments.range(start..=end).map(|(&s, &e)| (s, e)).collect();
-        for (s, e) in inside {
+        while let Some((&s, &e)) = self.segments.range(start..=end).next() {
             end = end.max(e);
             self.segments.remove(&s);
         }
         self.segments.insert(start, end);
         if self.segments.len() > MAX_SEGMENTS {
-            self.merge_closest();
+            // Amortised: one pass for every MAX_SEGMENTS / 2 inserts.
+            let Some(&middle) = self.segments.keys().nth(MAX_SEGMENTS / 2) else { return };
+            let newer = self.segments.split_off(&middle);
+            let older = std::mem::replace(&mut self.segments, newer);
+            self.sealed = older.iter().map(|(&s, &e)| e - s).fold(self.sealed, u64::saturating_add);
         }
     }
 
-    fn merge_closest(&mut self) {
-        let gaps = self.segments.iter().zip(self.segments.iter().skip(1));
-        let Some(((&a, _), (&b, &e))) = gaps.min_by_key(|((_, &ae), (&bs, _))| bs.saturating_sub(ae)) else { return };
-        self.segments.remove(&b);
-        self.segments.insert(a, e);
+    fn total(&self) -> u64 {
+        let tail = self.tail.map_or(0, |(s, e)| e - s);
+        self.segments.iter().map(|(&s, &e)| e - s).fold(self.sealed.saturating_add(tail), u64::saturating_add)
     }
 
-    fn total(&self) -> u64 {
-        self.segments.iter().map(|(&s, &e)| e - s).fold(0u64, u64::saturating_add)
+    fn len(&self) -> usize {
+        self.segments.len() + usize::from(self.tail.is_some())
     }
 }
 
@@ -224,13 +251,20 @@ mod tests {
         u.add(40, 50);
         u.add(5, 12); // reaches into the first
         u.add(30, 40); // joins the two
-        assert_eq!(u.segments.len(), 1);
+        assert_eq!(u.len(), 1);
         assert_eq!(u.total(), 45);
         u.add(60, 60); // empty
         assert_eq!(u.total(), 45);
         u.add(100, 110);
         u.add(0, 200); // covers all
-        assert_eq!((u.segments.len(), u.total()), (1, 200));
+        assert_eq!((u.len(), u.total()), (1, 200));
+        // Out of order: before the tail, between segments.
+        let mut u = Union::default();
+        u.add(100, 110);
+        u.add(10, 20);
+        u.add(50, 60);
+        u.add(15, 55);
+        assert_eq!((u.len(), u.total()), (2, 50 + 10));
     }
 
     #[test]
@@ -239,8 +273,16 @@ mod tests {
         for i in 0..(MAX_SEGMENTS as u64 + 10) {
             u.add(i * 10, i * 10 + 5);
         }
-        assert!(u.segments.len() <= MAX_SEGMENTS);
+        assert!(u.len() <= MAX_SEGMENTS + 1);
         assert!(u.total() >= (MAX_SEGMENTS as u64 + 10) * 5, "merging reads high, never low");
+        // Disjoint waits arriving backwards: each an O(log n) insert, not a scan.
+        let mut u = Union::default();
+        let t = std::time::Instant::now();
+        for i in (0..200_000u64).rev() {
+            u.add(i * 10, i * 10 + 5);
+        }
+        assert!(u.len() <= MAX_SEGMENTS + 1);
+        assert!(t.elapsed() < std::time::Duration::from_secs(5), "{:?}", t.elapsed());
     }
 
     #[test]
