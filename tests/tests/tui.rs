@@ -63,10 +63,12 @@ fn rows(screen: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// %CPU of a row: the number after the state letter.
+/// %CPU of a row: the number after the state letter and the Go state.
 fn cpu_pct(row: &[String]) -> f64 {
     let s = row.iter().position(|w| ["R", "W", "S", "X"].contains(&w.as_str())).expect("a state column");
-    row[s + 1].parse().expect("a %CPU value")
+    let go = ["run", "sys", "cgo", "idle", "spin", "lock", "lkwp", "?", "-"];
+    assert!(go.contains(&row[s + 1].as_str()), "a Go state after the state: {row:?}");
+    row[s + 2].parse().expect("a %CPU value")
 }
 
 fn busy_go(ms: &str) -> Workload {
@@ -107,7 +109,7 @@ fn top_shows_the_threads_sorts_opens_detail_and_quits_cleanly() {
     assert!(s.contains("TID▼"), "{s}");
 
     // Back to %CPU (s cycles through every column), then open the busiest thread.
-    for _ in 0..10 {
+    for _ in 0..pintrace::tui::app::SortColumn::ALL.len() - 1 {
         t.keys(&["s"]);
     }
     t.wait_for("the table sorted by %CPU again", |s| s.contains("sorted by %CPU"));

@@ -150,6 +150,7 @@ impl Union {
         self.segments.iter().map(|(&s, &e)| e - s).fold(self.sealed.saturating_add(tail), u64::saturating_add)
     }
 
+    #[cfg(test)]
     fn len(&self) -> usize {
         self.segments.len() + usize::from(self.tail.is_some())
     }
