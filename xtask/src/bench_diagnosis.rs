@@ -72,11 +72,16 @@ fn corpus() -> Vec<Case> {
         case("busy", &["4", "8000"], &["sigurg_preemption"]),
         case("busy", &["4", "8000", "1"], &["gomaxprocs_below_cpus", "sigurg_preemption"]),
         Case { env: &[("GOMAXPROCS", "1")], ..case("pipeline", &["4", "16", "8000"], &["gomaxprocs_below_cpus"]) },
-        case("busy", &["6", "8000", "6"], &["gomaxprocs_over_quota", "runq_latency", "sigurg_preemption"]),
+        // Six Ps for six goroutines: none waits for a P (they wait for CPUs),
+        // so sysmon's preemption frees nothing: no sigurg_preemption.
+        case("busy", &["6", "8000", "6"], &["gomaxprocs_over_quota", "runq_latency"]),
         Case { setting: Setting::Quota, ..case("busy", &["2", "8000"], &["gomaxprocs_over_quota"]) },
-        case("starve", &["4", "8000"], &["pinned_starvation"]),
+        // The hot worker's long runs hold a P the others wait for.
+        case("starve", &["4", "8000"], &["pinned_starvation", "sigurg_preemption"]),
         case("pool", &["8", "20000", "8000", "3"], &["pinned_starvation", "sigurg_preemption"]),
-        case("migrate", &["1", "8000"], &["pinned_migration"]),
+        // A pinned goroutine in a CPU-bound loop: sysmon preempts it for
+        // nothing (the info-level sigurg_preemption).
+        case("migrate", &["1", "8000"], &["pinned_migration", "sigurg_preemption"]),
         Case { setting: Setting::Hogs, ..case("busy", &["2", "8000"], &["noisy_neighbor", "runq_latency"]) },
         Case { setting: Setting::Hogs, ..case("gcbatch", &["8000"], &["noisy_neighbor"]) },
     ]

@@ -753,6 +753,12 @@ mod detail {
     fn go_line(t: &crate::model::ThreadStats) -> String {
         let Some(role) = t.role else { return "Go: not an M of a Go runtime (or not read)".to_string() };
         let mut s = format!("Go: {} thread", role.label());
+        if let Some(state) = t.go_state {
+            s += &format!(", {}", state.label().replace('_', " "));
+            if let Some(g) = &t.goroutine {
+                s += &format!(" goroutine {} ({})", g.id, g.function.as_deref().map_or("?", clean_fn));
+            }
+        }
         if t.pinned {
             s += &format!(
                 ", locked (LockOSThread) to a goroutine started by {}",
@@ -1184,11 +1190,36 @@ mod tests {
         };
         m.apply(&ev(1_000, crate::event::NO_CPU, go(102, GoRole::Sysmon, 0)));
         m.apply(&ev(1_000, crate::event::NO_CPU, go(104, GoRole::Pinned, 1)));
+        let state = |tid, state, goid, func: Option<&str>| crate::event::EventKind::GoState {
+            tid,
+            state,
+            goid,
+            func: func.map(ustr::ustr),
+        };
+        use crate::goruntime::GoState;
+        m.apply(&ev(1_000, crate::event::NO_CPU, state(102, GoState::Idle, 0, None)));
+        m.apply(&ev(1_000, crate::event::NO_CPU, state(104, GoState::Running, 17, Some("main.worker"))));
         m.tick(S + 2_000 * MS);
         app.show(m.live(None));
         let lines = screen(&app);
         assert!(row(&lines, 102).concat().contains("[sysmon]"), "{lines:?}");
         assert!(row(&lines, 104).concat().contains("[pinned]"), "{lines:?}");
+        // The GO column, after the state.
+        let r104 = row(&lines, 104);
+        let s = r104.iter().position(|w| *w == "S" || *w == "R").expect("state");
+        assert_eq!(r104[s + 1], "run", "{r104:?}");
+        let r102 = row(&lines, 102);
+        assert!(r102.contains(&"idle"), "{r102:?}");
+        // The detail names the goroutine.
+        while app.selected() != Some(104) {
+            app.update(Msg::Down);
+        }
+        app.update(Msg::Open);
+        app.show(m.live(app.focus()));
+        let detail = screen(&app).join("\n");
+        assert!(detail.contains("Go: pinned thread, running goroutine 17 (main.worker)"), "{detail}");
+        app.update(Msg::Back);
+        app.show(m.live(app.focus()));
         app.update(Msg::FilterStart);
         "pinned".chars().for_each(|c| {
             app.update(Msg::FilterInput(c));
