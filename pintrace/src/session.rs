@@ -449,7 +449,7 @@ impl Session {
 
 /// Pinned threads whose state is sampled with the scheduler (ten times a
 /// second): the first this many of the M list.
-const MAX_SAMPLED_PINNED: usize = 64;
+const MAX_SAMPLED_PINNED: usize = 16;
 
 /// The executable of `pid`, through /proc (valid across mount namespaces).
 fn exe_of(pid: u32) -> PathBuf {
