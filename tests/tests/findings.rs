@@ -189,14 +189,22 @@ fn a_pinned_pool_that_keeps_up_is_healthy() {
     assert!(rules.is_empty(), "{}", r["findings"]);
 }
 
-/// Two CPU-bound shell loops of another process, killed when dropped.
+/// CPU-bound shell loops of another process, one on each CPU (so that the
+/// load balancer cannot put the Go program's threads together on one CPU
+/// and the loops on the other: then they would wait behind each other, not
+/// behind the loops), killed when dropped.
 struct Hogs(Vec<std::process::Child>);
 
 impl Hogs {
     fn start(n: usize) -> Hogs {
         Hogs(
             (0..n)
-                .map(|_| std::process::Command::new("sh").args(["-c", "while :; do :; done"]).spawn().expect("sh"))
+                .map(|cpu| {
+                    std::process::Command::new("taskset")
+                        .args(["-c", &cpu.to_string(), "sh", "-c", "while :; do :; done"])
+                        .spawn()
+                        .expect("taskset sh")
+                })
                 .collect(),
         )
     }
@@ -221,7 +229,7 @@ impl Drop for Hogs {
 /// waits behind them a little (CFS favours waking sleepers): no finding.
 #[test]
 fn another_process_taking_the_cpus_is_a_noisy_neighbor() {
-    let hogs = Hogs::start(2);
+    let hogs = Hogs::start(pintrace::target::nr_cpus() as usize);
     let (rules, r) = findings_of("busy", &["2", "6000"]);
     assert!(rules.contains(&"noisy_neighbor".to_string()), "{}", r["findings"]);
     let f = finding(&r, "noisy_neighbor");

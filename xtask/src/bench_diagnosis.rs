@@ -29,7 +29,7 @@ const GOAL: Duration = Duration::from_secs(10);
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Setting {
     None,
-    /// Two CPU-bound shell loops of another process.
+    /// Two CPU-bound shell loops of another process, one on each CPU.
     Hogs,
     /// A 0.5-CPU quota on the program's group.
     Quota,
