@@ -164,6 +164,10 @@ pub enum DwarfProblem {
     MemberOffset { ty: &'static str, member: &'static str },
     #[error("member {ty}.{member} is {size} bytes, not {expected}")]
     MemberSize { ty: &'static str, member: &'static str, size: u64, expected: u64 },
+    /// The fields read span more than any runtime's struct does: the
+    /// DWARF is not the runtime's (and would make pintrace read that much).
+    #[error("the fields of {ty} pintrace reads span {span} bytes, more than {MAX_SPAN}: not the Go runtime's layout")]
+    Span { ty: &'static str, span: u64 },
 }
 
 impl From<gimli::Error> for DwarfProblem {
@@ -299,7 +303,28 @@ pub fn layouts_from_sections(
         m_size: types.size("runtime.m")?,
         g_size: types.size("runtime.g")?,
     };
-    Ok(Layouts { runtime, sched: sched_layout(&types) })
+    check_span("runtime.m", runtime.m_span())?;
+    check_span("runtime.g", runtime.g_span())?;
+    let sched = sched_layout(&types).and_then(|s| {
+        check_span("runtime.schedt", s.sched_span())?;
+        check_span("runtime.p", s.p_span())?;
+        Ok(s)
+    });
+    Ok(Layouts { runtime, sched })
+}
+
+/// The most bytes of one struct pintrace reads at once: the runtime's
+/// spans are at most a few kilobytes (`runtime.p`'s, the largest, 4.5 KB
+/// in Go 1.26). Offsets come from the target's DWARF: this bounds the
+/// buffers and reads they size.
+pub const MAX_SPAN: u64 = 64 << 10;
+
+fn check_span(ty: &'static str, span: std::ops::Range<u64>) -> Result<(), DwarfProblem> {
+    let len = span.end.saturating_sub(span.start);
+    if len > MAX_SPAN {
+        return Err(DwarfProblem::Span { ty, span: len });
+    }
+    Ok(())
 }
 
 fn sched_layout(types: &Types) -> Result<SchedLayout, DwarfProblem> {
@@ -672,6 +697,31 @@ mod tests {
         );
         assert_eq!(l.m_span(), 72..624);
         assert_eq!(l.g_span(), 144..320);
+    }
+
+    /// Offsets no runtime has (a hostile binary's DWARF) are refused, not
+    /// used to size a read.
+    #[test]
+    fn implausible_spans_are_refused() {
+        let mut rt = Unit::new("runtime");
+        let u64t = rt.base("uint64", 8);
+        let u32t = rt.base("uint32", 4);
+        let boolt = rt.base("bool", 1);
+        let m: Vec<(&str, u64, u32)> = vec![
+            ("procid", 72, u64t),
+            ("mstartfn", 184, u64t),
+            ("curg", 192, u64t),
+            ("p", 208, u64t),
+            ("spinning", 276, boolt),
+            ("incgo", 280, boolt),
+            ("alllink", 336, u64t),
+            ("lockedg", 352, u64t),
+            ("lockedExt", 1 << 40, u32t),
+            ("lockedInt", 620, u32t),
+        ];
+        rt.structure("runtime.m", 1008, &m);
+        rt.structure("runtime.g", 392, &[("atomicstatus", 144, u32t), ("goid", 152, u64t), ("startpc", 312, u64t)]);
+        assert!(matches!(parse(&rt.bytes()), Err(DwarfProblem::Span { ty: "runtime.m", .. })));
     }
 
     #[test]
