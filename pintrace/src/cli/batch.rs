@@ -157,16 +157,7 @@ fn block(
     }
     let by = &p.wait_by_cause_ns;
     if by.total() > 0 {
-        let _ = write!(
-            o,
-            "CPU pressure {:.0}%: waited {} behind own threads, {} behind other processes, {} behind the kernel, {} idle, {} throttled",
-            p.cpu_pressure_pct,
-            fmt::ns(by.own_threads),
-            fmt::ns(by.other_processes),
-            fmt::ns(by.kernel),
-            fmt::ns(by.idle),
-            fmt::ns(by.throttled)
-        );
+        let _ = write!(o, "CPU pressure {:.0}%: waited behind {by}", p.cpu_pressure_pct);
         if let Some(x) = live.other_processes.first() {
             let _ = write!(o, "; most behind {} (pid {})", clean(&x.comm), x.pid);
         }

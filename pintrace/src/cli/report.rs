@@ -80,17 +80,7 @@ pub fn render(r: &Report, rows: usize) -> String {
     }
     let by = &p.wait_by_cause_ns;
     if by.total() > 0 {
-        let _ = write!(
-            o,
-            "pressure  {:.0}% of the time a thread waited; waits behind own threads {}, other processes {}, the kernel {}, idle {}, throttled {}",
-            p.cpu_pressure_pct,
-            fmt::ns(by.own_threads),
-            fmt::ns(by.other_processes),
-            fmt::ns(by.kernel),
-            fmt::ns(by.idle),
-            fmt::ns(by.throttled)
-        );
-        let _ = writeln!(o);
+        let _ = writeln!(o, "pressure  {:.0}% of the time a thread waited; waits behind {by}", p.cpu_pressure_pct);
         for x in r.other_processes.iter().take(3) {
             let _ = writeln!(o, "          behind {} (pid {}): {}", clean(&x.comm), x.pid, fmt::ns(x.wait_caused_ns));
         }

@@ -49,6 +49,23 @@ impl WaitByCause {
     }
 }
 
+/// "own threads 1.5s, other processes 4.5s, the kernel 206ms, idle 0ns,
+/// throttled 0ns": one text for batch and report.
+impl std::fmt::Display for WaitByCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::fmt::ns;
+        write!(
+            f,
+            "own threads {}, other processes {}, the kernel {}, idle {}, throttled {}",
+            ns(self.own_threads),
+            ns(self.other_processes),
+            ns(self.kernel),
+            ns(self.idle),
+            ns(self.throttled)
+        )
+    }
+}
+
 /// What a wait was behind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Cause {
