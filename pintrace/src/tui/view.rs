@@ -983,8 +983,8 @@ mod help {
         ("[pinned]", "locked to a goroutine (LockOSThread)"),
         ("R W T", "running, waiting for a CPU, throttled"),
         ("S X", "sleeping, exited"),
-        ("%CPU", "% of one CPU, last interval"),
-        ("CPU", "the CPU it last ran on"),
+        ("GO", "run sys cgo idle spin lock lkwp"),
+        ("%CPU CPU", "% of a CPU; last CPU it ran on"),
         ("MIGR/s", "moves between CPUs"),
         ("INVOL/s", "preempted while runnable"),
         ("VOL/s", "switched out to block/sleep"),
@@ -1327,6 +1327,7 @@ mod tests {
             "short-lived",
             "waiting for a CPU",
             "RUNQ p99",
+            "spin lock lkwp",
         ] {
             assert!(s.contains(want), "{want:?} missing from\n{s}");
         }
