@@ -625,3 +625,76 @@ fn threads_cost() {
     // busy machine get some slack.
     assert!(us[10] < 20_000, "threads() took {} us with {N} Ms", us[10]);
 }
+
+/// An ELF64 section header field: (offset of the header table, entry size, count).
+fn section_table(b: &[u8]) -> (usize, usize, usize) {
+    let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes")) as usize;
+    let u16_at = |o: usize| u16::from_le_bytes(b[o..o + 2].try_into().expect("2 bytes")) as usize;
+    (u64_at(0x28), u16_at(0x3a), u16_at(0x3c))
+}
+
+fn patched(name: &str, bin: &Path, patch: impl FnOnce(&mut Vec<u8>)) -> PathBuf {
+    let mut b = std::fs::read(bin).expect("reading the Go binary");
+    patch(&mut b);
+    let out = pintrace_tests::scratch(name);
+    std::fs::write(&out, b).expect("writing the patched binary");
+    out
+}
+
+/// The largest resident set this process has had, in KiB.
+fn peak_rss_kib() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").expect("status");
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM")
+}
+
+/// The executable is the target's: damage is said (not taken for "not Go"),
+/// and its sizes do not decide what pintrace reads or allocates.
+#[test]
+fn a_damaged_or_huge_go_binary_is_said_and_bounded() {
+    let bin = go_program_with(&go_old(), "pinned", &[]);
+    let version = GoBinary::open(&bin).expect("the binary").go_version().to_string();
+    assert!(version.starts_with("go1.19"), "{version}");
+
+    // Section headers out of the file: a Go binary that cannot be read, said so.
+    let shoff = patched("damaged-shoff", &bin, |b| b[0x28..0x30].copy_from_slice(&(1u64 << 40).to_le_bytes()));
+    match GoBinary::open(&shoff) {
+        Err(e @ GoError::Damaged { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains(&version) && msg.contains("cannot be read"), "{msg}");
+        }
+        other => panic!("section headers out of the file: {other:?}"),
+    }
+
+    // A symbol table that says it is 1 TiB: refused before it is read.
+    let symtab = patched("damaged-symtab", &bin, |b| {
+        let (off, size, n) = section_table(b);
+        let sym = (0..n).map(|i| off + i * size).find(|&h| b[h + 4..h + 8] == 2u32.to_le_bytes()).expect(".symtab");
+        b[sym + 0x20..sym + 0x28].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    });
+    match GoBinary::open(&symtab) {
+        Err(e @ GoError::Damaged { .. }) => assert!(e.to_string().contains("more than"), "{e}"),
+        other => panic!("a 1 TiB symbol table: {other:?}"),
+    }
+
+    // Build info whose magic is gone: still Go (its runtime symbols say so), version unknown.
+    let no_magic = patched("damaged-buildinfo", &bin, |b| {
+        let at = b.windows(14).position(|w| w == b"\xff Go buildinf:").expect("the build info magic");
+        b[at..at + 14].fill(0);
+    });
+    let b = GoBinary::open(&no_magic).expect("still a Go binary");
+    assert_eq!(b.go_version(), "unknown");
+    assert!(b.runtime_layout().is_ok(), "its DWARF is intact");
+
+    // A 4 GiB sparse copy: only the headers and the sections needed are read.
+    let sparse = patched("sparse-4g", &bin, |_| {});
+    std::fs::OpenOptions::new().write(true).open(&sparse).expect("open").set_len(4 << 30).expect("set_len");
+    let before = peak_rss_kib();
+    let b = GoBinary::open(&sparse).expect("the sparse copy");
+    assert_eq!(b.go_version(), version);
+    let after = peak_rss_kib();
+    assert!(after < before + 256 * 1024, "reading a 4 GiB file grew the peak RSS from {before} to {after} KiB");
+    std::fs::remove_file(&sparse).expect("removing the sparse copy");
+}

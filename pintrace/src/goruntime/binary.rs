@@ -1,13 +1,20 @@
 //! A Go executable on disk: is it Go, how was it built, where are the
 //! runtime variables pintrace reads, how are the runtime's `m` and `g`
 //! laid out (DWARF), and which function holds a code address.
+//!
+//! The executable is the target's choice: it is read through a cache of the
+//! ranges asked for (`object::ReadCache`), never whole, and every table
+//! read whole (symbols, strings, build info, DWARF) is bounded first.
 use std::{
     fs,
     path::{Path, PathBuf},
 };
 
 use object::{
-    elf, Object as _, ObjectKind, ObjectSection as _, ObjectSegment as _, ObjectSymbol as _, SegmentFlags, SymbolKind,
+    elf,
+    read::elf::{FileHeader as _, ProgramHeader as _, SectionHeader as _},
+    Endianness, Object as _, ObjectKind, ObjectSection as _, ObjectSegment as _, ObjectSymbol as _, ReadRef,
+    SegmentFlags, SymbolKind,
 };
 
 use super::{
@@ -20,6 +27,14 @@ use super::{
 /// The bytes Go's reader searches for the blob when there is no
 /// `.go.buildinfo` section.
 const SEARCH_LEN: usize = 64 * 1024;
+
+/// The most bytes of a table read whole (the symbol and string tables):
+/// a large Go service's symbol table is tens of megabytes.
+const MAX_TABLE: u64 = 256 << 20;
+/// The most section headers: more than any linker writes.
+const MAX_SECTIONS: usize = 1 << 16;
+/// The build info section: a few kilobytes in any Go binary.
+const MAX_BUILDINFO: u64 = 1 << 20;
 
 /// A PT_LOAD program header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,26 +92,44 @@ impl GoBinary {
     /// Reads the Go executable at `path`; `GoError::NotGo` if it is not one.
     pub fn open(path: impl AsRef<Path>) -> Result<GoBinary, GoError> {
         let path = path.as_ref();
-        let data = fs::read(path).map_err(|source| GoError::Read { path: path.to_path_buf(), source })?;
-        GoBinary::parse(path, &data)
+        let file = fs::File::open(path).map_err(|source| GoError::Read { path: path.to_path_buf(), source })?;
+        GoBinary::parse_from(path, &object::ReadCache::new(file))
     }
 
     /// The executable of process `pid` (through /proc/PID/exe, so it works
     /// for a binary replaced or deleted since, and across mount namespaces).
     pub fn from_pid(pid: u32) -> Result<GoBinary, GoError> {
         let exe = PathBuf::from(format!("/proc/{pid}/exe"));
-        let data = fs::read(&exe).map_err(|source| GoError::Read { path: exe.clone(), source })?;
+        let file = fs::File::open(&exe).map_err(|source| GoError::Read { path: exe.clone(), source })?;
         // Name the file in messages, not the /proc link.
         let shown = fs::read_link(&exe).unwrap_or(exe);
-        GoBinary::parse(&shown, &data)
+        GoBinary::parse_from(&shown, &object::ReadCache::new(file))
     }
 
     /// Parses an executable's bytes; `path` is only for messages. This
     /// includes the DWARF layout of the runtime's structs (a few
     /// milliseconds: see `dwarf`) and the function table.
     pub fn parse(path: &Path, data: &[u8]) -> Result<GoBinary, GoError> {
+        GoBinary::parse_from(path, data)
+    }
+
+    /// As `parse`, from any source of bytes (a file read on demand).
+    pub fn parse_from<'d, R: ReadRef<'d>>(path: &Path, data: R) -> Result<GoBinary, GoError> {
         let not_go = |reason: String| GoError::NotGo { path: path.to_path_buf(), reason };
-        let file = object::File::parse(data).map_err(|e| not_go(format!("not an ELF file ({e})")))?;
+        if data.read_bytes_at(0, 4).ok() != Some(&elf::ELFMAG[..]) {
+            return Err(not_go("not an ELF file".into()));
+        }
+        let file = bounded(data).and_then(|()| object::File::parse(data).map_err(|e| e.to_string()));
+        let file = match file {
+            Ok(f) => f,
+            // Damage in the headers: say so if what remains says Go.
+            Err(e) => {
+                return Err(match damaged_go_version(data) {
+                    Some(version) => GoError::Damaged { path: path.to_path_buf(), version, reason: e },
+                    None => not_go(format!("an ELF file that does not parse ({e})")),
+                })
+            }
+        };
         let pie = match file.kind() {
             ObjectKind::Executable => false,
             ObjectKind::Dynamic => true,
@@ -115,9 +148,9 @@ impl GoBinary {
             .collect();
 
         let section = file.section_by_name(".go.buildinfo");
-        let build = match section.as_ref().and_then(|s| s.data().ok()) {
+        let build = match section.as_ref().filter(|s| s.size() <= MAX_BUILDINFO).and_then(|s| s.data().ok()) {
             Some(d) => buildinfo::parse(d),
-            None => buildinfo::parse(first_writable_data(data, &loads)),
+            None => buildinfo::parse(&first_writable_data(data, &loads)),
         };
 
         let mut symbols = RuntimeSymbols::default();
@@ -267,16 +300,60 @@ impl GoBinary {
 
 /// The start of the first writable, non-executable PT_LOAD, where the linker
 /// puts the blob on platforms without a `.go.buildinfo` section.
-fn first_writable_data<'a>(data: &'a [u8], loads: &[LoadSegment]) -> &'a [u8] {
-    loads
+fn first_writable_data<'d, R: ReadRef<'d>>(data: R, loads: &[LoadSegment]) -> Vec<u8> {
+    let Some(l) = loads.iter().find(|l| l.flags & (elf::PF_X | elf::PF_W) == elf::PF_W) else { return Vec::new() };
+    let file_len = data.len().unwrap_or(0);
+    let len = l.filesz.min(SEARCH_LEN as u64).min(file_len.saturating_sub(l.offset));
+    data.read_bytes_at(l.offset, len).map(<[u8]>::to_vec).unwrap_or_default()
+}
+
+/// Checks, from the section headers alone, that what `object` reads whole
+/// when it parses a file (the section headers, the symbol and string
+/// tables) is of a size an executable can have; a hostile file's sizes
+/// would otherwise decide how much is read and allocated.
+fn bounded<'d, R: ReadRef<'d>>(data: R) -> Result<(), String> {
+    let header = elf::FileHeader64::<Endianness>::parse(data).map_err(|e| e.to_string())?;
+    let endian = header.endian().map_err(|e| e.to_string())?;
+    let count = header.shnum(endian, data).map_err(|e| e.to_string())?;
+    if count > MAX_SECTIONS {
+        return Err(format!("{count} section headers, more than {MAX_SECTIONS}"));
+    }
+    let sections = header.section_headers(endian, data).map_err(|e| e.to_string())?;
+    for s in sections {
+        let kind = s.sh_type(endian);
+        let whole = matches!(kind, elf::SHT_SYMTAB | elf::SHT_DYNSYM | elf::SHT_STRTAB | elf::SHT_SYMTAB_SHNDX);
+        let size = s.sh_size(endian);
+        if whole && size > MAX_TABLE {
+            return Err(format!("a symbol or string table of {size} bytes, more than {MAX_TABLE}"));
+        }
+    }
+    Ok(())
+}
+
+/// The Go version a file whose section headers do not parse still shows in
+/// its build info (found through the program headers), if any: a damaged
+/// Go binary, not a program in another language.
+fn damaged_go_version<'d, R: ReadRef<'d>>(data: R) -> Option<String> {
+    let header = elf::FileHeader64::<Endianness>::parse(data).ok()?;
+    let endian = header.endian().ok()?;
+    let loads: Vec<LoadSegment> = header
+        .program_headers(endian, data)
+        .ok()?
         .iter()
-        .find(|l| l.flags & (elf::PF_X | elf::PF_W) == elf::PF_W)
-        .and_then(|l| {
-            let rest = data.get(usize::try_from(l.offset).ok()?..)?;
-            let len = usize::try_from(l.filesz).unwrap_or(usize::MAX).min(SEARCH_LEN).min(rest.len());
-            Some(&rest[..len])
+        .filter(|p| p.p_type(endian) == elf::PT_LOAD)
+        .map(|p| LoadSegment {
+            vaddr: p.p_vaddr(endian),
+            offset: p.p_offset(endian),
+            filesz: p.p_filesz(endian),
+            memsz: p.p_memsz(endian),
+            flags: p.p_flags(endian),
         })
-        .unwrap_or(&[])
+        .collect();
+    match buildinfo::parse(&first_writable_data(data, &loads)) {
+        Ok(b) => Some(b.go_version),
+        Err(BuildInfoError::NoHeader) => None,
+        Err(_) => Some("unknown".into()),
+    }
 }
 
 #[cfg(test)]
@@ -311,8 +388,8 @@ mod tests {
     fn first_writable_data_is_bounded() {
         let w = LoadSegment { vaddr: 0, offset: 4, filesz: 100, memsz: 100, flags: elf::PF_R | elf::PF_W };
         let x = LoadSegment { flags: elf::PF_R | elf::PF_X, offset: 0, ..w };
-        assert_eq!(first_writable_data(&[1; 10], &[x, w]), &[1; 6]);
-        assert_eq!(first_writable_data(&[1; 3], &[w]), &[] as &[u8]);
-        assert_eq!(first_writable_data(&[1; 10], &[x]), &[] as &[u8]);
+        assert_eq!(first_writable_data(&[1u8; 10][..], &[x, w]), &[1; 6]);
+        assert_eq!(first_writable_data(&[1u8; 3][..], &[w]), &[] as &[u8]);
+        assert_eq!(first_writable_data(&[1u8; 10][..], &[x]), &[] as &[u8]);
     }
 }

@@ -15,11 +15,24 @@
 //! 0.8 ms finding the structs), 4.6 ms with Go 1.26 (306 KB → 728 KB:
 //! 2.9 + 1.2 ms). A debug build takes 20 and 27 ms. It grows with the
 //! binary's DWARF: mostly the inflating, ~240 MB of output a second.
-use std::borrow::Cow;
+//!
+//! The DWARF is the target's: its sizes and counts are not trusted. The
+//! search has a budget (`Budget`: a deadline and a count of entries read)
+//! and fails with `DwarfProblem::Budget` when it is spent; abbreviation
+//! tables are parsed once however many units share one; a section that
+//! announces more than `MAX_INFLATED` bytes, or more than zlib can
+//! inflate from its compressed bytes, is refused before any allocation.
+use std::{
+    borrow::Cow,
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
-use std::collections::HashMap;
-
-use gimli::{AttributeValue, DebugAbbrev, DebugInfo, DebugStr, EndianSlice, RunTimeEndian, UnitHeader};
+use gimli::{
+    Abbreviations, AttributeValue, DebugAbbrev, DebugAbbrevOffset, DebugInfo, DebugStr, EndianSlice, RunTimeEndian,
+    UnitHeader,
+};
 use object::{CompressionFormat, Object as _, ObjectSection as _};
 
 /// Byte offsets of the fields pintrace reads, and the structs' sizes.
@@ -168,6 +181,74 @@ pub enum DwarfProblem {
     /// DWARF is not the runtime's (and would make pintrace read that much).
     #[error("the fields of {ty} pintrace reads span {span} bytes, more than {MAX_SPAN}: not the Go runtime's layout")]
     Span { ty: &'static str, span: u64 },
+    /// The search read more than a Go binary's DWARF needs, or took too long.
+    #[error("gave up the DWARF search after {what} (no Go binary's runtime types take that)")]
+    Budget { what: String },
+}
+
+/// How much of a target's DWARF the search may read: the runtime's types
+/// are in the first units of a Go binary (the unit named "runtime"), so a
+/// search that needs more is not reading a Go binary's DWARF.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    deadline: Instant,
+    /// Entries (DIEs) still to be read.
+    entries: u64,
+    /// Units still to be looked at.
+    units: u64,
+}
+
+/// The time the search (inflating included) may take: a large Go service
+/// (100 MB of DWARF) takes about half a second on this machine.
+pub const DWARF_TIME: Duration = Duration::from_secs(4);
+/// Entries read: a Go 1.26 binary of 60 MB has about 3 million.
+pub const MAX_ENTRIES: u64 = 20_000_000;
+/// Units looked at, both passes together (one per package: services have
+/// a few thousand).
+pub const MAX_UNITS: u64 = 1_000_000;
+/// The most bytes a section may inflate to.
+pub const MAX_INFLATED: u64 = 512 << 20;
+
+impl Budget {
+    pub fn new() -> Budget {
+        Budget::with(DWARF_TIME, MAX_ENTRIES, MAX_UNITS)
+    }
+
+    pub fn with(time: Duration, entries: u64, units: u64) -> Budget {
+        Budget { deadline: Instant::now() + time, entries, units }
+    }
+
+    fn unit(&mut self) -> Result<(), DwarfProblem> {
+        if self.units == 0 {
+            return Err(DwarfProblem::Budget { what: "too many units".into() });
+        }
+        self.units -= 1;
+        self.clock()
+    }
+
+    fn entry(&mut self) -> Result<(), DwarfProblem> {
+        if self.entries == 0 {
+            return Err(DwarfProblem::Budget { what: "too many entries".into() });
+        }
+        self.entries -= 1;
+        if self.entries.is_multiple_of(4096) {
+            self.clock()?;
+        }
+        Ok(())
+    }
+
+    fn clock(&self) -> Result<(), DwarfProblem> {
+        if Instant::now() > self.deadline {
+            return Err(DwarfProblem::Budget { what: format!("{} s", DWARF_TIME.as_secs()) });
+        }
+        Ok(())
+    }
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget::new()
+    }
 }
 
 impl From<gimli::Error> for DwarfProblem {
@@ -200,46 +281,90 @@ pub struct Layouts {
 }
 
 /// The layouts, from the DWARF of an ELF file.
-pub fn runtime_layout(file: &object::File) -> Result<Layouts, DwarfProblem> {
-    let info = section(file, ".debug_info")?.ok_or(DwarfProblem::NoDebugInfo)?;
-    let abbrev = section(file, ".debug_abbrev")?.unwrap_or_default();
-    let strings = section(file, ".debug_str")?.unwrap_or_default();
+pub fn runtime_layout<'d, R: object::ReadRef<'d>>(file: &object::File<'d, R>) -> Result<Layouts, DwarfProblem> {
+    let mut budget = Budget::new();
+    let info = section(file, ".debug_info", &budget)?.ok_or(DwarfProblem::NoDebugInfo)?;
+    let abbrev = section(file, ".debug_abbrev", &budget)?.unwrap_or_default();
+    let strings = section(file, ".debug_str", &budget)?.unwrap_or_default();
     let endian = if file.is_little_endian() { RunTimeEndian::Little } else { RunTimeEndian::Big };
-    layouts_from_sections(&info, &abbrev, &strings, endian)
+    layouts_within(&info, &abbrev, &strings, endian, &mut budget)
 }
 
 /// A section's bytes, inflated if compressed; None if absent. Go 1.19+
 /// compresses `.debug_*` sections the ELF way (SHF_COMPRESSED); Go 1.18
 /// and older wrote them as GNU `.zdebug_*` sections ("ZLIB", the size as 8
 /// bytes big-endian, a zlib stream), which `object` reads the same way.
-fn section<'d>(file: &object::File<'d>, name: &'static str) -> Result<Option<Cow<'d, [u8]>>, DwarfProblem> {
+fn section<'d, R: object::ReadRef<'d>>(
+    file: &object::File<'d, R>,
+    name: &'static str,
+    budget: &Budget,
+) -> Result<Option<Cow<'d, [u8]>>, DwarfProblem> {
     let gnu = name.strip_prefix(".debug_").map(|rest| format!(".zdebug_{rest}"));
     let found = file
         .section_by_name(name)
         .or_else(|| gnu.as_deref().and_then(|z| file.sections().find(|s| s.name().is_ok_and(|n| n == z))));
     let Some(s) = found else { return Ok(None) };
+    // The bytes in the file are read whole: bound them before reading.
+    if let Some((_, size)) = s.compressed_file_range().ok().map(|r| (r.offset, r.compressed_size)) {
+        if size > MAX_INFLATED {
+            let reason = format!("is {size} bytes in the file, more than {MAX_INFLATED}");
+            return Err(DwarfProblem::Section { section: name, reason });
+        }
+    }
     let c = s.compressed_data().map_err(|e| DwarfProblem::Section { section: name, reason: e.to_string() })?;
     match c.format {
         CompressionFormat::None => Ok(Some(Cow::Borrowed(c.data))),
-        CompressionFormat::Zlib => {
-            // No Go binary has DWARF sections near this; a header that says
-            // so is corrupt, and must not make us inflate gigabytes.
-            const MAX: u64 = 1 << 30;
-            if c.uncompressed_size > MAX {
-                let reason = format!("announces {} bytes inflated, more than {MAX}", c.uncompressed_size);
-                return Err(DwarfProblem::Section { section: name, reason });
-            }
-            let size = usize::try_from(c.uncompressed_size).unwrap_or(usize::MAX);
-            let data = miniz_oxide::inflate::decompress_to_vec_zlib_with_limit(c.data, size)
-                .map_err(|e| DwarfProblem::Inflate { section: name, reason: e.to_string() })?;
-            if data.len() != size {
-                let reason = format!("inflates to {} bytes, not the {size} announced", data.len());
-                return Err(DwarfProblem::Inflate { section: name, reason });
-            }
-            Ok(Some(Cow::Owned(data)))
-        }
+        CompressionFormat::Zlib => inflate(name, c.data, c.uncompressed_size, budget).map(|d| Some(Cow::Owned(d))),
         other => Err(DwarfProblem::Compression { section: name, format: format!("{other:?}") }),
     }
+}
+
+/// zlib's best ratio: a deflate block of 258-byte matches makes at most
+/// 1032 bytes of output per byte of input.
+const MAX_RATIO: u64 = 1032;
+
+/// Inflates a zlib stream that announces `size` bytes, in slices, within
+/// the budget's time. A size above `MAX_INFLATED`, or above what the
+/// compressed bytes can hold, is refused before anything is allocated.
+fn inflate(section: &'static str, data: &[u8], size: u64, budget: &Budget) -> Result<Vec<u8>, DwarfProblem> {
+    use miniz_oxide::{inflate::stream::InflateState, DataFormat, MZFlush, MZStatus};
+    let refuse = |reason: String| Err(DwarfProblem::Section { section, reason });
+    if size > MAX_INFLATED {
+        return refuse(format!("announces {size} bytes inflated, more than {MAX_INFLATED}"));
+    }
+    if size > (data.len() as u64).saturating_mul(MAX_RATIO).saturating_add(64) {
+        return refuse(format!("announces {size} bytes inflated from {} compressed: more than zlib can", data.len()));
+    }
+    let size = size as usize; // ≤ MAX_INFLATED
+    let mut out = vec![0u8; size];
+    let mut state = InflateState::new_boxed(DataFormat::Zlib);
+    let (mut read, mut written) = (0, 0);
+    const SLICE: usize = 4 << 20;
+    loop {
+        let end = (written + SLICE).min(size);
+        let r = miniz_oxide::inflate::stream::inflate(&mut state, &data[read..], &mut out[written..end], MZFlush::None);
+        read += r.bytes_consumed;
+        written += r.bytes_written;
+        match r.status {
+            Ok(MZStatus::StreamEnd) => break,
+            Ok(_) if written == size => {
+                let reason = format!("inflates to more than the {size} bytes announced");
+                return Err(DwarfProblem::Inflate { section, reason });
+            }
+            Ok(_) if r.bytes_consumed == 0 && r.bytes_written == 0 => {
+                let reason = "the stream ends early".to_string();
+                return Err(DwarfProblem::Inflate { section, reason });
+            }
+            Ok(_) => {}
+            Err(e) => return Err(DwarfProblem::Inflate { section, reason: format!("{e:?}") }),
+        }
+        budget.clock()?;
+    }
+    if written != size {
+        let reason = format!("inflates to {written} bytes, not the {size} announced");
+        return Err(DwarfProblem::Inflate { section, reason });
+    }
+    Ok(out)
 }
 
 type Slice<'a> = EndianSlice<'a, RunTimeEndian>;
@@ -247,7 +372,13 @@ type Slice<'a> = EndianSlice<'a, RunTimeEndian>;
 struct Sections<'a> {
     abbrev: DebugAbbrev<Slice<'a>>,
     strings: DebugStr<Slice<'a>>,
+    /// Abbreviation tables by offset: a table is parsed once, however many
+    /// units use it (all of a Go binary's do).
+    abbrevs: std::cell::RefCell<HashMap<u64, Arc<Abbreviations>>>,
 }
+
+/// Abbreviation tables kept: more distinct ones than a Go binary has units.
+const MAX_ABBREV_TABLES: usize = 1024;
 
 /// Finds `runtime.m` and `runtime.g` in the (uncompressed) sections.
 pub fn layout_from_sections(
@@ -266,20 +397,38 @@ pub fn layouts_from_sections(
     strings: &[u8],
     endian: RunTimeEndian,
 ) -> Result<Layouts, DwarfProblem> {
-    let sections = Sections { abbrev: DebugAbbrev::new(abbrev, endian), strings: DebugStr::new(strings, endian) };
-    let mut headers = Vec::new();
-    let mut units = DebugInfo::new(info, endian).units();
-    while let Some(h) = units.next()? {
-        headers.push(h);
-    }
+    layouts_within(info, abbrev, strings, endian, &mut Budget::new())
+}
+
+/// As `layouts_from_sections`, within `budget`.
+pub fn layouts_within(
+    info: &[u8],
+    abbrev: &[u8],
+    strings: &[u8],
+    endian: RunTimeEndian,
+    budget: &mut Budget,
+) -> Result<Layouts, DwarfProblem> {
+    let sections = Sections {
+        abbrev: DebugAbbrev::new(abbrev, endian),
+        strings: DebugStr::new(strings, endian),
+        abbrevs: Default::default(),
+    };
     // The units named "runtime" first, where Go's linker puts the types;
-    // all units if the structs are not there.
+    // all units if the structs are not there. The unit headers are read
+    // again for the second pass rather than kept (there can be millions).
     let mut types = Types::default();
     for runtime_units in [true, false] {
-        for h in &headers {
-            sections.collect(h, runtime_units, &mut types)?;
+        let mut units = DebugInfo::new(info, endian).units();
+        while let Some(h) = units.next()? {
+            budget.unit()?;
+            sections.collect(&h, runtime_units, &mut types, budget)?;
+            if runtime_units && types.has_runtime() {
+                // Go's linker writes one "runtime" unit; the scheduler's
+                // types are beside m and g.
+                break;
+            }
         }
-        if types.named.contains_key(&b"runtime.m"[..]) && types.named.contains_key(&b"runtime.g"[..]) {
+        if types.has_runtime() {
             break;
         }
     }
@@ -379,6 +528,10 @@ struct Types {
 const MAX_PATH: usize = 4;
 
 impl Types {
+    fn has_runtime(&self) -> bool {
+        self.named.contains_key(&b"runtime.m"[..]) && self.named.contains_key(&b"runtime.g"[..])
+    }
+
     fn get(&self, ty: &'static str) -> Result<&Struct, DwarfProblem> {
         let at = self.named.get(ty.as_bytes()).ok_or(DwarfProblem::NoType(ty))?;
         self.structs.get(at).ok_or(DwarfProblem::NoType(ty))
@@ -431,9 +584,16 @@ impl Types {
 impl<'a> Sections<'a> {
     /// The struct types among the top-level DIEs of unit `h`, if it is (or,
     /// with `runtime_units` false, is not) a unit named "runtime".
-    fn collect(&self, h: &UnitHeader<Slice<'a>>, runtime_units: bool, types: &mut Types) -> Result<(), DwarfProblem> {
-        let abbrevs = h.abbreviations(&self.abbrev)?;
-        let mut tree = h.entries_tree(&abbrevs, None)?;
+    fn collect(
+        &self,
+        h: &UnitHeader<Slice<'a>>,
+        runtime_units: bool,
+        types: &mut Types,
+        budget: &mut Budget,
+    ) -> Result<(), DwarfProblem> {
+        let abbrevs = self.abbreviations(h.debug_abbrev_offset())?;
+        let abbrevs = &*abbrevs;
+        let mut tree = h.entries_tree(abbrevs, None)?;
         let root = tree.root()?;
         if (self.name(root.entry()) == Some(b"runtime")) != runtime_units {
             return Ok(());
@@ -441,6 +601,7 @@ impl<'a> Sections<'a> {
         let global = |o: gimli::UnitOffset| o.to_debug_info_offset(h).map(|d| d.0 as u64);
         let mut children = root.children();
         while let Some(child) = children.next()? {
+            budget.entry()?;
             let e = child.entry();
             if e.tag() == gimli::DW_TAG_typedef {
                 let target = match e.attr_value(gimli::DW_AT_type) {
@@ -465,6 +626,7 @@ impl<'a> Sections<'a> {
             let mut members = Vec::new();
             let mut fields = child.children();
             while let Some(f) = fields.next()? {
+                budget.entry()?;
                 let f = f.entry();
                 if f.tag() != gimli::DW_TAG_member {
                     continue;
@@ -477,7 +639,7 @@ impl<'a> Sections<'a> {
                     Some(AttributeValue::DebugInfoRef(o)) => Some(o.0 as u64),
                     _ => None,
                 };
-                let size = ty_attr.and_then(|t| self.type_size(h, &abbrevs, t));
+                let size = ty_attr.and_then(|t| self.type_size(h, abbrevs, t));
                 members.push(Member { name: name.to_vec(), offset, size, ty });
             }
             if let Some(n) = name {
@@ -486,6 +648,19 @@ impl<'a> Sections<'a> {
             types.structs.insert(at, Struct { size, members });
         }
         Ok(())
+    }
+
+    /// The abbreviation table at `offset`, parsed once.
+    fn abbreviations(&self, offset: DebugAbbrevOffset) -> Result<Arc<Abbreviations>, DwarfProblem> {
+        if let Some(a) = self.abbrevs.borrow().get(&(offset.0 as u64)) {
+            return Ok(a.clone());
+        }
+        let a = Arc::new(self.abbrev.abbreviations(offset)?);
+        let mut cache = self.abbrevs.borrow_mut();
+        if cache.len() < MAX_ABBREV_TABLES {
+            cache.insert(offset.0 as u64, a.clone());
+        }
+        Ok(a)
     }
 
     /// A DIE's name: Go writes it inline (DW_FORM_string).
@@ -757,5 +932,72 @@ mod tests {
         }
         assert!(matches!(parse(b"\xff\xff\xff\xff"), Err(DwarfProblem::Parse(_))));
         assert!(matches!(parse(&[]), Err(DwarfProblem::NoType("runtime.m"))));
+    }
+
+    /// The target writes the DWARF: many units over one huge abbreviation
+    /// table cost one parse of the table (it is cached), not one per unit.
+    #[test]
+    fn a_huge_shared_abbreviation_table_is_parsed_once() {
+        const ENTRIES: u64 = 200_000;
+        let mut table = abbrevs();
+        table.pop(); // the table's end
+        for code in 7..7 + ENTRIES {
+            uleb(&mut table, code);
+            table.extend_from_slice(&[0x24, 0, 0x03, 0x08, 0, 0]); // base_type, name string
+        }
+        table.push(0);
+        let mut info = Vec::new();
+        for _ in 0..ENTRIES {
+            info.extend(Unit::new("x").bytes());
+        }
+        info.extend(go119_like("", 4));
+        let started = Instant::now();
+        let l = layouts_from_sections(&info, &table, &[], RunTimeEndian::Little).expect("the runtime's layout");
+        assert_eq!(l.runtime.m_locked_ext, 616);
+        // Not a timing assertion on the machine's speed: uncached, this is
+        // 200,000 parses of a 200,000-entry table (hours), not seconds.
+        assert!(started.elapsed() < DWARF_TIME, "{:?}", started.elapsed());
+    }
+
+    #[test]
+    fn the_search_has_a_budget() {
+        let mut info = Vec::new();
+        for _ in 0..1000 {
+            info.extend(Unit::new("x").bytes());
+        }
+        info.extend(go119_like("", 4));
+        let mut few_units = Budget::with(Duration::from_secs(60), MAX_ENTRIES, 100);
+        let r = layouts_within(&info, &abbrevs(), &[], RunTimeEndian::Little, &mut few_units);
+        assert!(matches!(r, Err(DwarfProblem::Budget { .. })), "{r:?}");
+        let mut few_entries = Budget::with(Duration::from_secs(60), 5, MAX_UNITS);
+        let r = layouts_within(&go119_like("", 4), &abbrevs(), &[], RunTimeEndian::Little, &mut few_entries);
+        assert!(matches!(r, Err(DwarfProblem::Budget { .. })), "{r:?}");
+        let mut no_time = Budget::with(Duration::ZERO, MAX_ENTRIES, MAX_UNITS);
+        std::thread::sleep(Duration::from_millis(2));
+        let r = layouts_within(&info, &abbrevs(), &[], RunTimeEndian::Little, &mut no_time);
+        assert!(matches!(r, Err(DwarfProblem::Budget { .. })), "{r:?}");
+        assert!(r.expect_err("budget").to_string().contains("gave up the DWARF search"));
+        // Within the default budget it is found.
+        assert!(layouts_from_sections(&info, &abbrevs(), &[], RunTimeEndian::Little).is_ok());
+    }
+
+    /// Sizes announced by the target are checked before any allocation.
+    #[test]
+    fn inflating_is_bounded_by_what_zlib_can_do() {
+        let data = miniz_oxide::deflate::compress_to_vec_zlib(&[7u8; 100_000], 6);
+        let b = Budget::new();
+        assert_eq!(inflate("s", &data, 100_000, &b).expect("inflates"), vec![7u8; 100_000]);
+        // More than the stream holds, and more than it could.
+        assert!(matches!(inflate("s", &data, 100_001, &b), Err(DwarfProblem::Inflate { .. })));
+        assert!(matches!(inflate("s", &data, 99_999, &b), Err(DwarfProblem::Inflate { .. })));
+        let tiny = &data[..20];
+        let r = inflate("s", tiny, 400 << 20, &b);
+        assert!(
+            matches!(&r, Err(DwarfProblem::Section { reason, .. }) if reason.contains("more than zlib can")),
+            "{r:?}"
+        );
+        let r = inflate("s", &data, MAX_INFLATED + 1, &b);
+        assert!(matches!(&r, Err(DwarfProblem::Section { reason, .. }) if reason.contains("more than")), "{r:?}");
+        assert!(matches!(inflate("s", &[1, 2, 3], 3, &b), Err(DwarfProblem::Inflate { .. })));
     }
 }

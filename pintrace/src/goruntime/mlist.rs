@@ -280,6 +280,8 @@ pub enum WalkError {
     TooMany(usize),
     #[error("the M pointer {0:#x} is not 8-byte aligned")]
     Misaligned(u64),
+    #[error("the M pointer {0:#x} is out of the address space")]
+    OutOfRange(u64),
     #[error("the M at {addr:#x} has thread ID {procid}, which no thread has")]
     BadProcid { addr: u64, procid: u64 },
     #[error("reading the M at {addr:#x}: {source}")]
@@ -312,9 +314,10 @@ fn walk_at_most(
         if !seen.insert(addr) {
             return Err(WalkError::Cycle(addr));
         }
-        let at = addr.checked_add(span.start).ok_or(WalkError::Misaligned(addr))?;
+        let at = addr.checked_add(span.start).ok_or(WalkError::OutOfRange(addr))?;
         mem.read(at, &mut buf).map_err(|source| WalkError::Read { addr, source })?;
-        let m = parse_m(layout, &buf).ok_or(WalkError::Misaligned(addr))?;
+        // The buffer holds the span, so every field parses.
+        let m = parse_m(layout, &buf).ok_or(WalkError::OutOfRange(addr))?;
         if m.procid > MAX_TID {
             return Err(WalkError::BadProcid { addr, procid: m.procid });
         }
@@ -387,18 +390,18 @@ pub fn threads<'n>(
         }
     };
     // mstartfn points at a funcval whose first word is the code; the same
-    // few funcvals (nil, mspinning, sysmon, templateThread) recur.
-    let mut start_fns: Vec<(u64, Option<&str>)> = Vec::new();
+    // few funcvals (nil, mspinning, sysmon, templateThread) recur, but a
+    // list the target made up can have a new one in every M: a map.
+    let mut start_fns: std::collections::HashMap<u64, Option<&str>> = std::collections::HashMap::new();
     let mut out = Vec::with_capacity(ms.len());
     for (m_addr, m) in ms.into_iter().filter(|(_, m)| m.procid != 0) {
-        let start_fn = match start_fns.iter().find(|(f, _)| *f == m.mstartfn) {
-            Some(&(_, n)) => n,
-            None => {
-                let n = if m.mstartfn == 0 { None } else { read_u64(mem, m.mstartfn).ok().and_then(&name) };
-                start_fns.push((m.mstartfn, n));
-                n
+        let start_fn = *start_fns.entry(m.mstartfn).or_insert_with(|| {
+            if m.mstartfn == 0 {
+                None
+            } else {
+                read_u64(mem, m.mstartfn).ok().and_then(&name)
             }
-        };
+        });
         let locked = if m.lockedg == 0 { None } else { read_g(mem, layout, m.lockedg) };
         let locked_g_start = locked.and_then(|g| name(g.startpc));
         let (state, goroutine) = state_of(mem, layout, &m, locked, &name);

@@ -76,6 +76,9 @@ pub enum GoError {
     Read { path: PathBuf, source: io::Error },
     #[error("{path} is not a Go binary: {reason}")]
     NotGo { path: PathBuf, reason: String },
+    /// A Go binary (its build info says so) whose headers do not parse.
+    #[error("{path} is a Go binary ({version}) that cannot be read: {reason}")]
+    Damaged { path: PathBuf, version: String, reason: String },
     /// The binary has no symbol table (`-ldflags=-s`, or `strip`): its build
     /// info is still readable, runtime variables are not.
     #[error("{path} is stripped: no symbol {symbol}; {what} unknown")]
