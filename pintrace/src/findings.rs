@@ -83,7 +83,12 @@ pub struct ThresholdSpec {
     pub help: &'static str,
     get: fn(&Thresholds) -> f64,
     set: fn(&mut Thresholds, f64),
+    /// The largest value that means something (a share, a percentage).
+    max: f64,
 }
+
+/// No bound but a sane one.
+const ANY: f64 = 1e12;
 
 /// Every threshold, as `--threshold NAME=VALUE` names it.
 pub const THRESHOLDS: &[ThresholdSpec] = &[
@@ -93,6 +98,7 @@ pub const THRESHOLDS: &[ThresholdSpec] = &[
         help: "how long a condition must hold before its finding shows",
         get: |t| t.sustain_ns as f64 / 1e9,
         set: |t, v| t.sustain_ns = (v * 1e9) as u64,
+        max: ANY,
     },
     ThresholdSpec {
         name: "runq_p99",
@@ -100,6 +106,7 @@ pub const THRESHOLDS: &[ThresholdSpec] = &[
         help: "runq_latency: run-queue p99 above this",
         get: |t| t.runq_p99_ns as f64 / 1e6,
         set: |t, v| t.runq_p99_ns = (v * 1e6) as u64,
+        max: ANY,
     },
     ThresholdSpec {
         name: "churn_per_sec",
@@ -107,6 +114,7 @@ pub const THRESHOLDS: &[ThresholdSpec] = &[
         help: "thread_churn: thread creations and exits per second, each at least",
         get: |t| t.churn_per_sec,
         set: |t, v| t.churn_per_sec = v,
+        max: ANY,
     },
     ThresholdSpec {
         name: "churn_lifetime",
@@ -114,6 +122,7 @@ pub const THRESHOLDS: &[ThresholdSpec] = &[
         help: "thread_churn: threads living less than this (p50)",
         get: |t| t.churn_lifetime_ns as f64 / 1e6,
         set: |t, v| t.churn_lifetime_ns = (v * 1e6) as u64,
+        max: ANY,
     },
     ThresholdSpec {
         name: "sigurg_per_sec",
@@ -121,6 +130,7 @@ pub const THRESHOLDS: &[ThresholdSpec] = &[
         help: "sigurg_preemption: SIGURG from sysmon per second",
         get: |t| t.sigurg_per_sec,
         set: |t, v| t.sigurg_per_sec = v,
+        max: ANY,
     },
     ThresholdSpec {
         name: "sigurg_sender_share",
@@ -128,6 +138,7 @@ pub const THRESHOLDS: &[ThresholdSpec] = &[
         help: "sigurg_preemption: sysmon's share of all SIGURG (0-1)",
         get: |t| t.sigurg_sender_share,
         set: |t, v| t.sigurg_sender_share = v,
+        max: 1.0,
     },
     ThresholdSpec {
         name: "thread_baseline",
@@ -135,6 +146,7 @@ pub const THRESHOLDS: &[ThresholdSpec] = &[
         help: "thread_growth: threads allowed beyond GOMAXPROCS + long-lived pinned",
         get: |t| t.thread_baseline as f64,
         set: |t, v| t.thread_baseline = v as u64,
+        max: ANY,
     },
     ThresholdSpec {
         name: "pinned_hot",
@@ -142,6 +154,7 @@ pub const THRESHOLDS: &[ThresholdSpec] = &[
         help: "pinned_starvation: the most saturated pinned thread's time on a CPU or waiting for one, at least",
         get: |t| t.pinned_hot_pct,
         set: |t, v| t.pinned_hot_pct = v,
+        max: 100.0,
     },
     ThresholdSpec {
         name: "pinned_idle",
@@ -149,6 +162,7 @@ pub const THRESHOLDS: &[ThresholdSpec] = &[
         help: "pinned_starvation: the other pinned threads' CPU (median), at most",
         get: |t| t.pinned_idle_pct,
         set: |t, v| t.pinned_idle_pct = v,
+        max: 100.0,
     },
     ThresholdSpec {
         name: "pinned_wakeups",
@@ -156,6 +170,7 @@ pub const THRESHOLDS: &[ThresholdSpec] = &[
         help: "pinned_starvation: the other pinned threads' wake-ups per second (median), at least",
         get: |t| t.pinned_wakeups_per_sec,
         set: |t, v| t.pinned_wakeups_per_sec = v,
+        max: ANY,
     },
     ThresholdSpec {
         name: "pinned_migrations",
@@ -163,6 +178,7 @@ pub const THRESHOLDS: &[ThresholdSpec] = &[
         help: "pinned_migration: moves per second of each long-lived pinned thread while running or runnable (mean), at least",
         get: |t| t.pinned_migrations_per_sec,
         set: |t, v| t.pinned_migrations_per_sec = v,
+        max: ANY,
     },
     ThresholdSpec {
         name: "go_queued",
@@ -170,6 +186,7 @@ pub const THRESHOLDS: &[ThresholdSpec] = &[
         help: "sigurg_preemption, gomaxprocs_below_cpus: share of Go scheduler samples with goroutines waiting for a P, at least",
         get: |t| t.go_queued_pct,
         set: |t, v| t.go_queued_pct = v,
+        max: 100.0,
     },
     ThresholdSpec {
         name: "noisy_pct",
@@ -177,6 +194,7 @@ pub const THRESHOLDS: &[ThresholdSpec] = &[
         help: "noisy_neighbor: share of the threads' runnable time spent waiting behind other processes, at least",
         get: |t| t.noisy_pct,
         set: |t, v| t.noisy_pct = v,
+        max: 100.0,
     },
     ThresholdSpec {
         name: "noisy_cpus",
@@ -184,6 +202,7 @@ pub const THRESHOLDS: &[ThresholdSpec] = &[
         help: "noisy_neighbor: that time in CPUs, at least",
         get: |t| t.noisy_cpus,
         set: |t, v| t.noisy_cpus = v,
+        max: ANY,
     },
 ];
 
@@ -198,12 +217,16 @@ impl Thresholds {
             .iter()
             .find(|s| s.name == name.trim())
             .ok_or_else(|| format!("no threshold named {:?} (names: {})", name.trim(), names()))?;
-        let v: f64 = value
-            .trim()
-            .parse()
-            .ok()
-            .filter(|v: &f64| v.is_finite() && *v >= 0.0 && *v < 1e12)
-            .ok_or_else(|| format!("threshold {}: {:?} is not a number from 0 up", spec.name, value.trim()))?;
+        let v: f64 =
+            value.trim().parse().ok().filter(|v: &f64| v.is_finite() && *v >= 0.0 && *v <= spec.max).ok_or_else(
+                || {
+                    if spec.max < ANY {
+                        format!("threshold {}: {:?} is not a number from 0 to {}", spec.name, value.trim(), spec.max)
+                    } else {
+                        format!("threshold {}: {:?} is not a number from 0 up", spec.name, value.trim())
+                    }
+                },
+            )?;
         (spec.set)(self, v);
         Ok(())
     }
@@ -285,18 +308,29 @@ pub struct Context<'a> {
     pub gomaxprocs: Option<u32>,
     pub cgroup: Option<&'a CpuGroup>,
     pub nr_cpus: u32,
+    /// The target is known not to be a Go program: no Go advice for it.
+    pub not_go: bool,
 }
 
 impl<'a> Context<'a> {
     /// What a recording's header says of the target.
     pub fn of(header: &'a crate::record::RecordHeader) -> Context<'a> {
-        Context { cgroup: header.cgroup.as_ref(), nr_cpus: header.nr_cpus, ..Default::default() }
+        Context {
+            cgroup: header.cgroup.as_ref(),
+            nr_cpus: header.nr_cpus,
+            not_go: header.go.is_none(),
+            ..Default::default()
+        }
     }
 }
 
 /// The history points of the last `sustain_ns` (None if the history is shorter).
 fn recent(history: &[HistoryPoint], sustain_ns: u64) -> Option<&[HistoryPoint]> {
     let last = history.last()?;
+    // 0: at once, on the last interval alone.
+    if sustain_ns == 0 {
+        return Some(&history[history.len() - 1..]);
+    }
     // One point tells no interval length: not yet a whole `sustain_ns`.
     if history.len() == 1 && sustain_ns > 0 {
         return None;
@@ -419,6 +453,8 @@ pub fn evaluate(live: &LiveSnapshot, ctx: &Context, t: &Thresholds) -> Vec<Findi
             ),
             advice: if others_mostly {
                 "the CPUs are taken by other processes (see noisy_neighbor): isolate the service (a cpuset, CPU shares or priority), or move the other work"
+            } else if ctx.not_go {
+                "fewer runnable threads than CPUs: size the program's thread pools to the CPUs (or quota) really available, or give it more CPU"
             } else {
                 "fewer runnable threads than CPUs: lower GOMAXPROCS to the CPUs (or quota) really available, or give the service more CPU"
             },
@@ -468,12 +504,21 @@ pub fn evaluate(live: &LiveSnapshot, ctx: &Context, t: &Thresholds) -> Vec<Findi
             rule: THREAD_CHURN,
             severity: Severity::Warning,
             message: format!(
-                "{:.0} threads created and {:.0} exited per second, living {} (p50): goroutines exit while locked to their thread, so the runtime destroys it and starts another",
+                "{:.0} threads created and {:.0} exited per second, living {} (p50): {}",
                 iv.rates.threads_created_per_sec,
                 iv.rates.threads_exited_per_sec,
-                ns(lifetime)
+                ns(lifetime),
+                if ctx.not_go {
+                    "the program starts a thread for short pieces of work, each paying a clone, a stack and an exit"
+                } else {
+                    "goroutines exit while locked to their thread, so the runtime destroys it and starts another"
+                }
             ),
-            advice: "pair every runtime.LockOSThread with a deferred UnlockOSThread, or keep a fixed pool of locked worker goroutines",
+            advice: if ctx.not_go {
+                "keep threads and give them work (a thread pool) instead of starting one per task"
+            } else {
+                "pair every runtime.LockOSThread with a deferred UnlockOSThread, or keep a fixed pool of locked worker goroutines"
+            },
             text: BTreeMap::new(),
             evidence: BTreeMap::from([
                 ("threads_created_per_sec", iv.rates.threads_created_per_sec),
@@ -885,6 +930,22 @@ mod tests {
         );
         m.tick(5 * S);
         assert!(rules(&m.live(None), &ctx()).is_empty(), "clears when the churn stops");
+        // sustain=0: at once, from the first interval on, and gone with it.
+        let at_once = {
+            let mut t = Thresholds::default();
+            t.set("sustain=0").expect("0 is a duration");
+            t
+        };
+        let mut m = run(1, &mut churn);
+        let f = evaluate(&m.live(None), &ctx(), &at_once);
+        assert_eq!(f.iter().map(|f| f.rule).collect::<Vec<_>>(), [THREAD_CHURN], "sustain=0 fires at once");
+        m.tick(2 * S);
+        assert!(evaluate(&m.live(None), &ctx(), &at_once).is_empty(), "and clears at once");
+        // A program that is not Go gets no Go advice.
+        let c = Context { not_go: true, ..ctx() };
+        let f = evaluate(&run(1, &mut churn).live(None), &c, &at_once);
+        assert_eq!(f.iter().map(|f| f.rule).collect::<Vec<_>>(), [THREAD_CHURN]);
+        assert!(!f[0].message.contains("goroutine") && !f[0].advice.contains("LockOSThread"), "{f:?}");
     }
 
     fn go_m(tid: u32, role: GoRole, locked_ext: u32) -> Event {
@@ -1318,6 +1379,9 @@ mod tests {
         let mut t = Thresholds::default();
         t.set("runq_p99=10").expect("valid");
         t.set(" sustain = 5 ").expect("spaces are fine");
+        assert!(t.set("sigurg_sender_share=5").is_err(), "a share is at most 1");
+        assert!(t.set("pinned_hot=101").is_err(), "a percentage is at most 100");
+        t.set("sigurg_sender_share=1").expect("1 is a share");
         assert_eq!((t.runq_p99_ns, t.sustain_ns), (10_000_000, 5_000_000_000));
         assert!(t.set("runq_p99").expect_err("no value").contains("NAME=VALUE"));
         assert!(t.set("nope=1").expect_err("no such name").starts_with("no threshold named \"nope\""));
@@ -1360,7 +1424,7 @@ mod tests {
             cpus_allowed: 8,
             ..Default::default()
         };
-        let ctx = Context { gomaxprocs: Some(8), cgroup: Some(&cg), nr_cpus: 8 };
+        let ctx = Context { gomaxprocs: Some(8), cgroup: Some(&cg), nr_cpus: 8, not_go: false };
         let live = m.live(None);
         let f = evaluate(&live, &ctx, &Thresholds::default());
         assert_eq!(f.iter().map(|f| f.rule).collect::<Vec<_>>(), [GOMAXPROCS_OVER_QUOTA, RUNQ_LATENCY]);

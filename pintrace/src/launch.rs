@@ -26,29 +26,45 @@ pub struct RunAs {
 }
 
 impl RunAs {
-    /// Looks a user up by name or numeric ID, with its supplementary groups.
+    /// Looks a user up by name, or by numeric ID as a name is: its own
+    /// group and its supplementary groups, from the password and group
+    /// databases. A UID that has no entry is refused: there is no group to
+    /// give it that would not be a guess (`sudo -u '#UID'` needs an entry too).
     pub fn lookup(user: &str) -> Result<RunAs> {
-        let name = CString::new(user).context("a user name cannot contain NUL")?;
         let mut buf = vec![0 as libc::c_char; 16 * 1024];
         // SAFETY: a zeroed passwd is a valid out-parameter.
         let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
         let mut found: *mut libc::passwd = std::ptr::null_mut();
+        let name = CString::new(user).context("a user name cannot contain NUL")?;
         // SAFETY: every pointer is valid for the call; `buf` outlives the use of `pw`'s strings.
         let rc = unsafe { libc::getpwnam_r(name.as_ptr(), &mut pw, buf.as_mut_ptr(), buf.len(), &mut found) };
         if rc != 0 || found.is_null() {
-            if let Ok(uid) = user.parse::<libc::uid_t>() {
-                return Ok(RunAs { uid, gid: uid, groups: vec![uid] });
+            let Ok(uid) = user.parse::<libc::uid_t>() else { bail!("no such user: {user}") };
+            // (uid_t)-1 means "no change" to setuid and friends: never a user.
+            if uid == libc::uid_t::MAX {
+                bail!("--user {user}: not a user ID (the largest is {})", libc::uid_t::MAX - 1);
             }
-            bail!("no such user: {user}");
+            // SAFETY: as above.
+            let rc = unsafe { libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr(), buf.len(), &mut found) };
+            if rc != 0 || found.is_null() {
+                bail!("no user with ID {uid} (not in the password database): give a user that exists, by name or ID");
+            }
         }
         let mut groups = vec![0 as libc::gid_t; 256];
         let mut n = groups.len() as libc::c_int;
         // SAFETY: `pw.pw_name` is a valid C string while `buf` lives; `groups` has room for `n`.
         let rc = unsafe { libc::getgrouplist(pw.pw_name, pw.pw_gid, groups.as_mut_ptr(), &mut n) };
-        groups.truncate(if rc < 0 { 1 } else { n.max(0) as usize });
         if rc < 0 {
-            groups[0] = pw.pw_gid;
+            // More than 256 groups: ask again with room for all of them (bounded by NGROUPS_MAX).
+            groups.resize(usize::try_from(n).unwrap_or(0).clamp(1, 65536), 0);
+            n = groups.len() as libc::c_int;
+            // SAFETY: as above, with the larger buffer.
+            let rc = unsafe { libc::getgrouplist(pw.pw_name, pw.pw_gid, groups.as_mut_ptr(), &mut n) };
+            if rc < 0 {
+                bail!("reading the groups of user {user}");
+            }
         }
+        groups.truncate(n.max(0) as usize);
         Ok(RunAs { uid: pw.pw_uid, gid: pw.pw_gid, groups })
     }
 }
@@ -89,6 +105,9 @@ pub fn launch(argv: &[OsString], run_as: Option<&RunAs>, quiet: bool) -> Result<
     let (go_r, go_w) = pipe(libc::O_CLOEXEC)?;
     let (err_r, err_w) = pipe(libc::O_CLOEXEC)?;
     let (go_r_fd, err_w_fd) = (go_r.as_raw_fd(), err_w.as_raw_fd());
+    let (go_w_fd, err_r_fd) = (go_w.as_raw_fd(), err_r.as_raw_fd());
+    // SAFETY: getpid has no preconditions.
+    let parent = unsafe { libc::getpid() };
 
     // SAFETY: pintrace is single-threaded here (before its event loop
     // starts), and the child calls only async-signal-safe functions on
@@ -100,6 +119,10 @@ pub fn launch(argv: &[OsString], run_as: Option<&RunAs>, quiet: bool) -> Result<
     if pid == 0 {
         // SAFETY: the child, as above: raw syscalls on prepared data, then exec or _exit.
         unsafe {
+            // pintrace's ends of the pipes: held open here, the read below
+            // would never see pintrace give up (it closes its end).
+            libc::close(go_w_fd);
+            libc::close(err_r_fd);
             let mut b = 0u8;
             // Wait until tracing is attached (or pintrace is gone: then do not run at all).
             if libc::read(go_r_fd, (&mut b as *mut u8).cast(), 1) != 1 {
@@ -124,6 +147,15 @@ pub fn launch(argv: &[OsString], run_as: Option<&RunAs>, quiet: bool) -> Result<
                 if libc::setuid(r.uid) != 0 {
                     fail(b'u');
                 }
+            }
+            // The command does not outlive pintrace, however pintrace ends
+            // (SIGKILL, a crash): the kernel ends it with its parent. Set
+            // after the change of user, which clears it.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+                fail(b'p');
+            }
+            if libc::getppid() != parent {
+                libc::_exit(127); // pintrace died before the prctl
             }
             libc::execvp(ptrs[0], ptrs.as_ptr());
             fail(b'e')
@@ -171,6 +203,7 @@ impl Launched {
             self.wait();
             match what {
                 b'e' => bail!("cannot run {cmd}: {err}"),
+                b'p' => bail!("cannot tie {cmd} to pintrace's life (PR_SET_PDEATHSIG): {err}"),
                 _ => bail!("cannot switch to the user for {cmd}: {err}"),
             }
         }

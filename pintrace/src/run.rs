@@ -56,12 +56,17 @@ pub enum End {
     Quit,
     /// The sink had what it wanted (`--count`).
     Done,
+    /// Another signal that ends a process (SIGQUIT, SIGUSR1, SIGALRM...):
+    /// the trace ends as for SIGTERM, the terminal and the file intact.
+    Signal(&'static str),
+    /// A recording played up to damage in it.
+    Damaged,
 }
 
 impl End {
     /// Ends that the user asked for: a screen closes at once.
     pub fn by_user(self) -> bool {
-        matches!(self, End::Interrupted | End::Terminated | End::HungUp | End::Quit)
+        matches!(self, End::Interrupted | End::Terminated | End::HungUp | End::Quit | End::Signal(_))
     }
 }
 
@@ -76,6 +81,8 @@ impl std::fmt::Display for End {
             End::EndOfFile => "end of recording",
             End::Quit => "quit",
             End::Done => "count reached",
+            End::Signal(name) => return write!(f, "ended by {name}"),
+            End::Damaged => "damaged recording: played up to the damage (details on exit)",
         })
     }
 }
@@ -126,11 +133,145 @@ pub trait Sink {
     fn ended(&mut self, _end: End, _end_ns: u64, _stats: &Stats) -> Result<Flow> {
         Ok(Flow::Stop)
     }
-    /// A terminal event; `now_ns` is the trace's clock.
+    /// A terminal event; `now_ns` is the trace's clock. Keys come in
+    /// bursts (auto-repeat, a paste): the sink updates its state here and
+    /// draws once in `keys_done`, after the burst.
     fn key(&mut self, _event: crossterm::event::Event, _now_ns: u64) -> Result<Control> {
         Ok(Control::None)
     }
+    /// The keys that were waiting have all been handed over.
+    fn keys_done(&mut self) -> Result<()> {
+        Ok(())
+    }
+    /// The Go runtime of the target's new program has been read (after an exec).
+    fn go_changed(&mut self, _go: Option<&crate::goruntime::GoInfo>) {}
+    /// The process is about to stop (SIGTSTP): give the terminal back.
+    fn suspend(&mut self) -> Result<()> {
+        Ok(())
+    }
+    /// The process continues after a stop: take the terminal again.
+    fn resume(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
+
+/// The signals that end a trace, installed before anything is created
+/// (a file, the kernel programs, a child), so that none of them kills
+/// pintrace half-way: a signal that comes during the start is seen after
+/// it (`pending`), and the start undone. With a screen, also SIGPIPE
+/// (without one, pintrace dies quietly of it, as Unix tools do) and
+/// SIGTSTP (the screen is put away before the process stops).
+pub struct Signals {
+    int: Signal,
+    term: Signal,
+    hup: Signal,
+    quit: Signal,
+    usr1: Signal,
+    usr2: Signal,
+    alrm: Signal,
+    pipe: Option<Signal>,
+    tstp: Option<Signal>,
+}
+
+/// What a signal asks of the loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Got {
+    End(End),
+    /// SIGTSTP: stop (with the screen put away), then go on.
+    Stop,
+}
+
+async fn maybe(s: &mut Option<Signal>) {
+    match s {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+impl Signals {
+    /// Needs a tokio runtime (`runtime()`, entered).
+    pub fn install(screen: bool) -> Result<Signals> {
+        let install =
+            |kind: SignalKind, name: &str| signal(kind).with_context(|| format!("installing the {name} handler"));
+        Ok(Signals {
+            int: install(SignalKind::interrupt(), "Ctrl-C")?,
+            term: install(SignalKind::terminate(), "SIGTERM")?,
+            hup: install(SignalKind::hangup(), "SIGHUP")?,
+            quit: install(SignalKind::quit(), "SIGQUIT")?,
+            usr1: install(SignalKind::user_defined1(), "SIGUSR1")?,
+            usr2: install(SignalKind::user_defined2(), "SIGUSR2")?,
+            alrm: install(SignalKind::alarm(), "SIGALRM")?,
+            pipe: if screen { Some(install(SignalKind::pipe(), "SIGPIPE")?) } else { None },
+            tstp: if screen { Some(install(SignalKind::from_raw(libc::SIGTSTP), "SIGTSTP")?) } else { None },
+        })
+    }
+
+    /// The next signal.
+    async fn recv(&mut self) -> Got {
+        tokio::select! {
+            _ = self.int.recv() => Got::End(End::Interrupted),
+            _ = self.term.recv() => Got::End(End::Terminated),
+            _ = self.hup.recv() => Got::End(End::HungUp),
+            _ = self.quit.recv() => Got::End(End::Signal("SIGQUIT")),
+            _ = self.usr1.recv() => Got::End(End::Signal("SIGUSR1")),
+            _ = self.usr2.recv() => Got::End(End::Signal("SIGUSR2")),
+            _ = self.alrm.recv() => Got::End(End::Signal("SIGALRM")),
+            _ = maybe(&mut self.pipe) => Got::End(End::Signal("SIGPIPE")),
+            _ = maybe(&mut self.tstp) => Got::Stop,
+        }
+    }
+
+    /// An ending signal that came already (during the start), if any. The
+    /// runtime's driver hands signals over when it runs: it is given a
+    /// moment to.
+    pub async fn pending(&mut self) -> Option<End> {
+        use futures_util::FutureExt as _;
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        loop {
+            match self.recv().now_or_never()? {
+                Got::End(why) => return Some(why),
+                Got::Stop => continue, // no screen yet: nothing to put away
+            }
+        }
+    }
+}
+
+type Signal = tokio::signal::unix::Signal;
+
+/// Puts the screen away, stops the process as SIGTSTP would have, and
+/// takes the screen again when it continues (`fg`).
+fn stop_and_continue<S: Sink>(sink: &mut S) -> Result<()> {
+    sink.suspend()?;
+    // SAFETY: raise has no preconditions; SIGSTOP stops every thread until SIGCONT.
+    unsafe { libc::raise(libc::SIGSTOP) };
+    sink.resume()
+}
+
+/// Hands every key that is waiting to the sink, then lets it draw once.
+async fn keys_burst<S: Sink>(
+    sink: &mut S,
+    first: crossterm::event::Event,
+    keys: &mut Keys,
+    now_ns: u64,
+) -> Result<Control> {
+    use futures_util::FutureExt as _;
+    let mut control = sink.key(first, now_ns)?;
+    // At most a screenful of work per turn, whatever is pasted.
+    for _ in 0..MAX_BURST {
+        if control != Control::None {
+            break;
+        }
+        let Some(Some(key)) = next_key(keys).now_or_never() else { break };
+        control = sink.key(key, now_ns)?;
+    }
+    sink.keys_done()?;
+    Ok(control)
+}
+
+/// Keys handled before the screen is drawn again.
+const MAX_BURST: usize = 256;
 
 /// Options of the loop.
 #[derive(Clone, Copy, Debug, Default)]
@@ -241,16 +382,19 @@ fn send_if_changed<S: Sink>(sink: &mut S, last: &mut Option<EventKind>, reading:
 
 /// Traces a live session into `sink` until the duration, a signal, the
 /// target's exit or the sink ends it. Call inside a tokio runtime.
-pub async fn live<S: Sink>(session: &mut Session, sink: &mut S, opts: Options, mut keys: Keys) -> Result<Outcome> {
+pub async fn live<S: Sink>(
+    session: &mut Session,
+    sink: &mut S,
+    opts: Options,
+    mut keys: Keys,
+    signals: &mut Signals,
+) -> Result<Outcome> {
     let (ring, lost) = session.take_ring()?;
     let (tx, mut rx) = mpsc::channel::<Vec<Event>>(64);
     let (stop_tx, stop_rx) = watch::channel(false);
     let source = Source::new(ring, lost)?;
     let decode_errors = source.decode_errors();
     let reader = tokio::spawn(source.run(tx, stop_rx, POLL));
-    let mut sigint = signal(SignalKind::interrupt()).context("installing the Ctrl-C handler")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut sighup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     let stop_at = deadline(opts.duration);
     let mut ticks = interval(opts.interval.unwrap_or(Duration::from_secs(1)));
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -270,9 +414,11 @@ pub async fn live<S: Sink>(session: &mut Session, sink: &mut S, opts: Options, m
     let mut last_ts = 0;
     let mut drained = false;
     let pid = session.target.pid;
+    // A signal during the start ends the trace at once.
+    let mut early = signals.pending().await;
 
     loop {
-        let mut stop_with: Option<End> = None;
+        let mut stop_with: Option<End> = early.take();
         tokio::select! {
             batch = rx.recv(), if !drained => match batch {
                 Some(mut batch) => {
@@ -296,9 +442,10 @@ pub async fn live<S: Sink>(session: &mut Session, sink: &mut S, opts: Options, m
                 }
                 None => drained = true,
             },
-            _ = sigint.recv() => stop_with = Some(End::Interrupted),
-            _ = sigterm.recv() => stop_with = Some(End::Terminated),
-            _ = sighup.recv() => stop_with = Some(End::HungUp),
+            got = signals.recv() => match got {
+                Got::End(why) => stop_with = Some(why),
+                Got::Stop => stop_and_continue(sink)?,
+            },
             _ = tokio::time::sleep_until(stop_at), if end.is_none() && opts.duration.is_some() => {
                 stop_with = Some(End::Duration);
             }
@@ -319,6 +466,9 @@ pub async fn live<S: Sink>(session: &mut Session, sink: &mut S, opts: Options, m
                 }
             }
             _ = alive.tick(), if end.is_none() => {
+                if session.poll_go() {
+                    sink.go_changed(session.go_info().as_ref());
+                }
                 if !session.alive() {
                     stop_with = Some(End::TargetExited);
                 }
@@ -338,7 +488,7 @@ pub async fn live<S: Sink>(session: &mut Session, sink: &mut S, opts: Options, m
             }
             key = next_key(&mut keys) => {
                 if let Some(key) = key {
-                    match sink.key(key, monotonic_ns())? {
+                    match keys_burst(sink, key, &mut keys, monotonic_ns()).await? {
                         Control::Quit => stop_with = Some(End::Quit),
                         Control::SetInterval(d) => {
                             ticks = interval(d);
@@ -381,12 +531,13 @@ pub async fn live<S: Sink>(session: &mut Session, sink: &mut S, opts: Options, m
             // The sink stays (a screen showing the final numbers) until the user quits.
             loop {
                 tokio::select! {
-                    _ = sigint.recv() => break,
-                    _ = sigterm.recv() => break,
-                    _ = sighup.recv() => break,
+                    got = signals.recv() => match got {
+                        Got::End(_) => break,
+                        Got::Stop => stop_and_continue(sink)?,
+                    },
                     key = next_key(&mut keys) => {
                         let quit = match key {
-                            Some(key) => sink.key(key, end_ns)? == Control::Quit,
+                            Some(key) => keys_burst(sink, key, &mut keys, end_ns).await? == Control::Quit,
                             None => keys.is_none(),
                         };
                         if quit {
@@ -511,6 +662,7 @@ pub async fn replay<S: Sink>(
     opts: Options,
     mut pace: Pace,
     mut keys: Keys,
+    signals: &mut Signals,
 ) -> Result<Outcome> {
     let start = feed.header().start_ns;
     let mut every = opts.interval.map(|d| d.as_nanos() as u64).filter(|&n| n > 0);
@@ -522,9 +674,6 @@ pub async fn replay<S: Sink>(
     let mut step = false;
     let mut pacer = interval(PACE);
     pacer.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    let mut sigint = signal(SignalKind::interrupt()).context("installing the Ctrl-C handler")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut sighup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     let mut batch = Vec::with_capacity(crate::source::BATCH);
     let mut last = start;
     let mut stats = Stats::default();
@@ -544,15 +693,16 @@ pub async fn replay<S: Sink>(
                 target = Some(if step || every.is_some() { boundary } else { u64::MAX });
                 step = false;
             }
-            _ = sigint.recv() => break End::Interrupted,
-            _ = sigterm.recv() => break End::Terminated,
-            _ = sighup.recv() => break End::HungUp,
+            got = signals.recv() => match got {
+                Got::End(why) => break why,
+                Got::Stop => stop_and_continue(sink)?,
+            },
             key = next_key(&mut keys) => {
                 let Some(key) = key else {
                     if keys.is_none() && finished { break End::Quit }
                     continue;
                 };
-                match sink.key(key, pos)? {
+                match keys_burst(sink, key, &mut keys, pos).await? {
                     Control::Quit => break End::Quit,
                     Control::Pause(p) => {
                         paused = p;
@@ -610,11 +760,12 @@ pub async fn replay<S: Sink>(
                 // The last, partial interval.
                 sink.tick(end_ns, &stats)?;
             }
-            if sink.ended(End::EndOfFile, end_ns, &stats)? == Flow::Stop {
-                break End::EndOfFile;
+            let end = if feed.problem.is_some() { End::Damaged } else { End::EndOfFile };
+            if sink.ended(end, end_ns, &stats)? == Flow::Stop {
+                break end;
             }
             if keys.is_none() {
-                break End::EndOfFile;
+                break end;
             }
         }
     };
@@ -628,7 +779,11 @@ pub async fn replay<S: Sink>(
 
 /// Runs `f` on a single-threaded tokio runtime.
 pub fn block_on<F: Future>(f: F) -> Result<F::Output> {
-    let runtime =
-        tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the event loop")?;
-    Ok(runtime.block_on(f))
+    Ok(runtime()?.block_on(f))
+}
+
+/// The single-threaded tokio runtime of the event loop: created first, so
+/// that the signal handlers (`Signals`) can be installed before anything else.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the event loop")
 }

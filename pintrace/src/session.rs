@@ -15,7 +15,7 @@ use aya::maps::{MapData, RingBuf};
 use crate::{
     cgroup::CpuGroup,
     event::{Event, EventKind, FnName, NO_CPU},
-    goruntime::{GoInfo, GoProcess, GoRole},
+    goruntime::{GoError, GoInfo, GoProcess, GoRole},
     launch::{self, Launched, RunAs},
     probe::{
         LostCounter, Options, ProbeStatus, Probes, TidSet, CLASSIC_FLAG, GO_LOCK_PROBE, THROTTLE_FLAG, WAITS_FIELDS,
@@ -47,6 +47,14 @@ pub struct Session {
     pub cgroup: Result<CpuGroup, String>,
     /// The target's Go runtime, if it is a Go program.
     go: Option<GoProcess>,
+    /// Why a program that looks like Go cannot be read (None: read, or not Go).
+    pub go_problem: Option<String>,
+    /// The Go runtime of the program after an exec, being read on a thread
+    /// of its own (its executable is the target's choice: reading it must
+    /// not hold up the event loop), and whether another exec came since.
+    pending_go: Option<(std::thread::JoinHandle<Result<GoProcess>>, bool)>,
+    /// The exec of a started command, already read by `release`: its event is not news.
+    released_exec: bool,
     /// The M list as last handed out: tid → (role, lockedExt, lockedInt, locked g).
     go_ms: HashMap<u32, EventKind>,
     /// Each M's state and goroutine as last handed out.
@@ -80,8 +88,17 @@ impl Session {
                 (target, Some(l))
             }
         };
+        // The process, pinned: a PID names another process once this one
+        // exits and the PID is reused (a launched command is our child:
+        // its PID cannot be reused before we reap it).
+        let started = target::start_time(target.pid);
         let mut probes = Probes::load(opts)?;
         let tids = probes.take_tids()?;
+        #[cfg(debug_assertions)]
+        if let Some(ms) = std::env::var("PINTRACE_TEST_ATTACH_PAUSE_MS").ok().and_then(|v| v.parse().ok()) {
+            // Tests only (a debug build): widens the attach so that a test can reuse the PID in it.
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
         let before =
             target::threads(target.pid).with_context(|| format!("listing the threads of process {}", target.pid))?;
         if before.is_empty() {
@@ -94,9 +111,18 @@ impl Session {
         let clock = target::clock_mapping();
         let start_ns = clock.monotonic_ns;
         let initial = reconcile(target.pid, &tids, &before, start_ns)?;
+        if started.is_none() || target::start_time(target.pid) != started {
+            let now = target::resolve(target.pid).map(|t| format!(" (now {})", crate::fmt::clean(&t.comm)));
+            bail!(
+                "process {} ({}) exited while pintrace attached{}: nothing traced",
+                target.pid,
+                crate::fmt::clean(&target.comm),
+                now.map_or_else(|_| String::new(), |n| format!(", and its PID was reused{n}"))
+            );
+        }
         let cgroup = CpuGroup::of_pid(target.pid).map_err(|e| format!("{e:#}"));
         // A started command is still pintrace's fork here: its program is read after the exec.
-        let go = if launched.is_none() { GoProcess::attach(target.pid).ok() } else { None };
+        let (go, go_problem) = if launched.is_none() { read_go(target.pid) } else { (None, None) };
         if go.is_some() {
             probes.attach_go_lock(&exe_of(target.pid), target.pid);
         }
@@ -124,6 +150,9 @@ impl Session {
             stats_fd: None,
             cgroup,
             go,
+            go_problem,
+            pending_go: None,
+            released_exec: false,
             go_ms: HashMap::new(),
             go_threads_problem: None,
             go_states: HashMap::new(),
@@ -152,7 +181,8 @@ impl Session {
             .go
             .as_ref()
             .and_then(|g| g.gomaxprocs_problem.clone())
-            .map(|p| format!("Go {}: {p}", self.header.go.as_ref().map_or("", |g| g.version.as_str())));
+            .map(|p| format!("Go {}: {p}", self.header.go.as_ref().map_or("", |g| g.version.as_str())))
+            .or_else(|| self.go_problem.clone());
         let go_threads = self
             .go_threads_problem
             .as_ref()
@@ -205,12 +235,24 @@ impl Session {
         Ok((self.probes.take_ring()?, self.probes.take_lost()?))
     }
 
-    /// Lets a started command exec now that tracing is attached.
+    /// Lets a started command exec now that tracing is attached; once it
+    /// has, reads its program (name, command line, Go runtime) into the
+    /// header, so that a recording's header has them from the start.
     pub fn release(&mut self) -> Result<()> {
-        match &mut self.launched {
-            Some(l) => l.release(),
-            None => Ok(()),
+        let Some(l) = &mut self.launched else { return Ok(()) };
+        l.release()?;
+        if let Ok(t) = target::resolve(self.target.pid) {
+            self.target = t;
         }
+        self.header.target = self.target.clone();
+        let (go, problem) = read_go(self.target.pid);
+        self.install_go(go, problem);
+        self.header.go = self.go_info();
+        self.released_exec = true;
+        if let Some(e) = self.gomaxprocs_event() {
+            self.initial.push(e);
+        }
+        Ok(())
     }
 
     /// Whether the target still runs (a started command is reaped when it ends).
@@ -224,12 +266,59 @@ impl Session {
     }
 
     /// Reads the target's name and command line again (after an exec), and
-    /// finds its Go runtime anew.
+    /// starts reading its new program's Go runtime on a thread of its own
+    /// (`poll_go` installs it): until then the target is not Go.
     pub fn refresh_target(&mut self) -> &Target {
+        if std::mem::take(&mut self.released_exec) {
+            return &self.target;
+        }
         if let Ok(t) = target::resolve(self.target.pid) {
             self.target = t;
         }
-        self.go = GoProcess::attach(self.target.pid).ok();
+        self.install_go(None, None);
+        match &mut self.pending_go {
+            // One reading at a time: the next starts when this one ends.
+            Some((_, again)) => *again = true,
+            None => {
+                let pid = self.target.pid;
+                let reader = std::thread::Builder::new().name("pintrace-go".into()).spawn(move || read_go_process(pid));
+                match reader {
+                    Ok(h) => self.pending_go = Some((h, false)),
+                    Err(e) => self.go_problem = Some(format!("reading the new program's Go runtime: {e}")),
+                }
+            }
+        }
+        &self.target
+    }
+
+    /// Installs the Go runtime read after an exec, once the reading has
+    /// ended; true when it did (the sink may want the new `go_info`).
+    pub fn poll_go(&mut self) -> bool {
+        let Some((reader, _)) = &self.pending_go else { return false };
+        if !reader.is_finished() {
+            return false;
+        }
+        let Some((reader, again)) = self.pending_go.take() else { return false };
+        let result = reader.join().unwrap_or_else(|_| Err(anyhow::anyhow!("the reader of the Go runtime panicked")));
+        if again {
+            // Another exec came while this one's program was read: read that one.
+            self.refresh_target();
+            return false;
+        }
+        let (go, problem) = classify(result);
+        self.install_go(go, problem);
+        true
+    }
+
+    /// Whether the Go runtime of a new program is still being read.
+    pub fn go_pending(&self) -> bool {
+        self.pending_go.is_some()
+    }
+
+    /// Makes `go` the target's Go runtime, forgetting what the last one said.
+    fn install_go(&mut self, go: Option<GoProcess>, problem: Option<String>) {
+        self.go = go;
+        self.go_problem = problem;
         self.go_ms.clear();
         self.go_threads_problem = None;
         self.go_states.clear();
@@ -240,7 +329,6 @@ impl Session {
             self.probes.attach_go_lock(&exe_of(self.target.pid), self.target.pid);
             self.header.probes = probe_records(&self.probes);
         }
-        &self.target
     }
 
     /// The Go target's GOMAXPROCS now, as an event (None: not Go, or unreadable).
@@ -444,6 +532,31 @@ impl Session {
     pub fn bpf_usage(&self) -> Option<(u64, u64)> {
         self.stats_fd.as_ref()?;
         self.probes.run_stats().ok()
+    }
+}
+
+/// The Go runtime of process `pid`, or why a Go program's cannot be read
+/// (nothing for a program that is not Go).
+fn read_go(pid: u32) -> (Option<GoProcess>, Option<String>) {
+    classify(read_go_process(pid))
+}
+
+fn read_go_process(pid: u32) -> Result<GoProcess> {
+    GoProcess::attach(pid)
+}
+
+fn classify(result: Result<GoProcess>) -> (Option<GoProcess>, Option<String>) {
+    match result {
+        Ok(go) => (Some(go), None),
+        Err(e) if matches!(e.downcast_ref::<GoError>(), Some(GoError::NotGo { .. })) => (None, None),
+        Err(e) => {
+            // A GoError says its cause itself.
+            let text = match e.downcast_ref::<GoError>() {
+                Some(g) => g.to_string(),
+                None => format!("{e:#}"),
+            };
+            (None, Some(format!("Go runtime not read: {}", crate::fmt::clean(&text))))
+        }
     }
 }
 

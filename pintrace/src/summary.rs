@@ -187,7 +187,10 @@ pub fn build(path: &Path, thresholds: Thresholds) -> Result<Report> {
     let mut fold =
         Fold { model: Model::new(header.start_ns), header: &header, thresholds, found: Vec::new(), capacity: None };
     let opts = Options { interval: Some(REPORT_TICK), duration: None };
-    let outcome = run::block_on(run::replay(&mut feed, &mut fold, opts, Pace::Max, None))??;
+    let runtime = run::runtime()?;
+    let _entered = runtime.enter();
+    let mut signals = run::Signals::install(false)?;
+    let outcome = runtime.block_on(run::replay(&mut feed, &mut fold, opts, Pace::Max, None, &mut signals))?;
     let snap = fold.model.snapshot(outcome.end_ns.max(header.start_ns));
     let mut found = std::mem::take(&mut fold.found);
     found.sort_by(|a, b| b.finding.severity.cmp(&a.finding.severity).then(a.first_ns.cmp(&b.first_ns)));

@@ -143,6 +143,19 @@ pub fn thread_comm(pid: u32, tid: u32) -> Comm {
     Comm::new(fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")).unwrap_or_default().trim_end())
 }
 
+/// When process `pid` started (field 22 of /proc/PID/stat, in clock ticks
+/// since boot): with its PID, what names one process for as long as the
+/// host runs. None if it cannot be read (it has gone).
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_start_time(&stat)
+}
+
+fn parse_start_time(stat: &str) -> Option<u64> {
+    // The fields after the name, which ends at the last ')': state is field 3, starttime 22.
+    stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()
+}
+
 /// True while `stat` (a /proc stat line) is of a task that has not exited.
 fn running(stat: &str) -> bool {
     // The state follows the last ')' (comm may contain parentheses).
@@ -202,6 +215,14 @@ pub fn nr_cpus() -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn start_time_is_field_22() {
+        let stat = "9332 (c a) t) R 9288 9288 7929 0 -1 4194304 122 0 0 0 0 0 0 0 20 0 1 0 791087 3133440 379";
+        assert_eq!(parse_start_time(stat), Some(791087));
+        assert_eq!(parse_start_time("9332 (cat) R 1 2"), None);
+        assert!(start_time(std::process::id()).is_some());
+    }
 
     #[test]
     fn resolves_this_test_process_by_a_thread_id() {

@@ -83,6 +83,10 @@ impl Sink for BatchSink {
         self.target = target.clone();
     }
 
+    fn go_changed(&mut self, go: Option<&crate::goruntime::GoInfo>) {
+        self.header.go = go.cloned();
+    }
+
     fn ended(&mut self, end: End, end_ns: u64, stats: &Stats) -> Result<Flow> {
         // The last, partial interval, unless the sink itself asked to stop.
         if end != End::Done && end_ns > self.last_tick && self.count.is_none_or(|n| self.printed < n) {

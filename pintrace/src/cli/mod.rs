@@ -55,7 +55,7 @@ pub struct TargetArgs {
     #[arg(long, short, required_unless_present = "command", conflicts_with = "command")]
     pub pid: Option<u32>,
     /// With a command: run it as this user (name or UID), as `strace -u` does
-    #[arg(long, short, requires = "command")]
+    #[arg(long, short, requires = "command", conflicts_with = "pid")]
     pub user: Option<String>,
     /// Start this command and trace it from its first instruction: `-- CMD ARGS...`
     #[arg(last = true, value_name = "CMD")]
@@ -122,14 +122,14 @@ pub struct RecordArgs {
 pub struct TopArgs {
     #[command(flatten)]
     pub target: TargetArgs,
-    /// Refresh interval (e.g. 1s, 500ms)
-    #[arg(long, short, value_parser = parse_duration, default_value = "1s")]
+    /// Refresh interval (e.g. 1s, 500ms; at least 50ms)
+    #[arg(long, short, value_parser = parse_interval, default_value = "1s")]
     pub interval: Duration,
     /// No screen: print one block (or one JSON object with --json) per interval, like `top -b`
     #[arg(long, short)]
     pub batch: bool,
     /// With --batch: stop after this many intervals
-    #[arg(long, short = 'n')]
+    #[arg(long, short = 'n', value_parser = parse_count)]
     pub count: Option<u64>,
     /// With --batch: one JSON object per line (report's field names, plus per-second rates)
     #[arg(long)]
@@ -184,8 +184,8 @@ pub struct ReplayArgs {
     /// Playback speed: 1, 10, 100 (times real time) or max
     #[arg(long, short, value_parser = parse_speed, default_value = "1")]
     pub speed: f64,
-    /// Interval of the rates and charts, in the recording's time
-    #[arg(long, short, value_parser = parse_duration, default_value = "1s")]
+    /// Interval of the rates and charts, in the recording's time (at least 50ms)
+    #[arg(long, short, value_parser = parse_interval, default_value = "1s")]
     pub interval: Duration,
     /// No screen: print one block (or JSON object with --json) per interval, as fast as possible
     #[arg(long, short)]
@@ -202,10 +202,31 @@ pub fn parse_speed(s: &str) -> Result<f64, String> {
     if s.trim().eq_ignore_ascii_case("max") {
         return Ok(f64::INFINITY);
     }
+    // The speeds the screen shows and its keys step through: no other.
     let t = s.trim().trim_end_matches(['x', 'X', '×']);
     match t.parse::<f64>() {
-        Ok(x) if x.is_finite() && x > 0.0 && x <= 1e6 => Ok(x),
-        _ => Err(format!("not a speed: {s} (try 1, 10, 100 or max)")),
+        Ok(x) if [1.0, 10.0, 100.0].contains(&x) => Ok(x),
+        _ => Err(format!("not a speed: {s} (1, 10, 100 or max)")),
+    }
+}
+
+/// The shortest interval: below it, pintrace would spend a CPU redrawing.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(50);
+
+/// An interval: a duration of at least `MIN_INTERVAL`.
+pub fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < MIN_INTERVAL {
+        return Err(format!("interval {s} is shorter than {}ms", MIN_INTERVAL.as_millis()));
+    }
+    Ok(d)
+}
+
+/// A count of intervals: at least one.
+pub fn parse_count(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("not a count of intervals: {s} (1 or more)")),
     }
 }
 
@@ -315,6 +336,12 @@ mod tests {
         assert_eq!(parse_speed("10x"), Ok(10.0));
         assert_eq!(parse_speed("max"), Ok(f64::INFINITY));
         assert!(parse_speed("0").is_err());
+        assert!(parse_speed("3").is_err(), "a speed the screen cannot show");
+        assert!(parse_speed("1e-300").is_err());
+        assert!(parse_interval("1ns").is_err());
+        assert_eq!(parse_interval("50ms"), Ok(Duration::from_millis(50)));
+        assert!(parse_count("0").is_err());
+        assert_eq!(parse_count("3"), Ok(3));
         assert!(parse_speed("fast").is_err());
     }
 

@@ -8,7 +8,7 @@ use crate::{
     event::Event,
     fmt,
     record::{Target, Trailer, Writer},
-    run::{self, Flow, Options, Sink, Stats},
+    run::{self, Flow, Options, Signals, Sink, Stats},
 };
 
 /// How often buffered events are written out even if a chunk is not full.
@@ -50,15 +50,25 @@ impl Sink for FileSink {
 }
 
 pub fn run(args: RecordArgs) -> Result<ExitCode> {
+    // The signal handlers first: a Ctrl-C during the start is seen after
+    // it, and undoes it (no file, no child), instead of killing pintrace
+    // with a temporary file left behind.
+    let runtime = run::runtime()?;
+    let _entered = runtime.enter();
+    let mut signals = Signals::install(false)?;
     if let Some(pid) = args.target.pid {
         crate::target::resolve(pid)?;
     }
     crate::probe::check_privileges()?;
     // Open the output before attaching anything: an unwritable path fails
     // fast. A new file stays under a temporary name, removed if the start
-    // fails, until its header has been written.
+    // fails, until the command has started and the header is written; an
+    // existing file is moved aside only then.
     let mut output = Output::create(&args.output)?;
     let mut session = crate::session::Session::attach(&args.target.spec(false), &args.target.options())?;
+    interrupted(&runtime, &mut signals)?;
+    // A command that cannot run fails here, before anything is replaced.
+    session.release()?;
     let name = output.name.clone();
     let writer = Writer::new(BufWriter::with_capacity(1 << 20, output.file()?), &session.header)
         .with_context(|| format!("writing {name}"))?;
@@ -79,10 +89,9 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         session.attached(),
         sink.name
     );
-    session.release()?;
     let start_ns = session.header.start_ns;
     let opts = Options { interval: Some(FLUSH), duration: args.duration };
-    let outcome = run::block_on(run::live(&mut session, &mut sink, opts, None))??;
+    let outcome = runtime.block_on(run::live(&mut session, &mut sink, opts, None, &mut signals))?;
     let target = sink.target.take().filter(|t| *t != session.header.target);
     let go = if session.header.go.is_none() { session.go_info() } else { None };
     drop(session);
@@ -103,6 +112,15 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     output.sync()?;
     report_end(&args, &sink.name, &outcome, start_ns, bytes);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Fails the start if a signal came during it: what it created is undone
+/// as the error unwinds (the temporary file removed, a started command ended).
+pub fn interrupted(runtime: &tokio::runtime::Runtime, signals: &mut Signals) -> Result<()> {
+    match runtime.block_on(signals.pending()) {
+        Some(why) => anyhow::bail!("{why} while starting: nothing traced"),
+        None => Ok(()),
+    }
 }
 
 fn report_end(args: &RecordArgs, name: &str, outcome: &run::Outcome, start_ns: u64, bytes: u64) {

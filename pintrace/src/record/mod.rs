@@ -165,6 +165,8 @@ pub enum ReadError {
     BadHeader(String),
     #[error("file is cut short at byte {offset} (inside a chunk)")]
     Truncated { offset: u64 },
+    #[error("file is cut short at byte {offset}, inside its header: nothing to read")]
+    HeaderCut { offset: u64 },
     #[error("corrupt chunk at byte {offset}: {reason}")]
     Corrupt { offset: u64, reason: String },
     /// Whole chunks that do not add up (version 2): missing, repeated or

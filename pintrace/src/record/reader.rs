@@ -95,6 +95,7 @@ impl<R: Read> Reader<R> {
             Ok(true) => {}
             Ok(false) => return Err(ReadError::NotARecord),
             Err(ReadError::Truncated { .. }) if !pre.starts_with(MAGIC) => return Err(ReadError::NotARecord),
+            Err(ReadError::Truncated { offset }) => return Err(ReadError::HeaderCut { offset }),
             Err(e) => return Err(e),
         }
         if &pre[..8] != MAGIC {
@@ -112,7 +113,10 @@ impl<R: Read> Reader<R> {
             return Err(ReadError::BadHeader(format!("header length {len} is implausible")));
         }
         let mut json = Vec::new();
-        read_exact_into(&mut input, &mut json, len, 20)?;
+        read_exact_into(&mut input, &mut json, len, 20).map_err(|e| match e {
+            ReadError::Truncated { offset } => ReadError::HeaderCut { offset },
+            e => e,
+        })?;
         if crc32fast::hash(&json) != crc {
             return Err(ReadError::BadHeader("checksum mismatch".into()));
         }

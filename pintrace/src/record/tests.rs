@@ -316,7 +316,7 @@ fn a_file_cut_anywhere_reads_up_to_its_last_whole_chunk() {
         .collect();
     let bytes = write(&events, true);
     let mut whole_chunks_seen = 0;
-    for cut in [bytes.len() - 1, bytes.len() - 30, bytes.len() / 2, 300, 25] {
+    for cut in [bytes.len() - 1, bytes.len() - 30, bytes.len() / 2, 300] {
         let (back, trailer, err) = read_all(&bytes[..cut]);
         assert!(trailer.is_none());
         assert!(matches!(err, Some(ReadError::Truncated { .. })), "cut at {cut}: {err:?}");
@@ -326,6 +326,13 @@ fn a_file_cut_anywhere_reads_up_to_its_last_whole_chunk() {
         }
     }
     assert!(whole_chunks_seen >= 2);
+    // Cut inside the header: said as such, not as a chunk.
+    for cut in [20, 25] {
+        let (_, _, err) = read_all(&bytes[..cut]);
+        let err = err.expect("an error");
+        assert!(matches!(err, ReadError::HeaderCut { .. }), "cut at {cut}: {err:?}");
+        assert!(err.to_string().contains("inside its header"), "{err}");
+    }
 }
 
 #[test]

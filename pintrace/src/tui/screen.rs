@@ -40,6 +40,27 @@ pub fn is_terminal() -> bool {
     std::io::stdout().is_terminal()
 }
 
+/// Whether to print intervals instead of drawing the screen, and why not
+/// the screen when it was not asked for: standard output is not a
+/// terminal, or a terminal that cannot draw one (TERM unset or `dumb`).
+/// `--json` and `--count` without `--batch` in a terminal are an error,
+/// not a screen that ignores them.
+pub fn batch_mode(batch: bool, batch_only: &[(&str, bool)]) -> anyhow::Result<(bool, Option<&'static str>)> {
+    if batch {
+        return Ok((true, None));
+    }
+    if !is_terminal() {
+        return Ok((true, Some("standard output is not a terminal")));
+    }
+    if let Some((flag, _)) = batch_only.iter().find(|(_, given)| *given) {
+        anyhow::bail!("{flag} is for --batch output: add --batch (the screen has no use for it)");
+    }
+    match std::env::var("TERM") {
+        Ok(t) if !t.is_empty() && t != "dumb" => Ok((false, None)),
+        _ => Ok((true, Some("the terminal cannot show the screen (TERM is unset or dumb)"))),
+    }
+}
+
 /// NO_COLOR (no-color.org): set and not empty turns colours off.
 pub fn color() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
@@ -48,6 +69,16 @@ pub fn color() -> bool {
 fn restore() {
     let _ = terminal::disable_raw_mode();
     let _ = execute!(std::io::stdout(), LeaveAlternateScreen, cursor::Show);
+}
+
+/// Takes the terminal: raw mode, the alternate screen, no cursor.
+fn take_terminal() -> Result<()> {
+    terminal::enable_raw_mode().context("putting the terminal in raw mode")?;
+    if let Err(e) = execute!(std::io::stdout(), EnterAlternateScreen, cursor::Hide) {
+        restore();
+        return Err(e).context("opening the screen");
+    }
+    Ok(())
 }
 
 /// The status of a replay of `file`.
@@ -79,6 +110,10 @@ pub struct TuiSink {
     term: Terminal<CrosstermBackend<Stdout>>,
     last_tick: u64,
     last_draw: Option<Instant>,
+    /// Keys since the last draw changed what is shown (`keys_done` draws).
+    dirty: bool,
+    /// ... and the thread in focus, so the figures must be computed again.
+    stale: bool,
 }
 
 impl TuiSink {
@@ -90,13 +125,8 @@ impl TuiSink {
             restore();
             previous(info);
         }));
-        terminal::enable_raw_mode().context("putting the terminal in raw mode")?;
-        let mut stdout = std::io::stdout();
-        if let Err(e) = execute!(stdout, EnterAlternateScreen, cursor::Hide) {
-            restore();
-            return Err(e).context("opening the screen");
-        }
-        let term = match Terminal::new(CrosstermBackend::new(stdout)) {
+        take_terminal()?;
+        let term = match Terminal::new(CrosstermBackend::new(std::io::stdout())) {
             Ok(t) => t,
             Err(e) => {
                 restore();
@@ -113,6 +143,8 @@ impl TuiSink {
             term,
             last_tick: header.start_ns,
             last_draw: None,
+            dirty: false,
+            stale: false,
         };
         let size = sink.term.size().context("reading the terminal's size")?;
         sink.app.update(super::app::Msg::Resize(size.width, size.height));
@@ -216,6 +248,32 @@ impl Sink for TuiSink {
         self.app.status.target = target.clone();
     }
 
+    fn go_changed(&mut self, go: Option<&crate::goruntime::GoInfo>) {
+        self.header.go = go.cloned();
+    }
+
+    fn suspend(&mut self) -> Result<()> {
+        restore();
+        Ok(())
+    }
+
+    fn resume(&mut self) -> Result<()> {
+        take_terminal()?;
+        // The shell may have drawn over the screen: all of it again.
+        self.term.clear().context("drawing the screen")?;
+        self.draw(true)
+    }
+
+    fn keys_done(&mut self) -> Result<()> {
+        if std::mem::take(&mut self.stale) {
+            self.refresh();
+        }
+        if std::mem::take(&mut self.dirty) {
+            self.draw(true)?;
+        }
+        Ok(())
+    }
+
     fn ended(&mut self, end: End, end_ns: u64, stats: &Stats) -> Result<Flow> {
         if end.by_user() {
             return Ok(Flow::Stop);
@@ -260,13 +318,12 @@ impl Sink for TuiSink {
             }
             Action::Pause(p) => Control::Pause(p),
             Action::Redraw | Action::None => {
-                if self.app.focus() != focus {
-                    self.refresh();
-                }
+                // Computed once for a burst of keys, in `keys_done`.
+                self.stale |= self.app.focus() != focus;
                 Control::None
             }
         };
-        self.draw(true)?;
+        self.dirty = true;
         Ok(control)
     }
 }
