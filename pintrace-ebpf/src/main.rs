@@ -517,12 +517,17 @@ mod programs {
     #[tracepoint(category = "sched", name = "sched_process_exec")]
     pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
         let old_tid = field::<i32>(&ctx, 16) as u32;
-        if !is_target(old_tid) {
+        let tid = field::<i32>(&ctx, 12) as u32;
+        // A thread that is not the leader exec'd: the kernel swapped its TID
+        // with the exiting leader's, and the leader's final switch-out
+        // (which clears its bit) can come before the swap (clearing `tid`)
+        // or after it (clearing `old_tid`): one of the two bits is left.
+        if !is_target(old_tid) && !is_target(tid) {
             return 0;
         }
-        let tid = field::<i32>(&ctx, 12) as u32;
         if tid != old_tid {
             set_target(tid, true);
+            set_target(old_tid, false);
         }
         submit(ExecRecord { hdr: header(KIND_EXEC), tid, old_tid, comm: bpf_get_current_comm().unwrap_or_default() });
         0

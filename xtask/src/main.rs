@@ -146,5 +146,5 @@ fn test(args: &[String]) -> Result<()> {
     // The exactness tests again on the fallback path: classic tracepoints,
     // as on kernels without BTF or the BTF tracepoints' arguments.
     eprintln!("xtask: the exactness tests again, on classic tracepoints (--classic-tracepoints)");
-    privileged(&["threads", "signals", "affinity", "preemption", "runq", "tidset", "cgroup"], true)
+    privileged(&["threads", "signals", "affinity", "preemption", "runq", "tidset", "cgroup", "hostile"], true)
 }

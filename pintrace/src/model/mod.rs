@@ -529,13 +529,7 @@ impl Model {
             EventKind::Rename { tid, comm } => self.thread(tid).comm = comm,
             EventKind::Exec { tid, old_tid, comm } => {
                 if old_tid != tid {
-                    // A non-leader thread exec'd and took the leader's TID; its own is gone.
-                    if let Some(t) = self.threads.get_mut(&old_tid) {
-                        t.died_ns.get_or_insert(ts);
-                        if std::mem::replace(&mut t.alive, false) {
-                            self.alive = self.alive.saturating_sub(1);
-                        }
-                    }
+                    self.took_over(old_tid, tid, ts);
                 }
                 self.thread(tid).comm = comm;
                 self.log(ts, LogKind::Exec { tid, comm: comm.to_string() });
@@ -655,6 +649,37 @@ impl Model {
         let t = self.thread(tid);
         t.set_go_state(ts, state);
         t.goroutine = (goid != 0).then_some((goid, func));
+    }
+
+    /// A thread that is not the leader exec'd at `ts`: the kernel ended the
+    /// other threads (the leader's exit came first) and gave it the
+    /// leader's TID. Its run so far is its own, and ends here; from here on
+    /// it runs (it is on a CPU: it is exec'ing) as the leader, alive again.
+    fn took_over(&mut self, old_tid: u32, tid: u32, ts: u64) {
+        let mut cpu = None;
+        if let Some(t) = self.threads.get_mut(&old_tid) {
+            t.close_run(ts);
+            t.running_since = None;
+            cpu = t.last_cpu;
+            t.waiting_since = None;
+            t.died_ns.get_or_insert(ts);
+            t.mark(ts, RunState::Exited);
+            if std::mem::replace(&mut t.alive, false) {
+                self.alive = self.alive.saturating_sub(1);
+            }
+        }
+        let t = self.thread(tid);
+        t.died_ns = None;
+        t.waiting_since = None;
+        t.running_since = Some(ts);
+        t.seen_running = true;
+        if let Some(c) = cpu {
+            t.last_cpu = Some(c);
+        }
+        t.mark(ts, RunState::Running);
+        if !std::mem::replace(&mut t.alive, true) {
+            self.alive += 1;
+        }
     }
 
     /// Thread `tid` exited at `ts` (once: a second exit is ignored).
