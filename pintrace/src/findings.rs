@@ -95,7 +95,7 @@ pub const THRESHOLDS: &[ThresholdSpec] = &[
     ThresholdSpec {
         name: "sustain",
         unit: "s",
-        help: "how long a condition must hold before its finding shows",
+        help: "how long a condition must hold before its finding shows (0: at once, on the last interval)",
         get: |t| t.sustain_ns as f64 / 1e9,
         set: |t, v| t.sustain_ns = (v * 1e9) as u64,
         max: ANY,

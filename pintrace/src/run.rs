@@ -257,13 +257,24 @@ async fn keys_burst<S: Sink>(
     now_ns: u64,
 ) -> Result<Control> {
     use futures_util::FutureExt as _;
+    burst(sink, first, || next_key(keys).now_or_never().flatten(), now_ns)
+}
+
+/// `first`, then the keys `ready` has without waiting (at most
+/// `MAX_BURST`, and none after one that asks something of the loop), then
+/// one `keys_done`.
+fn burst<S: Sink>(
+    sink: &mut S,
+    first: crossterm::event::Event,
+    mut ready: impl FnMut() -> Option<crossterm::event::Event>,
+    now_ns: u64,
+) -> Result<Control> {
     let mut control = sink.key(first, now_ns)?;
-    // At most a screenful of work per turn, whatever is pasted.
     for _ in 0..MAX_BURST {
         if control != Control::None {
             break;
         }
-        let Some(Some(key)) = next_key(keys).now_or_never() else { break };
+        let Some(key) = ready() else { break };
         control = sink.key(key, now_ns)?;
     }
     sink.keys_done()?;
@@ -786,4 +797,58 @@ pub fn block_on<F: Future>(f: F) -> Result<F::Output> {
 /// that the signal handlers (`Signals`) can be installed before anything else.
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the event loop")
+}
+
+#[cfg(test)]
+mod tests {
+    use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Counting {
+        keys: usize,
+        draws: usize,
+    }
+
+    impl Sink for Counting {
+        fn events(&mut self, _: &[Event]) -> Result<()> {
+            Ok(())
+        }
+
+        fn key(&mut self, e: TermEvent, _: u64) -> Result<Control> {
+            self.keys += 1;
+            let quit = matches!(e, TermEvent::Key(k) if k.code == KeyCode::Char('q'));
+            Ok(if quit { Control::Quit } else { Control::None })
+        }
+
+        fn keys_done(&mut self) -> Result<()> {
+            self.draws += 1;
+            Ok(())
+        }
+    }
+
+    fn key(c: char) -> TermEvent {
+        TermEvent::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE))
+    }
+
+    /// 300 presses of `j` waiting at once: two draws, not 300.
+    #[test]
+    fn a_burst_of_keys_is_drawn_once() {
+        let mut waiting: std::collections::VecDeque<TermEvent> = (1..300).map(|_| key('j')).collect();
+        let mut sink = Counting::default();
+        let mut turns = 0;
+        let mut first = Some(key('j'));
+        while let Some(k) = first.take() {
+            assert_eq!(burst(&mut sink, k, || waiting.pop_front(), 0).expect("keys"), Control::None);
+            turns += 1;
+            first = waiting.pop_front();
+        }
+        assert_eq!((sink.keys, sink.draws, turns), (300, 2, 2));
+        // A key that asks something of the loop ends the burst there.
+        let mut waiting: std::collections::VecDeque<TermEvent> = [key('j'), key('q'), key('j')].into();
+        let mut sink = Counting::default();
+        assert_eq!(burst(&mut sink, key('j'), || waiting.pop_front(), 0).expect("keys"), Control::Quit);
+        assert_eq!((sink.keys, sink.draws, waiting.len()), (3, 1, 1));
+    }
 }

@@ -245,7 +245,7 @@ impl Session {
             self.target = t;
         }
         self.header.target = self.target.clone();
-        let (go, problem) = read_go(self.target.pid);
+        let (go, problem) = read_go_after_exec(self.target.pid);
         self.install_go(go, problem);
         self.header.go = self.go_info();
         self.released_exec = true;
@@ -543,6 +543,31 @@ fn read_go(pid: u32) -> (Option<GoProcess>, Option<String>) {
 
 fn read_go_process(pid: u32) -> Result<GoProcess> {
     GoProcess::attach(pid)
+}
+
+/// How long a program that has just exec'd may take to be mapped.
+const EXEC_SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The Go runtime of a process whose exec has just begun: the executable is
+/// already the new one, but its segments are mapped a moment later, so
+/// the attach is tried again (the executable read once) until its
+/// variables can be read, for `EXEC_SETTLE` at most.
+fn read_go_after_exec(pid: u32) -> (Option<GoProcess>, Option<String>) {
+    let mut binary = match crate::goruntime::GoBinary::from_pid(pid) {
+        Ok(b) => b,
+        Err(e) => return classify(Err(e.into())),
+    };
+    let deadline = std::time::Instant::now() + EXEC_SETTLE;
+    loop {
+        let late = std::time::Instant::now() >= deadline || !target::alive(pid);
+        match GoProcess::attach_binary(pid, binary) {
+            Ok(go) if late || !matches!(go.gomaxprocs(), Err(GoError::Memory { .. })) => return (Some(go), None),
+            Ok(go) => binary = go.into_binary(),
+            Err(failed) if late => return classify(Err(failed.1)),
+            Err(failed) => binary = failed.0,
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }
 
 fn classify(result: Result<GoProcess>) -> (Option<GoProcess>, Option<String>) {

@@ -3,12 +3,12 @@
 //! what it should, the PID cannot change hands during the attach, and an
 //! exec from any thread keeps the numbers right.
 use std::{
-    path::Path,
+    path::{Path, PathBuf},
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
-use pintrace_tests::{go_program, pintrace_bin, report_json, scratch, u64_of, Recording};
+use pintrace_tests::{go_program, pintrace_bin, report_json, scratch, u64_of, workload, Recording};
 
 fn pintrace(args: &[&str]) -> (Option<i32>, String) {
     let out = Command::new(pintrace_bin()).args(args).output().expect("running pintrace");
@@ -278,7 +278,10 @@ fn a_started_go_command_has_its_go_runtime_in_the_header() {
     let file = scratch("go-header.ptr");
     let rec =
         Recording::start_args(&["record", "-o", file.to_str().expect("path"), "--duration", "500ms", "--", bin, "5"]);
-    assert!(rec.finish().status.success());
+    let done = rec.finish();
+    assert!(done.status.success(), "{}", done.stderr);
+    // Read once the exec is over: its variables, and the uprobe, are there.
+    assert!(!done.stderr.contains("warning"), "{}", done.stderr);
     let out = Command::new(pintrace_bin()).args(["replay", "--batch", "--json"]).arg(&file).output().expect("replay");
     let first = &lines(&String::from_utf8_lossy(&out.stdout))[0];
     assert!(first["go"]["version"].as_str().is_some_and(|v| v.starts_with("go1.")), "{first}");
@@ -296,4 +299,155 @@ fn thresholds_and_flags_that_cannot_work_are_refused() {
         assert_eq!(code, Some(2), "{args:?}: {err}");
         assert!(err.contains(says), "{args:?}: {err}");
     }
+}
+
+/// A program that is not Go (this one is Rust) gets no Go advice.
+#[test]
+fn a_program_that_is_not_go_gets_no_go_advice() {
+    let mut w = workload!("churn", "50", "5");
+    let rec = Recording::start(w.pid, "not-go-churn", &[]);
+    w.send("go");
+    let _ = w.read_line();
+    assert!(w.wait().success());
+    let r = rec.finish().report();
+    assert!(r["go"].is_null(), "{}", r["go"]);
+    let f = r["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["rule"] == "thread_churn")
+        .unwrap_or_else(|| panic!("thread churn: {}", r["findings"]));
+    let (message, advice) = (f["message"].as_str().expect("message"), f["advice"].as_str().expect("advice"));
+    assert!(!message.contains("goroutine") && !advice.contains("LockOSThread"), "{f}");
+}
+
+/// tests/c/fakego.c built with `-DPAD=pad`, its DWARF structs renamed
+/// (runtime_m to runtime.m...): a C program that pintrace takes for Go.
+fn fake_go(name: &str, pad: Option<&str>) -> PathBuf {
+    let out = scratch(name);
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("c/fakego.c");
+    let mut cc = Command::new("gcc");
+    cc.args(["-g", "-O0", "-o"]).arg(&out);
+    if let Some(p) = pad {
+        cc.arg(format!("-DPAD={p}"));
+    }
+    assert!(cc.arg(&src).status().expect("running gcc").success(), "building {}", src.display());
+    let mut b = std::fs::read(&out).expect("reading the program");
+    for (from, to) in [
+        (&b"runtime_m\0"[..], &b"runtime.m\0"[..]),
+        (b"runtime_g\0", b"runtime.g\0"),
+        (b"runtime_schedt\0", b"runtime.schedt\0"),
+        (b"runtime_p\0", b"runtime.p\0"),
+    ] {
+        let at = b.windows(from.len()).position(|w| w == from).unwrap_or_else(|| panic!("{from:?} in the DWARF"));
+        b[at..at + to.len()].copy_from_slice(to);
+    }
+    std::fs::write(&out, b).expect("writing the program");
+    std::fs::set_permissions(&out, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    out
+}
+
+/// A target whose DWARF makes up its structs: read as Go when it looks
+/// like Go, refused (with a warning) when its layout is no runtime's,
+/// never obeyed (a field at 2^40 made pintrace allocate 1 TiB and abort).
+#[test]
+fn a_c_program_dressed_as_go_is_read_and_its_made_up_layout_refused() {
+    for (name, pad) in [("fakego", None), ("fakego-1tib", Some("(1UL<<40)"))] {
+        let bin = fake_go(name, pad);
+        let mut target = Command::new(&bin).spawn().expect("starting the program");
+        std::thread::sleep(Duration::from_millis(100));
+        let pid = target.id().to_string();
+        let out = Command::new(pintrace_bin())
+            .args(["top", "--pid", &pid, "--batch", "--json", "-n", "2", "--interval", "200ms"])
+            .output()
+            .expect("pintrace");
+        let _ = target.kill();
+        let _ = target.wait();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{name}: {err}");
+        let last = lines(&String::from_utf8_lossy(&out.stdout)).pop().expect("an interval");
+        assert_eq!(last["go"]["version"], "go1.99.9z", "{name}: {last}");
+        let main = &last["threads"][0];
+        if pad.is_none() {
+            assert_eq!(main["role"], "main", "{name}: its one M was read: {main}");
+        } else {
+            assert!(main["role"].is_null(), "{main}");
+            assert!(err.contains("more than 65536: not the Go runtime's layout"), "{name}: {err}");
+        }
+    }
+}
+
+fn uleb(v: &mut Vec<u8>, mut x: u64) {
+    loop {
+        let byte = (x & 0x7f) as u8;
+        x >>= 7;
+        if x == 0 {
+            v.push(byte);
+            return;
+        }
+        v.push(byte | 0x80);
+    }
+}
+
+/// DWARF that takes pintrace its whole budget: `units` units, each with
+/// its own abbreviation table, the tables overlapping (unit i's starts at
+/// entry i of one long table), so that each is parsed anew.
+fn slow_dwarf(units: u64) -> (Vec<u8>, Vec<u8>) {
+    let mut abbrev = Vec::new();
+    let mut starts = Vec::new();
+    for code in 1..=units {
+        starts.push(abbrev.len() as u32);
+        uleb(&mut abbrev, code);
+        abbrev.extend_from_slice(&[0x24, 0, 0x03, 0x08, 0, 0]); // base_type, no children, name string
+    }
+    abbrev.push(0);
+    let mut info = Vec::new();
+    for start in starts {
+        let mut die = Vec::new();
+        uleb(&mut die, units); // the last entry: in every unit's table
+        die.extend_from_slice(b"x\0");
+        info.extend_from_slice(&((die.len() + 7) as u32).to_le_bytes()); // unit_length
+        info.extend_from_slice(&4u16.to_le_bytes());
+        info.extend_from_slice(&start.to_le_bytes());
+        info.push(8);
+        info.extend_from_slice(&die);
+    }
+    (info, abbrev)
+}
+
+/// After an exec into a binary whose DWARF is slow to search, the event
+/// loop does not wait for it: a Ctrl-C ends the recording at once, whole.
+#[test]
+fn an_exec_into_a_slow_binary_does_not_hold_up_the_loop() {
+    let plain = fake_go("fakego-for-slow", None);
+    let (info, abbrev) = slow_dwarf(30_000);
+    let (info_path, abbrev_path) = (scratch("slow.debug_info"), scratch("slow.debug_abbrev"));
+    std::fs::write(&info_path, info).expect("writing");
+    std::fs::write(&abbrev_path, abbrev).expect("writing");
+    let slow = scratch("fakego-slow");
+    let ok = Command::new("objcopy")
+        .args(["--remove-section", ".debug_info", "--remove-section", ".debug_abbrev"])
+        .arg(format!("--add-section=.debug_info={}", info_path.display()))
+        .arg(format!("--add-section=.debug_abbrev={}", abbrev_path.display()))
+        .arg(&plain)
+        .arg(&slow)
+        .status()
+        .expect("running objcopy");
+    assert!(ok.success());
+    std::fs::set_permissions(&slow, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let file = scratch("slow-exec.ptr");
+    let mut cmd = Command::new(pintrace_bin());
+    cmd.args(["record", "-o", file.to_str().expect("path"), "--", "/bin/sh", "-c"])
+        .arg(format!("sleep 0.3; exec {}", slow.display()));
+    let rec = Recording::start_cmd(cmd, &file);
+    // The exec is at 0.3 s; its binary's DWARF takes the search's whole budget (4 s).
+    std::thread::sleep(Duration::from_millis(1300));
+    let signalled = Instant::now();
+    rec.signal(libc::SIGINT);
+    let done = rec.finish();
+    let took = signalled.elapsed();
+    let r = done.report();
+    assert_eq!(r["end_reason"], "interrupted");
+    assert_eq!(r["target"]["comm"], "fakego-slow", "the exec was seen");
+    assert!(took < Duration::from_secs(2), "the loop waited {took:?} for the DWARF search (4 s)");
 }

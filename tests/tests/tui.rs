@@ -159,3 +159,92 @@ fn replay_runs_without_privileges_and_says_when_the_recording_ends() {
     let s = t.wait_for("pintrace's exit", |s| s.contains("EXIT="));
     assert!(s.contains("EXIT=0"), "{s}");
 }
+
+impl Tmux {
+    /// tmux's view of the pane: (in the alternate screen, cursor shown).
+    fn modes(&self) -> (bool, bool) {
+        let out = Command::new("tmux")
+            .args(["display-message", "-p", "-t", &self.0, "#{alternate_on} #{cursor_flag}"])
+            .output()
+            .expect("display-message");
+        let s = String::from_utf8_lossy(&out.stdout);
+        let mut w = s.split_whitespace();
+        (w.next() == Some("1"), w.next() == Some("1"))
+    }
+
+    /// The process the pane's shell runs (pintrace).
+    fn child_of_shell(&self) -> u32 {
+        let out = Command::new("tmux")
+            .args(["display-message", "-p", "-t", &self.0, "#{pane_pid}"])
+            .output()
+            .expect("display-message");
+        let shell: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().expect("the pane's PID");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children")).unwrap_or_default();
+            if let Some(pid) = children.split_whitespace().next().and_then(|p| p.parse().ok()) {
+                return pid;
+            }
+            assert!(Instant::now() < deadline, "the shell started nothing");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn running(cmdline: &[&str]) -> bool {
+    let want: Vec<u8> = cmdline.iter().flat_map(|a| a.bytes().chain([0])).collect();
+    std::fs::read_dir("/proc").expect("/proc").filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok()).any(
+        |pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want)
+                && std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+        },
+    )
+}
+
+/// Any signal that ends `top` gives the terminal back (no alternate screen,
+/// the cursor shown) and ends the command it started.
+#[test]
+fn signals_that_end_top_give_the_terminal_back() {
+    for (sig, name) in
+        [(libc::SIGQUIT, "SIGQUIT"), (libc::SIGUSR1, "SIGUSR1"), (libc::SIGALRM, "SIGALRM"), (libc::SIGPIPE, "SIGPIPE")]
+    {
+        let sleeper = ["sleep", "94.5"];
+        let t = Tmux::start(
+            "pt-signals",
+            &format!("{} top -- {} {}; echo EXIT=$?; sleep 60", pintrace_bin().display(), sleeper[0], sleeper[1]),
+        );
+        t.wait_for("the screen", |s| s.contains("TID") && s.contains("sleep"));
+        assert_eq!(t.modes(), (true, false), "top draws in the alternate screen, no cursor");
+        let pid = t.child_of_shell();
+        // SAFETY: kill of the pintrace the test started.
+        assert_eq!(unsafe { libc::kill(pid as libc::pid_t, sig) }, 0);
+        let s = t.wait_for("pintrace's exit", |s| s.contains("EXIT="));
+        assert_eq!(t.modes(), (false, true), "after {name}, the terminal is back:\n{s}");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while running(&sleeper) {
+            assert!(Instant::now() < deadline, "after {name}, the command still runs");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// SIGTSTP (kill -TSTP, or a shell's job control) puts the screen away;
+/// after `fg` the screen is back and takes keys at once.
+#[test]
+fn a_stopped_top_comes_back_with_fg() {
+    let t = Tmux::start("pt-tstp", "bash --norc --noprofile -i");
+    t.wait_for("a prompt", |s| s.contains('$') || s.contains('#'));
+    t.keys(&[&format!("{} top -- sleep 93.5", pintrace_bin().display()), "Enter"]);
+    t.wait_for("the screen", |s| s.contains("TID") && s.contains("sleep"));
+    let pid = t.child_of_shell();
+    // SAFETY: kill of the pintrace the test started.
+    assert_eq!(unsafe { libc::kill(pid as libc::pid_t, libc::SIGTSTP) }, 0);
+    let s = t.wait_for("the shell's job control", |s| s.contains("Stopped"));
+    assert_eq!(t.modes(), (false, true), "stopped: the terminal is the shell's:\n{s}");
+    t.keys(&["fg", "Enter"]);
+    t.wait_for("the screen again", |s| s.contains("TID") && s.contains("sleep"));
+    assert_eq!(t.modes(), (true, false));
+    t.keys(&["q"]);
+    let s = t.wait_for("the prompt after q", |s| !s.contains("TID"));
+    assert_eq!(t.modes(), (false, true), "{s}");
+}

@@ -56,7 +56,7 @@ fn bpf_linker_ok() -> bool {
 
 /// Everything the build, the demo and the tests need.
 pub fn all() -> Result<()> {
-    apt(&["llvm-22-dev", "golang-1.19-go", "tmux", "unzip"])?;
+    apt(&["llvm-22-dev", "golang-1.19-go", "tmux", "unzip", "gcc"])?;
     if !nightly_has_rust_src()? {
         println!("xtask: adding rust-src to the nightly toolchain (to build core for the BPF target)");
         run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))?;

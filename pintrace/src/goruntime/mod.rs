@@ -13,6 +13,8 @@ pub mod binary;
 pub mod buildinfo;
 pub mod dwarf;
 pub mod functions;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod mlist;
 pub mod process;
 pub mod sched;
@@ -53,6 +55,8 @@ impl GoInfo {
         let bi = b.build_info().ok();
         let (gomaxprocs, problem) = match process.gomaxprocs() {
             Ok(n) => (Some(n), None),
+            // Not yet: a program that has just started sets it in its first milliseconds.
+            Err(GoError::Unset { .. }) => (None, None),
             Err(e) => (None, Some(e.to_string())),
         };
         GoInfo {

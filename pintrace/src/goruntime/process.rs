@@ -128,7 +128,29 @@ impl GoProcess {
     /// program that is not Go. Succeeds for a stripped binary: then its
     /// build info is known and `gomaxprocs()` says it is stripped.
     pub fn attach(pid: u32) -> Result<GoProcess> {
-        let binary = GoBinary::from_pid(pid)?;
+        GoProcess::attach_binary(pid, GoBinary::from_pid(pid)?).map_err(|failed| failed.1)
+    }
+
+    /// As `attach`, with the executable already read (`GoBinary::from_pid`),
+    /// which a failure hands back: a process that has just exec'd may not
+    /// have its program mapped yet, and is tried again.
+    pub fn attach_binary(pid: u32, binary: GoBinary) -> Result<GoProcess, Box<(GoBinary, anyhow::Error)>> {
+        match GoProcess::mapped(pid, &binary) {
+            Ok((bias, mem)) => {
+                let ns_tids = NsTids::needed(pid).then(|| RefCell::new(NsTids::default()));
+                Ok(GoProcess { pid, binary, bias, mem, ns_tids })
+            }
+            Err(e) => Err(Box::new((binary, e))),
+        }
+    }
+
+    /// The executable handed back.
+    pub fn into_binary(self) -> GoBinary {
+        self.binary
+    }
+
+    /// Where `binary` is loaded in process `pid`, and its memory opened.
+    fn mapped(pid: u32, binary: &GoBinary) -> Result<(u64, File)> {
         let exe = format!("/proc/{pid}/exe");
         let meta = fs::metadata(&exe).with_context(|| format!("stat {exe}"))?;
         let maps_path = format!("/proc/{pid}/maps");
@@ -152,8 +174,7 @@ impl GoProcess {
         let mem = File::open(&mem_path).with_context(|| {
             format!("opening {mem_path}: reading another process's memory needs root (or the right to ptrace it)")
         })?;
-        let ns_tids = NsTids::needed(pid).then(|| RefCell::new(NsTids::default()));
-        Ok(GoProcess { pid, binary, bias, mem, ns_tids })
+        Ok((bias, mem))
     }
 
     pub fn pid(&self) -> u32 {

@@ -259,8 +259,11 @@ impl Sink for TuiSink {
 
     fn resume(&mut self) -> Result<()> {
         take_terminal()?;
-        // The shell may have drawn over the screen: all of it again.
-        self.term.clear().context("drawing the screen")?;
+        execute!(std::io::stdout(), terminal::Clear(terminal::ClearType::All)).context("drawing the screen")?;
+        // The screen is blank, ratatui's last frame is not: a blank frame
+        // first, so that the next draws every cell (Terminal::clear would
+        // ask the terminal for the cursor, a read the key reader owns).
+        self.term.draw(|f| f.render_widget(ratatui::widgets::Clear, f.area())).context("drawing the screen")?;
         self.draw(true)
     }
 
