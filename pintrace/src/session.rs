@@ -350,6 +350,12 @@ impl Session {
             }
         };
         self.go_threads_problem = None;
+        // A process on its way out has its memory torn down while it is
+        // read (pages read back as zeros): its Ms would read as idle. Kept
+        // only while one of its threads runs on, not exiting.
+        if !ms.iter().any(|m| target::thread_running(self.target.pid, m.tid)) {
+            return Vec::new();
+        }
         let ts_ns = target::monotonic_ns();
         let mut out = Vec::new();
         let mut seen = HashMap::with_capacity(ms.len());

@@ -138,6 +138,19 @@ pub fn is_kernel_thread(pid: u32) -> bool {
         .is_some_and(|f| f & pintrace_common::PF_KTHREAD != 0)
 }
 
+/// True while thread `tid` of process `pid` runs and is not on its way out
+/// (`PF_EXITING`, set at the start of its exit): what it had in memory
+/// is still its own. False once it exits, or if it cannot be read.
+pub fn thread_running(pid: u32, tid: u32) -> bool {
+    const PF_EXITING: u32 = 0x4;
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")) else { return false };
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let mut fields = after.split_whitespace();
+    let state = fields.next().unwrap_or("X");
+    let flags = fields.nth(5).and_then(|f| f.parse::<u32>().ok()).unwrap_or(PF_EXITING);
+    !state.starts_with(['Z', 'X']) && flags & PF_EXITING == 0
+}
+
 /// A thread's name as /proc shows it now.
 pub fn thread_comm(pid: u32, tid: u32) -> Comm {
     Comm::new(fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")).unwrap_or_default().trim_end())
@@ -215,6 +228,15 @@ pub fn nr_cpus() -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn this_thread_is_running() {
+        let pid = std::process::id();
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() } as u32;
+        assert!(thread_running(pid, tid));
+        assert!(!thread_running(pid, u32::MAX));
+    }
 
     #[test]
     fn start_time_is_field_22() {
