@@ -377,50 +377,12 @@ fn a_c_program_dressed_as_go_is_read_and_its_made_up_layout_refused() {
     }
 }
 
-fn uleb(v: &mut Vec<u8>, mut x: u64) {
-    loop {
-        let byte = (x & 0x7f) as u8;
-        x >>= 7;
-        if x == 0 {
-            v.push(byte);
-            return;
-        }
-        v.push(byte | 0x80);
-    }
-}
-
-/// DWARF that takes pintrace its whole budget: `units` units, each with
-/// its own abbreviation table, the tables overlapping (unit i's starts at
-/// entry i of one long table), so that each is parsed anew.
-fn slow_dwarf(units: u64) -> (Vec<u8>, Vec<u8>) {
-    let mut abbrev = Vec::new();
-    let mut starts = Vec::new();
-    for code in 1..=units {
-        starts.push(abbrev.len() as u32);
-        uleb(&mut abbrev, code);
-        abbrev.extend_from_slice(&[0x24, 0, 0x03, 0x08, 0, 0]); // base_type, no children, name string
-    }
-    abbrev.push(0);
-    let mut info = Vec::new();
-    for start in starts {
-        let mut die = Vec::new();
-        uleb(&mut die, units); // the last entry: in every unit's table
-        die.extend_from_slice(b"x\0");
-        info.extend_from_slice(&((die.len() + 7) as u32).to_le_bytes()); // unit_length
-        info.extend_from_slice(&4u16.to_le_bytes());
-        info.extend_from_slice(&start.to_le_bytes());
-        info.push(8);
-        info.extend_from_slice(&die);
-    }
-    (info, abbrev)
-}
-
 /// After an exec into a binary whose DWARF is slow to search, the event
 /// loop does not wait for it: a Ctrl-C ends the recording at once, whole.
 #[test]
 fn an_exec_into_a_slow_binary_does_not_hold_up_the_loop() {
     let plain = fake_go("fakego-for-slow", None);
-    let (info, abbrev) = slow_dwarf(30_000);
+    let (info, abbrev) = pintrace::goruntime::fuzzing::slow_dwarf(30_000);
     let (info_path, abbrev_path) = (scratch("slow.debug_info"), scratch("slow.debug_abbrev"));
     std::fs::write(&info_path, info).expect("writing");
     std::fs::write(&abbrev_path, abbrev).expect("writing");

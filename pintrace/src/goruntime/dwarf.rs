@@ -738,17 +738,7 @@ mod tests {
         v.push(0);
     }
 
-    fn uleb(v: &mut Vec<u8>, mut x: u64) {
-        loop {
-            let byte = (x & 0x7f) as u8;
-            x >>= 7;
-            if x == 0 {
-                v.push(byte);
-                return;
-            }
-            v.push(byte | 0x80);
-        }
-    }
+    use crate::goruntime::fuzzing::{uleb, GO119};
 
     impl Unit {
         fn new(name: &'static str) -> Unit {
@@ -850,26 +840,7 @@ mod tests {
     #[test]
     fn finds_the_offsets() {
         let l = parse(&go119_like("", 4)).expect("layout");
-        assert_eq!(
-            l,
-            RuntimeLayout {
-                m_procid: 72,
-                m_locked_ext: 616,
-                m_locked_int: 620,
-                m_mstartfn: 184,
-                m_alllink: 336,
-                m_lockedg: 352,
-                m_curg: 192,
-                m_p: 208,
-                m_spinning: 276,
-                m_incgo: 280,
-                g_startpc: 312,
-                g_goid: 152,
-                g_atomicstatus: 144,
-                m_size: 1008,
-                g_size: 392,
-            }
-        );
+        assert_eq!(l, GO119);
         assert_eq!(l.m_span(), 72..624);
         assert_eq!(l.g_span(), 144..320);
     }

@@ -40,6 +40,46 @@ pub fn binary(data: &[u8]) -> usize {
     seen
 }
 
+/// Appends `x` as an unsigned LEB128, as DWARF writes numbers.
+pub fn uleb(v: &mut Vec<u8>, mut x: u64) {
+    loop {
+        let byte = (x & 0x7f) as u8;
+        x >>= 7;
+        if x == 0 {
+            v.push(byte);
+            return;
+        }
+        v.push(byte | 0x80);
+    }
+}
+
+/// DWARF (`.debug_info`, `.debug_abbrev`) that takes a search its whole
+/// budget: `units` units, each with its own abbreviation table, the tables
+/// overlapping (unit i's starts at entry i of one long table), so that
+/// each is parsed anew. A hostile target's, for the tests.
+pub fn slow_dwarf(units: u64) -> (Vec<u8>, Vec<u8>) {
+    let mut abbrev = Vec::new();
+    let mut starts = Vec::new();
+    for code in 1..=units {
+        starts.push(abbrev.len() as u32);
+        uleb(&mut abbrev, code);
+        abbrev.extend_from_slice(&[0x24, 0, 0x03, 0x08, 0, 0]); // base_type, no children, name string
+    }
+    abbrev.push(0);
+    let mut info = Vec::new();
+    for start in starts {
+        let mut die = Vec::new();
+        uleb(&mut die, units); // the last entry: in every unit's table
+        die.extend_from_slice(b"x\0");
+        info.extend_from_slice(&((die.len() + 7) as u32).to_le_bytes()); // unit_length
+        info.extend_from_slice(&4u16.to_le_bytes());
+        info.extend_from_slice(&start.to_le_bytes());
+        info.push(8);
+        info.extend_from_slice(&die);
+    }
+    (info, abbrev)
+}
+
 /// Where the fuzzed memory image is mapped.
 pub const BASE: u64 = 0x1000;
 
@@ -55,8 +95,8 @@ impl Memory for Image<'_> {
     }
 }
 
-/// Go 1.19's M and G (amd64).
-const GO119: RuntimeLayout = RuntimeLayout {
+/// Go 1.19's M and G (amd64), as its DWARF says: for the tests too.
+pub const GO119: RuntimeLayout = RuntimeLayout {
     m_procid: 72,
     m_locked_ext: 616,
     m_locked_int: 620,
@@ -74,8 +114,8 @@ const GO119: RuntimeLayout = RuntimeLayout {
     g_size: 392,
 };
 
-/// Go 1.26's scheduler (amd64).
-fn go126_sched() -> SchedLayout {
+/// Go 1.26's scheduler (amd64), as its DWARF says: for the tests too.
+pub fn go126_sched() -> SchedLayout {
     SchedLayout {
         sched_runq: 0x70,
         sched_nmidle: 0x20,

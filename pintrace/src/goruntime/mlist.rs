@@ -428,23 +428,7 @@ mod tests {
     use super::*;
 
     /// Go 1.19's offsets.
-    const LAYOUT: RuntimeLayout = RuntimeLayout {
-        m_procid: 72,
-        m_locked_ext: 616,
-        m_locked_int: 620,
-        m_mstartfn: 184,
-        m_alllink: 336,
-        m_lockedg: 352,
-        m_curg: 192,
-        m_p: 208,
-        m_spinning: 276,
-        m_incgo: 280,
-        g_startpc: 312,
-        g_goid: 152,
-        g_atomicstatus: 144,
-        m_size: 1008,
-        g_size: 392,
-    };
+    const LAYOUT: RuntimeLayout = crate::goruntime::fuzzing::GO119;
 
     /// Memory made of regions; reads must lie within one.
     #[derive(Default)]

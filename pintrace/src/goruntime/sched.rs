@@ -149,22 +149,7 @@ mod tests {
 
     /// Go 1.26's offsets (amd64).
     fn layout() -> SchedLayout {
-        SchedLayout {
-            sched_runq: 0x70,
-            sched_nmidle: 0x20,
-            sched_nmspinning: 0x40,
-            sched_npidle: 0x3c,
-            sched_ngsys: 0x30,
-            sched_gfree: vec![0xa8, 0xb8],
-            p_status: 0x0c,
-            p_runqhead: 0x9a8,
-            p_runqtail: 0x9ac,
-            p_runnext: 0x11b0,
-            p_gfree: 0x11c8,
-            p_schedtick: 0x10,
-            schedt_size: 0x200,
-            p_size: 0x2000,
-        }
+        crate::goruntime::fuzzing::go126_sched()
     }
 
     #[derive(Default)]
