@@ -114,6 +114,8 @@ pub struct Model {
     gomaxprocs: Option<u32>,
     /// The Go runtime's sysmon thread, from the M list.
     sysmon: Option<u32>,
+    /// When the Go runtime was last read (GOMAXPROCS, the M list, the scheduler).
+    go_read_ns: u64,
     /// M-list entries of threads whose creation has not been seen yet (the
     /// list is read in user space, ahead of the ring buffer's events).
     pending_go: HashMap<u32, (u64, GoM)>,
@@ -383,6 +385,7 @@ impl Model {
             sched_last: gosched::QueueStats::default(),
             gomaxprocs: None,
             sysmon: None,
+            go_read_ns: 0,
             pending_go: HashMap::default(),
             pending_state: HashMap::default(),
             pending_pins: Vec::new(),
@@ -531,6 +534,12 @@ impl Model {
                 if old_tid != tid {
                     self.took_over(old_tid, tid, ts);
                 }
+                if ts > self.go_read_ns && self.threads.get(&tid).is_some_and(|t| t.tgid == tid) {
+                    // The process runs another program: what its Go runtime
+                    // said before is gone with the old one (the new one's, if
+                    // Go, follows; a started command's was read after its exec).
+                    self.forget_go();
+                }
                 self.thread(tid).comm = comm;
                 self.log(ts, LogKind::Exec { tid, comm: comm.to_string() });
             }
@@ -558,6 +567,7 @@ impl Model {
                 t.last_lock = Some((ts, func));
             }
             EventKind::GoThread { tid, role, locked_ext, locked_int, locked_g } => {
+                self.go_read_ns = self.go_read_ns.max(ts);
                 if role == crate::goruntime::GoRole::Sysmon {
                     self.sysmon = Some(tid);
                 }
@@ -569,6 +579,7 @@ impl Model {
                 }
             }
             EventKind::GoMaxProcs { value } => {
+                self.go_read_ns = self.go_read_ns.max(ts);
                 if self.gomaxprocs.is_some_and(|g| g != value) {
                     self.log(ts, LogKind::GoMaxProcs { value, was: self.gomaxprocs });
                 }
@@ -590,6 +601,7 @@ impl Model {
                 self.throttle_rebase = false;
             }
             EventKind::GoSched { idle_ps, spinning, idle_threads, runqueue, goroutines, nprocs } => {
+                self.go_read_ns = self.go_read_ns.max(ts);
                 self.go_sched.sample(idle_ps, spinning, idle_threads, runqueue, goroutines, nprocs);
             }
             EventKind::GoP { p, status, runq, runnext } => self.go_sched.p(p, status, runq, runnext),
@@ -679,6 +691,20 @@ impl Model {
         t.mark(ts, RunState::Running);
         if !std::mem::replace(&mut t.alive, true) {
             self.alive += 1;
+        }
+    }
+
+    /// Forgets the Go runtime's state: GOMAXPROCS, the scheduler, sysmon,
+    /// each thread's role and state.
+    fn forget_go(&mut self) {
+        self.gomaxprocs = None;
+        self.go_sched = gosched::GoSched::default();
+        self.sysmon = None;
+        self.pending_go.clear();
+        for t in self.threads.values_mut() {
+            t.go = None;
+            t.go_state = None;
+            t.goroutine = None;
         }
     }
 

@@ -662,3 +662,33 @@ fn waits_for_a_p_are_timed_from_the_sampled_states() {
     m.tick(2 * S);
     assert_eq!(m.threads[&200].last.p_wait_ns, 100 * MS);
 }
+
+/// An exec ends what the old program's Go runtime said; a Go runtime read
+/// after the exec (a started command's) stays.
+#[test]
+fn an_exec_forgets_the_old_programs_go_runtime() {
+    let exec = |ts| ev(ts, 0, EventKind::Exec { tid: 100, old_tid: 100, comm: Comm::new("sleep") });
+    let go = |ts, value| {
+        [
+            ev(ts, NO_CPU, EventKind::GoMaxProcs { value }),
+            ev(
+                ts,
+                NO_CPU,
+                EventKind::GoThread { tid: 100, role: crate::goruntime::GoRole::Main, locked_ext: 0, locked_int: 0, locked_g: None },
+            ),
+        ]
+    };
+    let mut m = Model::new(0);
+    m.apply(&ev(0, NO_CPU, EventKind::ThreadSeen { tid: 100, tgid: 100, comm: Comm::new("app") }));
+    go(10 * MS, 4).iter().for_each(|e| m.apply(e));
+    assert_eq!(m.live(None).gomaxprocs, Some(4));
+    m.apply(&exec(20 * MS));
+    m.tick(S);
+    let live = m.live(None);
+    assert_eq!(live.gomaxprocs, None, "the new program is not Go");
+    assert!(live.threads.iter().all(|t| t.role.is_none()), "{:?}", live.threads);
+    // Read after the exec, applied before its event: kept.
+    go(40 * MS, 2).iter().for_each(|e| m.apply(e));
+    m.apply(&exec(30 * MS));
+    assert_eq!(m.live(None).gomaxprocs, Some(2));
+}
