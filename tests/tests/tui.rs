@@ -248,3 +248,45 @@ fn a_stopped_top_comes_back_with_fg() {
     let s = t.wait_for("the prompt after q", |s| !s.contains("TID"));
     assert_eq!(t.modes(), (false, true), "{s}");
 }
+
+/// In a terminal: a damaged recording says so on the screen when it ends
+/// (not only after `q`); `--json` without `--batch` is an error, not a
+/// screen that ignores it; a terminal that cannot draw (TERM=dumb) gets
+/// batch output.
+#[test]
+fn the_screen_says_damage_refuses_batch_flags_and_knows_dumb_terminals() {
+    let mut w = Workload::spawn(&go_program("busy"), &["2", "1500"]);
+    let rec = Recording::start(w.pid, "to-damage", &[]);
+    w.send("go");
+    assert_eq!(w.read_line(), "done");
+    assert!(w.wait().success());
+    let done = rec.finish();
+    assert!(done.status.success(), "{}", done.stderr);
+    let bytes = std::fs::read(&done.path).expect("the recording");
+    let cut = pintrace_tests::scratch("damaged-for-screen.ptr");
+    std::fs::write(&cut, &bytes[..bytes.len() * 3 / 4]).expect("writing");
+
+    let t = Tmux::start(
+        "pt-damaged",
+        &format!("{} replay --speed max {}; echo EXIT=$?; sleep 60", pintrace_bin().display(), cut.display()),
+    );
+    t.wait_for("the damage on the screen", |s| s.contains("damaged recording"));
+    t.keys(&["q"]);
+    let s = t.wait_for("pintrace's exit", |s| s.contains("EXIT="));
+    assert!(s.contains("EXIT=3") && s.contains("cut short"), "{s}");
+
+    let t = Tmux::start(
+        "pt-json",
+        &format!("{} replay --json {}; echo EXIT=$?; sleep 60", pintrace_bin().display(), cut.display()),
+    );
+    let s = t.wait_for("pintrace's exit", |s| s.contains("EXIT="));
+    assert!(s.contains("--json is for --batch output") && s.contains("EXIT=1"), "{s}");
+
+    let t = Tmux::start(
+        "pt-dumb",
+        &format!("TERM=dumb {} replay {}; echo EXIT=$?; sleep 60", pintrace_bin().display(), cut.display()),
+    );
+    let s = t.wait_for("pintrace's exit", |s| s.contains("EXIT="));
+    assert!(s.contains("the terminal cannot show the screen") && s.contains("EXIT=3"), "{s}");
+    assert_eq!(t.modes(), (false, true), "no screen was opened");
+}

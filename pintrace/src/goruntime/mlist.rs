@@ -703,6 +703,17 @@ mod tests {
         assert!(walk(&f, &LAYOUT, u64::MAX - 7).is_err());
     }
 
+    /// An aligned pointer at the top of the address space is said as such
+    /// (it was called "not 8-byte aligned").
+    #[test]
+    fn a_pointer_out_of_the_address_space_is_said() {
+        let mut f = process();
+        f.m(0x52fe00, RawM { procid: 100, alllink: u64::MAX - 7, ..RawM::default() });
+        let err = walk(&f, &LAYOUT, 0x52fe00).expect_err("out of range");
+        assert!(matches!(err, WalkError::OutOfRange(a) if a == u64::MAX - 7), "{err:?}");
+        assert!(err.to_string().contains("out of the address space"), "{err}");
+    }
+
     #[test]
     fn the_walk_is_capped() {
         let f = process();

@@ -674,7 +674,13 @@ fn an_exec_forgets_the_old_programs_go_runtime() {
             ev(
                 ts,
                 NO_CPU,
-                EventKind::GoThread { tid: 100, role: crate::goruntime::GoRole::Main, locked_ext: 0, locked_int: 0, locked_g: None },
+                EventKind::GoThread {
+                    tid: 100,
+                    role: crate::goruntime::GoRole::Main,
+                    locked_ext: 0,
+                    locked_int: 0,
+                    locked_g: None,
+                },
             ),
         ]
     };
