@@ -83,7 +83,7 @@ pub fn count(v: u64) -> String {
     out
 }
 
-/// A thread's Go role after its name: " [sysmon]", " [pinned]"; nothing
+/// A thread's Go role after its name: `" [sysmon]"`, `" [pinned]"`; nothing
 /// for plain workers and threads the M list does not know.
 pub fn role_tag(role: Option<crate::goruntime::GoRole>, pinned: bool) -> String {
     use crate::goruntime::GoRole;

@@ -103,7 +103,7 @@ pub fn go_program(name: &str) -> PathBuf {
 /// `pintrace.test/NAME` (a go.mod with `go 1.19` beside a copy of main.go),
 /// with extra `go build` flags, CGO_ENABLED=0 (1 with the pseudo-flag
 /// "cgo"), offline (`GOTOOLCHAIN=local
-/// GOPROXY=off`). The output goes to target/go-tests/GOVERSION/NAME[-FLAGS].
+/// GOPROXY=off`). The output goes to `target/go-tests/GOVERSION/NAME[-FLAGS]`.
 pub fn go_program_with(go: &Path, name: &str, flags: &[&str]) -> PathBuf {
     static LOCK: Mutex<()> = Mutex::new(());
     let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());

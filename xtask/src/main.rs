@@ -33,6 +33,9 @@ enum Task {
         #[arg(long, default_value_t = 300)]
         seconds: u32,
     },
+    /// The checks CI runs before the tests: rustfmt, clippy (user-space crates, then the kernel
+    /// crate for its BPF target) and the docs, all with warnings denied
+    Lint,
     /// Run every test: unit, CLI, and the privileged integration tests on the real kernel (root)
     Test {
         /// Extra arguments for `cargo test` (e.g. a test name filter)
@@ -47,6 +50,7 @@ fn main() -> Result<()> {
     match Cli::parse().task {
         Task::Setup => setup::all(),
         Task::Demo { seconds } => demo(seconds),
+        Task::Lint => lint(),
         Task::Test { args } => test(&args),
         Task::Bench(args) => {
             setup::all()?;
@@ -118,6 +122,37 @@ fn demo(seconds: u32) -> Result<()> {
     }
     cmd.arg("--").arg(&demo).arg(seconds.to_string());
     run(&mut cmd)
+}
+
+fn lint() -> Result<()> {
+    setup::all()?;
+    setup::lint_tools()?;
+    run(cargo().args(["fmt", "--all", "--check"]))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--exclude",
+        "pintrace-ebpf",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    // The kernel crate on its own target, as aya-build builds it (the
+    // architecture cfg included: it selects code), with nightly.
+    let mut kernel = Command::new("rustup");
+    kernel
+        .current_dir(root())
+        .args(["run", "nightly", "cargo", "clippy", "--package", "pintrace-ebpf", "--release"])
+        .args(["--target", "bpfel-unknown-none", "-Z", "build-std=core", "--", "-D", "warnings"])
+        .env_remove("RUSTC")
+        .env_remove("RUSTDOC")
+        .env_remove("CARGO")
+        .env("CARGO_ENCODED_RUSTFLAGS", format!("--cfg\x1fbpf_target_arch=\"{}\"", std::env::consts::ARCH));
+    run(&mut kernel)?;
+    run(cargo()
+        .args(["doc", "--workspace", "--exclude", "pintrace-ebpf", "--no-deps"])
+        .env("RUSTDOCFLAGS", "-D warnings"))
 }
 
 fn test(args: &[String]) -> Result<()> {

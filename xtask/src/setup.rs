@@ -37,14 +37,31 @@ pub fn apt(packages: &[&str]) -> Result<()> {
 }
 
 fn nightly_has_rust_src() -> Result<bool> {
+    has_component("nightly", "rust-src")
+}
+
+/// Whether `toolchain` has `component` installed.
+fn has_component(toolchain: &str, component: &str) -> Result<bool> {
     let out = Command::new("rustup")
-        .args(["component", "list", "--toolchain", "nightly", "--installed"])
+        .args(["component", "list", "--toolchain", toolchain, "--installed"])
         .output()
         .context("running rustup: pintrace's kernel programs need the nightly toolchain")?;
     if !out.status.success() {
-        bail!("the nightly toolchain is not installed; pintrace's kernel programs need it (with rust-src)");
+        bail!("the {toolchain} toolchain is not installed; pintrace needs stable, and nightly (with rust-src) for its kernel programs");
     }
-    Ok(String::from_utf8_lossy(&out.stdout).lines().any(|l| l.starts_with("rust-src")))
+    Ok(String::from_utf8_lossy(&out.stdout).lines().any(|l| l.starts_with(component)))
+}
+
+/// What `cargo xtask lint` needs besides the build: rustfmt and clippy on
+/// stable, clippy on nightly (for the kernel crate).
+pub fn lint_tools() -> Result<()> {
+    for (toolchain, component) in [("stable", "rustfmt"), ("stable", "clippy"), ("nightly", "clippy")] {
+        if !has_component(toolchain, component)? {
+            println!("xtask: adding {component} to the {toolchain} toolchain");
+            run(Command::new("rustup").args(["component", "add", component, "--toolchain", toolchain]))?;
+        }
+    }
+    Ok(())
 }
 
 fn bpf_linker_ok() -> bool {

@@ -66,7 +66,7 @@ pub struct RuntimeSymbols {
     pub allm: Option<Symbol>,
     /// `runtime.sched` (schedt): the scheduler's global state.
     pub sched: Option<Symbol>,
-    /// `runtime.allp` ([]*p): every P.
+    /// `runtime.allp` (`[]*p`): every P.
     pub allp: Option<Symbol>,
     /// `runtime.allglen` (uintptr): goroutines ever allocated, dead ones included.
     pub allglen: Option<Symbol>,

@@ -26,7 +26,7 @@ pub struct Mapping {
     pub perms: String,
     pub offset: u64,
     pub file: FileId,
-    /// The path, "[heap]" and the like, or empty for anonymous memory.
+    /// The path, `"[heap]"` and the like, or empty for anonymous memory.
     pub path: String,
 }
 

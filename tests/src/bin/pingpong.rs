@@ -1,5 +1,5 @@
 //! Two threads on one CPU passing a byte back and forth over pipes N times:
-//! two context switches per round trip. Usage: pingpong N [CPU].
+//! two context switches per round trip. Usage: `pingpong N [CPU]`.
 use std::{
     fs::File,
     io::{Read, Write},

@@ -1,5 +1,5 @@
 //! Runs on its own (no handshake), for `pintrace top|record -- CMD`.
-//! Usage: spawn_threads N [FILE]. Creates N threads (each sleeps 2 ms),
+//! Usage: `spawn_threads N [FILE]`. Creates N threads (each sleeps 2 ms),
 //! joins them, writes its effective UID to FILE if given, and exits.
 use std::{thread, time::Duration};
 
