@@ -566,18 +566,24 @@ mod tests {
         assert!(Btf::parse(vec![0; 24]).is_err());
         for cut in [25, 40, good.len() - 3] {
             // Shortened: the section lengths in the header now overrun.
-            let _ = Btf::parse(good[..cut].to_vec());
+            assert!(Btf::parse(good[..cut].to_vec()).is_err(), "cut at {cut}");
         }
         let mut bad_kind = good.clone();
         bad_kind[24 + 7] = 30; // kind 30 in the first type's info
         assert!(Btf::parse(bad_kind).is_err());
         // Every single-byte corruption parses or fails, and lookups never panic.
+        let mut failed = 0;
         for i in 0..good.len() {
             let mut d = good.clone();
             d[i] ^= 0xff;
-            if let Ok(btf) = Btf::parse(d) {
-                let _ = btf.member("task_struct", "throttled");
+            match Btf::parse(d) {
+                Ok(btf) => {
+                    let _ = btf.member("task_struct", "throttled");
+                }
+                Err(_) => failed += 1,
             }
         }
+        // The header's magic, version and lengths are checked: those bytes fail.
+        assert!(failed >= 8, "{failed} of {} corruptions were refused", good.len());
     }
 }

@@ -55,6 +55,21 @@ pub fn pin_to_cpu(cpu: usize) {
     }
 }
 
+/// Waits (10 s at most) until thread `tid` of this process is asleep
+/// (state `S` in /proc): blocked on what it waits for, not on its way to it.
+pub fn wait_asleep(tid: u32) {
+    let path = format!("/proc/self/task/{tid}/stat");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stat = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+        if stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('S')) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "thread {tid} never slept: {stat}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// Burns CPU for `d` without sleeping.
 pub fn spin(d: Duration) {
     let end = Instant::now() + d;

@@ -4,7 +4,7 @@
 //! the worker is blocked again; exits on the next line.
 use std::{sync::mpsc, thread, time::Duration};
 
-use pintrace_tests::{arg, gettid, pin_to_cpu, ready_and_wait, say, spin, wait_line};
+use pintrace_tests::{arg, gettid, pin_to_cpu, ready_and_wait, say, spin, wait_asleep, wait_line};
 
 fn main() {
     let k = arg(1);
@@ -25,11 +25,11 @@ fn main() {
         let _ = exit_rx.recv();
     });
     let tid = tid_rx.recv().expect("worker tid");
-    thread::sleep(Duration::from_millis(20)); // the worker is blocked in recv
+    wait_asleep(tid); // the worker is blocked in recv
     ready_and_wait(&tid.to_string());
     go_tx.send(()).expect("go");
     done_rx.recv().expect("done");
-    thread::sleep(Duration::from_millis(50)); // the worker is blocked again
+    wait_asleep(tid); // the worker is blocked again
     say("done");
     wait_line();
     drop(exit_tx);
