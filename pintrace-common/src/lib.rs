@@ -294,6 +294,156 @@ assert_size!(CloneExitRecord, 32);
 assert_size!(ExecRecord, 40);
 assert_size!(GoLockRecord, 32);
 
+/// A field of a classic tracepoint's record, as the tracepoint's `format`
+/// file in tracefs gives it. The kernel programs load it at `offset` (a
+/// constant: the verifier forbids computed context offsets); user space
+/// checks each tracepoint's format against these before attaching it, so
+/// the two sides read one definition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Field {
+    pub name: &'static str,
+    pub offset: usize,
+    pub size: usize,
+}
+
+const fn field(name: &'static str, offset: usize, size: usize) -> Field {
+    Field { name, offset, size }
+}
+
+/// The classic tracepoints' fields that the kernel programs read, by
+/// tracepoint (`FIELDS`: all of them, for the check against tracefs).
+pub mod tp {
+    use super::{field, Field};
+
+    pub mod sched_switch {
+        use super::*;
+        pub const PREV_PID: Field = field("prev_pid", 24, 4);
+        pub const PREV_STATE: Field = field("prev_state", 32, 8);
+        pub const NEXT_PID: Field = field("next_pid", 56, 4);
+        pub const FIELDS: &[Field] = &[PREV_PID, PREV_STATE, NEXT_PID];
+    }
+
+    pub mod sched_migrate_task {
+        use super::*;
+        pub const PID: Field = field("pid", 12, 4);
+        pub const ORIG_CPU: Field = field("orig_cpu", 20, 4);
+        pub const DEST_CPU: Field = field("dest_cpu", 24, 4);
+        pub const FIELDS: &[Field] = &[PID, ORIG_CPU, DEST_CPU];
+    }
+
+    /// `sched_wakeup` and `sched_wakeup_new` (one template).
+    pub mod sched_wakeup {
+        use super::*;
+        pub const PID: Field = field("pid", 24, 4);
+        pub const TARGET_CPU: Field = field("target_cpu", 32, 4);
+        pub const FIELDS: &[Field] = &[PID, TARGET_CPU];
+    }
+
+    pub mod signal_generate {
+        use super::*;
+        pub const SIG: Field = field("sig", 8, 4);
+        pub const CODE: Field = field("code", 16, 4);
+        pub const PID: Field = field("pid", 36, 4);
+        pub const GROUP: Field = field("group", 40, 4);
+        pub const RESULT: Field = field("result", 44, 4);
+        pub const FIELDS: &[Field] = &[SIG, CODE, PID, GROUP, RESULT];
+    }
+
+    pub mod task_newtask {
+        use super::*;
+        pub const PID: Field = field("pid", 8, 4);
+        pub const COMM: Field = field("comm", 12, 16);
+        pub const CLONE_FLAGS: Field = field("clone_flags", 32, 8);
+        pub const FIELDS: &[Field] = &[PID, COMM, CLONE_FLAGS];
+    }
+
+    pub mod sched_process_exit {
+        use super::*;
+        pub const COMM: Field = field("comm", 8, 16);
+        pub const PID: Field = field("pid", 24, 4);
+        pub const GROUP_DEAD: Field = field("group_dead", 32, 1);
+        pub const FIELDS: &[Field] = &[COMM, PID, GROUP_DEAD];
+    }
+
+    pub mod task_rename {
+        use super::*;
+        pub const PID: Field = field("pid", 8, 4);
+        pub const NEWCOMM: Field = field("newcomm", 28, 16);
+        pub const FIELDS: &[Field] = &[PID, NEWCOMM];
+    }
+
+    pub mod sched_process_exec {
+        use super::*;
+        pub const PID: Field = field("pid", 12, 4);
+        pub const OLD_PID: Field = field("old_pid", 16, 4);
+        pub const FIELDS: &[Field] = &[PID, OLD_PID];
+    }
+
+    pub mod sys_enter_tgkill {
+        use super::*;
+        pub const TGID: Field = field("tgid", 16, 8);
+        pub const PID: Field = field("pid", 24, 8);
+        pub const SIG: Field = field("sig", 32, 8);
+        pub const FIELDS: &[Field] = &[TGID, PID, SIG];
+    }
+
+    /// `sys_exit_clone` and `sys_exit_clone3` (one template).
+    pub mod sys_exit_clone {
+        use super::*;
+        pub const RET: Field = field("ret", 16, 8);
+        pub const FIELDS: &[Field] = &[RET];
+    }
+}
+
+/// The names user space looks up in the kernel object: its maps, the
+/// globals it sets before loading, and its programs besides the
+/// tracepoints'. The kernel crate declares each as a static or function of
+/// this name (the macros take no constants); a unit test of `pintrace`
+/// checks the built object against this list.
+pub mod names {
+    /// The ring buffer of records.
+    pub const EVENTS: &str = "EVENTS";
+    /// The set of target thread IDs, a bit each.
+    pub const TIDS: &str = "TIDS";
+    /// Records that did not fit in the ring buffer, per CPU.
+    pub const LOST: &str = "LOST";
+    /// The uprobe self-test's hits.
+    pub const UPROBE_HITS: &str = "UPROBE_HITS";
+    pub const MAPS: &[&str] = &[EVENTS, TIDS, LOST, UPROBE_HITS];
+
+    pub const WAKEUP_BYTES: &str = "WAKEUP_BYTES";
+    pub const TASK_THROTTLED_OFFSET: &str = "TASK_THROTTLED_OFFSET";
+    pub const TASK_PID_OFFSET: &str = "TASK_PID_OFFSET";
+    pub const TASK_EXIT_STATE_OFFSET: &str = "TASK_EXIT_STATE_OFFSET";
+    pub const TASK_TGID_OFFSET: &str = "TASK_TGID_OFFSET";
+    pub const TASK_FLAGS_OFFSET: &str = "TASK_FLAGS_OFFSET";
+    pub const TASK_CPU_OFFSET: &str = "TASK_CPU_OFFSET";
+    pub const TASK_RUN_DELAY_OFFSET: &str = "TASK_RUN_DELAY_OFFSET";
+    pub const TASK_LAST_QUEUED_OFFSET: &str = "TASK_LAST_QUEUED_OFFSET";
+    pub const TASK_CFS_RQ_OFFSET: &str = "TASK_CFS_RQ_OFFSET";
+    pub const CFS_RQ_RQ_OFFSET: &str = "CFS_RQ_RQ_OFFSET";
+    pub const RQ_CLOCK_OFFSET: &str = "RQ_CLOCK_OFFSET";
+    pub const GLOBALS: &[&str] = &[
+        WAKEUP_BYTES,
+        TASK_THROTTLED_OFFSET,
+        TASK_PID_OFFSET,
+        TASK_EXIT_STATE_OFFSET,
+        TASK_TGID_OFFSET,
+        TASK_FLAGS_OFFSET,
+        TASK_CPU_OFFSET,
+        TASK_RUN_DELAY_OFFSET,
+        TASK_LAST_QUEUED_OFFSET,
+        TASK_CFS_RQ_OFFSET,
+        CFS_RQ_RQ_OFFSET,
+        RQ_CLOCK_OFFSET,
+    ];
+
+    /// The uprobe on a Go target's `runtime.LockOSThread`.
+    pub const GO_LOCK_PROGRAM: &str = "go_lock_os_thread";
+    /// The uprobe that checks uprobes work, on pintrace itself.
+    pub const UPROBE_SELFTEST_PROGRAM: &str = "uprobe_selftest";
+}
+
 #[cfg(test)]
 mod tests {
     use super::switch_state;

@@ -203,14 +203,14 @@ mod programs {
     // sched:sched_switch  prev_pid@24 prev_state@32 next_pid@56
     #[tracepoint(category = "sched", name = "sched_switch")]
     pub fn sched_switch(ctx: TracePointContext) -> u32 {
-        let prev = field::<i32>(&ctx, 24) as u32;
-        let next = field::<i32>(&ctx, 56) as u32;
+        let prev = field::<i32>(&ctx, tp::sched_switch::PREV_PID.offset) as u32;
+        let next = field::<i32>(&ctx, tp::sched_switch::NEXT_PID.offset) as u32;
         let prev_is = is_target(prev);
         let next_is = is_target(next);
         if !prev_is && !next_is {
             return 0;
         }
-        let prev_state = field::<i64>(&ctx, 32) as u32;
+        let prev_state = field::<i64>(&ctx, tp::sched_switch::PREV_STATE.offset) as u32;
         // The classic record has TIDs only: the other side's TID, marked so.
         // (sched_switch runs as prev: its process is current's.)
         let other = if prev_is && next_is {
@@ -344,12 +344,12 @@ mod programs {
     // sched:sched_migrate_task  pid@12 orig_cpu@20 dest_cpu@24
     #[tracepoint(category = "sched", name = "sched_migrate_task")]
     pub fn sched_migrate_task(ctx: TracePointContext) -> u32 {
-        let tid = field::<i32>(&ctx, 12) as u32;
+        let tid = field::<i32>(&ctx, tp::sched_migrate_task::PID.offset) as u32;
         if !is_target(tid) {
             return 0;
         }
-        let orig_cpu = field::<i32>(&ctx, 20) as u32;
-        let dest_cpu = field::<i32>(&ctx, 24) as u32;
+        let orig_cpu = field::<i32>(&ctx, tp::sched_migrate_task::ORIG_CPU.offset) as u32;
+        let dest_cpu = field::<i32>(&ctx, tp::sched_migrate_task::DEST_CPU.offset) as u32;
         if orig_cpu == dest_cpu {
             return 0;
         }
@@ -407,14 +407,14 @@ mod programs {
     // sched:sched_wakeup and sched_wakeup_new  pid@24 target_cpu@32
     #[inline(always)]
     fn wakeup(ctx: &TracePointContext, flags: u32) -> u32 {
-        let tid = field::<i32>(ctx, 24) as u32;
+        let tid = field::<i32>(ctx, tp::sched_wakeup::PID.offset) as u32;
         if !is_target(tid) {
             return 0;
         }
         submit(WakeupRecord {
             hdr: header(KIND_WAKEUP),
             tid,
-            target_cpu: field::<i32>(ctx, 32) as u32,
+            target_cpu: field::<i32>(ctx, tp::sched_wakeup::TARGET_CPU.offset) as u32,
             waker_tid: current_tid(),
             flags,
         });
@@ -434,7 +434,7 @@ mod programs {
     // signal:signal_generate  sig@8 code@16 pid@36 group@40 result@44
     #[tracepoint(category = "signal", name = "signal_generate")]
     pub fn signal_generate(ctx: TracePointContext) -> u32 {
-        let target_tid = field::<i32>(&ctx, 36) as u32;
+        let target_tid = field::<i32>(&ctx, tp::signal_generate::PID.offset) as u32;
         let pid_tgid = if is_target(target_tid) {
             bpf_get_current_pid_tgid()
         } else {
@@ -449,10 +449,10 @@ mod programs {
             sender_tid: pid_tgid as u32,
             sender_tgid: (pid_tgid >> 32) as u32,
             target_tid,
-            sig: field::<i32>(&ctx, 8),
-            code: field::<i32>(&ctx, 16),
-            result: field::<i32>(&ctx, 44),
-            group: field::<i32>(&ctx, 40) as u32,
+            sig: field::<i32>(&ctx, tp::signal_generate::SIG.offset),
+            code: field::<i32>(&ctx, tp::signal_generate::CODE.offset),
+            result: field::<i32>(&ctx, tp::signal_generate::RESULT.offset),
+            group: field::<i32>(&ctx, tp::signal_generate::GROUP.offset) as u32,
             _pad: 0,
         });
         0
@@ -466,8 +466,8 @@ mod programs {
         if !is_target(parent_tid) {
             return 0;
         }
-        let child_tid = field::<i32>(&ctx, 8) as u32;
-        let clone_flags = field::<u64>(&ctx, 32);
+        let child_tid = field::<i32>(&ctx, tp::task_newtask::PID.offset) as u32;
+        let clone_flags = field::<u64>(&ctx, tp::task_newtask::CLONE_FLAGS.offset);
         if clone_flags & CLONE_THREAD != 0 {
             set_target(child_tid, true);
         }
@@ -478,7 +478,7 @@ mod programs {
             child_tid,
             _pad: 0,
             clone_flags,
-            comm: comm_at(&ctx, 12),
+            comm: comm_at(&ctx, tp::task_newtask::COMM.offset),
         });
         0
     }
@@ -486,7 +486,7 @@ mod programs {
     // sched:sched_process_exit  comm@8 pid@24 group_dead@32; runs in the exiting task.
     #[tracepoint(category = "sched", name = "sched_process_exit")]
     pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
-        let tid = field::<i32>(&ctx, 24) as u32;
+        let tid = field::<i32>(&ctx, tp::sched_process_exit::PID.offset) as u32;
         if !is_target(tid) {
             return 0;
         }
@@ -494,9 +494,9 @@ mod programs {
             hdr: header(KIND_EXIT),
             tid,
             tgid: (bpf_get_current_pid_tgid() >> 32) as u32,
-            group_dead: field::<u8>(&ctx, 32) as u32,
+            group_dead: field::<u8>(&ctx, tp::sched_process_exit::GROUP_DEAD.offset) as u32,
             _pad: 0,
-            comm: comm_at(&ctx, 8),
+            comm: comm_at(&ctx, tp::sched_process_exit::COMM.offset),
         });
         0
     }
@@ -504,11 +504,16 @@ mod programs {
     // task:task_rename  pid@8 newcomm@28
     #[tracepoint(category = "task", name = "task_rename")]
     pub fn task_rename(ctx: TracePointContext) -> u32 {
-        let tid = field::<i32>(&ctx, 8) as u32;
+        let tid = field::<i32>(&ctx, tp::task_rename::PID.offset) as u32;
         if !is_target(tid) {
             return 0;
         }
-        submit(RenameRecord { hdr: header(KIND_RENAME), tid, _pad: 0, comm: comm_at(&ctx, 28) });
+        submit(RenameRecord {
+            hdr: header(KIND_RENAME),
+            tid,
+            _pad: 0,
+            comm: comm_at(&ctx, tp::task_rename::NEWCOMM.offset),
+        });
         0
     }
 
@@ -516,8 +521,8 @@ mod programs {
     // whose comm is already the new program's.
     #[tracepoint(category = "sched", name = "sched_process_exec")]
     pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
-        let old_tid = field::<i32>(&ctx, 16) as u32;
-        let tid = field::<i32>(&ctx, 12) as u32;
+        let old_tid = field::<i32>(&ctx, tp::sched_process_exec::OLD_PID.offset) as u32;
+        let tid = field::<i32>(&ctx, tp::sched_process_exec::PID.offset) as u32;
         // A thread that is not the leader exec'd: the kernel swapped its TID
         // with the exiting leader's, and the leader's final switch-out
         // (which clears its bit) can come before the swap (clearing `tid`)
@@ -536,7 +541,7 @@ mod programs {
     // syscalls:sys_enter_tgkill  tgid@16 pid@24 sig@32 (opt-in)
     #[tracepoint(category = "syscalls", name = "sys_enter_tgkill")]
     pub fn sys_enter_tgkill(ctx: TracePointContext) -> u32 {
-        let tid = field::<u64>(&ctx, 24) as u32;
+        let tid = field::<u64>(&ctx, tp::sys_enter_tgkill::PID.offset) as u32;
         let sender_tid = current_tid();
         if !is_target(tid) && !is_target(sender_tid) {
             return 0;
@@ -544,9 +549,9 @@ mod programs {
         submit(TgkillRecord {
             hdr: header(KIND_TGKILL),
             sender_tid,
-            tgid: field::<u64>(&ctx, 16) as u32,
+            tgid: field::<u64>(&ctx, tp::sys_enter_tgkill::TGID.offset) as u32,
             tid,
-            sig: field::<u64>(&ctx, 32) as i32,
+            sig: field::<u64>(&ctx, tp::sys_enter_tgkill::SIG.offset) as i32,
         });
         0
     }
@@ -558,7 +563,7 @@ mod programs {
         if !is_target(parent_tid) {
             return 0;
         }
-        let ret = field::<i64>(ctx, 16);
+        let ret = field::<i64>(ctx, tp::sys_exit_clone::RET.offset);
         if ret == 0 {
             return 0; // the child's return
         }

@@ -15,6 +15,7 @@ use aya::{
     },
     Btf, Ebpf, EbpfLoader,
 };
+use pintrace_common::{names, tp};
 
 /// The kernel programs, built by build.rs.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/pintrace"));
@@ -38,8 +39,8 @@ pub struct ProbeSpec {
     pub btf_program: Option<&'static str>,
     pub category: &'static str,
     pub name: &'static str,
-    /// (field, offset, size) as the kernel program reads them.
-    pub fields: &'static [(&'static str, usize, usize)],
+    /// The fields the kernel program reads (`pintrace_common::tp`).
+    pub fields: &'static [pintrace_common::Field],
     pub need: Need,
     /// What the user does not get without it.
     pub without: &'static str,
@@ -54,7 +55,7 @@ pub const PROBES: &[ProbeSpec] = &[
         btf_program: Some("sched_switch_btf"),
         category: "sched",
         name: "sched_switch",
-        fields: &[("prev_pid", 24, 4), ("prev_state", 32, 8), ("next_pid", 56, 4)],
+        fields: tp::sched_switch::FIELDS,
         need: Need::Required,
         without: "nothing: on-CPU time, switches and run-queue latency all come from it",
         wait_start: false,
@@ -64,7 +65,7 @@ pub const PROBES: &[ProbeSpec] = &[
         btf_program: Some("sched_migrate_task_btf"),
         category: "sched",
         name: "sched_migrate_task",
-        fields: &[("pid", 12, 4), ("orig_cpu", 20, 4), ("dest_cpu", 24, 4)],
+        fields: tp::sched_migrate_task::FIELDS,
         need: Need::Default,
         without: "no CPU migration counts",
         wait_start: false,
@@ -74,7 +75,7 @@ pub const PROBES: &[ProbeSpec] = &[
         btf_program: Some("sched_wakeup_btf"),
         category: "sched",
         name: "sched_wakeup",
-        fields: &[("pid", 24, 4), ("target_cpu", 32, 4)],
+        fields: tp::sched_wakeup::FIELDS,
         need: Need::Default,
         without: "run-queue latency only after preemptions, not after wake-ups",
         wait_start: true,
@@ -84,7 +85,7 @@ pub const PROBES: &[ProbeSpec] = &[
         btf_program: Some("sched_wakeup_new_btf"),
         category: "sched",
         name: "sched_wakeup_new",
-        fields: &[("pid", 24, 4), ("target_cpu", 32, 4)],
+        fields: tp::sched_wakeup::FIELDS,
         need: Need::Default,
         without: "no run-queue latency for a new thread's first run",
         wait_start: true,
@@ -94,7 +95,7 @@ pub const PROBES: &[ProbeSpec] = &[
         btf_program: None,
         category: "signal",
         name: "signal_generate",
-        fields: &[("sig", 8, 4), ("code", 16, 4), ("pid", 36, 4), ("group", 40, 4), ("result", 44, 4)],
+        fields: tp::signal_generate::FIELDS,
         need: Need::Default,
         without: "no SIGURG (Go preemption) or other signal counts",
         wait_start: false,
@@ -104,7 +105,7 @@ pub const PROBES: &[ProbeSpec] = &[
         btf_program: None,
         category: "task",
         name: "task_newtask",
-        fields: &[("pid", 8, 4), ("comm", 12, 16), ("clone_flags", 32, 8)],
+        fields: tp::task_newtask::FIELDS,
         need: Need::Default,
         without: "thread creations are not counted and threads created during tracing are not traced",
         wait_start: false,
@@ -114,7 +115,7 @@ pub const PROBES: &[ProbeSpec] = &[
         btf_program: None,
         category: "sched",
         name: "sched_process_exit",
-        fields: &[("comm", 8, 16), ("pid", 24, 4), ("group_dead", 32, 1)],
+        fields: tp::sched_process_exit::FIELDS,
         need: Need::Default,
         without: "thread exits and lifetimes are not counted; the target's exit is noticed by polling /proc",
         wait_start: false,
@@ -124,7 +125,7 @@ pub const PROBES: &[ProbeSpec] = &[
         btf_program: None,
         category: "task",
         name: "task_rename",
-        fields: &[("pid", 8, 4), ("newcomm", 28, 16)],
+        fields: tp::task_rename::FIELDS,
         need: Need::Default,
         without: "threads keep the names they had when they were first seen",
         wait_start: false,
@@ -134,7 +135,7 @@ pub const PROBES: &[ProbeSpec] = &[
         btf_program: None,
         category: "sched",
         name: "sched_process_exec",
-        fields: &[("pid", 12, 4), ("old_pid", 16, 4)],
+        fields: tp::sched_process_exec::FIELDS,
         need: Need::Default,
         without: "an exec is not noticed: the target keeps the name and command line it had at the start",
         wait_start: false,
@@ -144,7 +145,7 @@ pub const PROBES: &[ProbeSpec] = &[
         btf_program: None,
         category: "syscalls",
         name: "sys_enter_tgkill",
-        fields: &[("tgid", 16, 8), ("pid", 24, 8), ("sig", 32, 8)],
+        fields: tp::sys_enter_tgkill::FIELDS,
         need: Need::Syscall,
         without: "no count of tgkill calls (signals are still counted by signal_generate)",
         wait_start: false,
@@ -154,7 +155,7 @@ pub const PROBES: &[ProbeSpec] = &[
         btf_program: None,
         category: "syscalls",
         name: "sys_exit_clone",
-        fields: &[("ret", 16, 8)],
+        fields: tp::sys_exit_clone::FIELDS,
         need: Need::Syscall,
         without: "no count of clone calls (threads are still counted by task_newtask)",
         wait_start: false,
@@ -164,7 +165,7 @@ pub const PROBES: &[ProbeSpec] = &[
         btf_program: None,
         category: "syscalls",
         name: "sys_exit_clone3",
-        fields: &[("ret", 16, 8)],
+        fields: tp::sys_exit_clone::FIELDS,
         need: Need::Syscall,
         without: "no count of clone3 calls (threads are still counted by task_newtask)",
         wait_start: false,
@@ -312,7 +313,7 @@ fn check_layout(tracefs: &Path, spec: &ProbeSpec) -> Result<(), ProbeStatus> {
     let Ok(format) = fs::read_to_string(&path) else {
         return Err(ProbeStatus::Missing);
     };
-    for &(field, offset, size) in spec.fields {
+    for &pintrace_common::Field { name: field, offset, size } in spec.fields {
         let found = format.lines().find_map(|line| {
             let decl = line.trim().strip_prefix("field:")?.split(';').next()?;
             let name = decl.split_whitespace().last()?.split('[').next()?;
@@ -440,19 +441,19 @@ impl Probes {
         };
         let wait = |f: fn(&crate::btf::WaitOffsets) -> u32| u64::from(waits.as_ref().map_or(0, f));
         let ebpf = EbpfLoader::new()
-            .map_max_entries("EVENTS", opts.ring_bytes)
-            .override_global("WAKEUP_BYTES", &u64::from(opts.ring_bytes / 4), true)
-            .override_global("TASK_THROTTLED_OFFSET", &u64::from(*throttle_flag.as_ref().unwrap_or(&0)), true)
-            .override_global("TASK_PID_OFFSET", &offset(|o| o.pid), true)
-            .override_global("TASK_EXIT_STATE_OFFSET", &offset(|o| o.exit_state), true)
-            .override_global("TASK_TGID_OFFSET", &offset(|o| o.tgid), true)
-            .override_global("TASK_FLAGS_OFFSET", &offset(|o| o.flags), true)
-            .override_global("TASK_CPU_OFFSET", &offset(|o| o.cpu), true)
-            .override_global("TASK_RUN_DELAY_OFFSET", &wait(|w| w.run_delay), true)
-            .override_global("TASK_LAST_QUEUED_OFFSET", &wait(|w| w.last_queued), true)
-            .override_global("TASK_CFS_RQ_OFFSET", &wait(|w| w.cfs_rq), true)
-            .override_global("CFS_RQ_RQ_OFFSET", &wait(|w| w.rq), true)
-            .override_global("RQ_CLOCK_OFFSET", &wait(|w| w.clock), true)
+            .map_max_entries(names::EVENTS, opts.ring_bytes)
+            .override_global(names::WAKEUP_BYTES, &u64::from(opts.ring_bytes / 4), true)
+            .override_global(names::TASK_THROTTLED_OFFSET, &u64::from(*throttle_flag.as_ref().unwrap_or(&0)), true)
+            .override_global(names::TASK_PID_OFFSET, &offset(|o| o.pid), true)
+            .override_global(names::TASK_EXIT_STATE_OFFSET, &offset(|o| o.exit_state), true)
+            .override_global(names::TASK_TGID_OFFSET, &offset(|o| o.tgid), true)
+            .override_global(names::TASK_FLAGS_OFFSET, &offset(|o| o.flags), true)
+            .override_global(names::TASK_CPU_OFFSET, &offset(|o| o.cpu), true)
+            .override_global(names::TASK_RUN_DELAY_OFFSET, &wait(|w| w.run_delay), true)
+            .override_global(names::TASK_LAST_QUEUED_OFFSET, &wait(|w| w.last_queued), true)
+            .override_global(names::TASK_CFS_RQ_OFFSET, &wait(|w| w.cfs_rq), true)
+            .override_global(names::CFS_RQ_RQ_OFFSET, &wait(|w| w.rq), true)
+            .override_global(names::RQ_CLOCK_OFFSET, &wait(|w| w.clock), true)
             .load(OBJECT)
             .with_context(|| {
                 let release = crate::target::kernel_release();
@@ -555,7 +556,7 @@ impl Probes {
             let Some(pid) = std::num::NonZeroU32::new(pid) else { bail!("no process") };
             let program: &mut UProbe = self
                 .ebpf
-                .program_mut("go_lock_os_thread")
+                .program_mut(names::GO_LOCK_PROGRAM)
                 .context("program go_lock_os_thread is not in the object")?
                 .try_into()?;
             if let Some(old) = self.go_lock_link.take() {
@@ -583,7 +584,7 @@ impl Probes {
         let exe = fs::read_link("/proc/self/exe").context("finding this program's executable")?;
         let program: &mut UProbe = self
             .ebpf
-            .program_mut("uprobe_selftest")
+            .program_mut(names::UPROBE_SELFTEST_PROGRAM)
             .context("program uprobe_selftest is not in the object")?
             .try_into()?;
         program.load().context("loading a uprobe program")?;
@@ -594,7 +595,7 @@ impl Probes {
             std::hint::black_box(pintrace_uprobe_selftest(std::hint::black_box(i)));
         }
         let hits: Array<&MapData, u64> =
-            Array::try_from(self.ebpf.map("UPROBE_HITS").context("map UPROBE_HITS is not in the object")?)?;
+            Array::try_from(self.ebpf.map(names::UPROBE_HITS).context("map UPROBE_HITS is not in the object")?)?;
         Ok(hits.get(&0, 0)?)
     }
 
@@ -622,17 +623,17 @@ impl Probes {
     }
 
     pub fn take_ring(&mut self) -> Result<RingBuf<MapData>> {
-        let map = self.ebpf.take_map("EVENTS").context("ring buffer EVENTS is not in the object")?;
+        let map = self.ebpf.take_map(names::EVENTS).context("ring buffer EVENTS is not in the object")?;
         Ok(RingBuf::try_from(map)?)
     }
 
     pub fn take_lost(&mut self) -> Result<LostCounter> {
-        let map = self.ebpf.take_map("LOST").context("map LOST is not in the object")?;
+        let map = self.ebpf.take_map(names::LOST).context("map LOST is not in the object")?;
         Ok(LostCounter(PerCpuArray::try_from(map)?))
     }
 
     pub fn take_tids(&mut self) -> Result<TidSet> {
-        match self.ebpf.take_map("TIDS").context("map TIDS is not in the object")? {
+        match self.ebpf.take_map(names::TIDS).context("map TIDS is not in the object")? {
             Map::Array(data) => TidSet::map(data),
             _ => bail!("map TIDS is not an array"),
         }
@@ -748,6 +749,25 @@ impl Drop for TidSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What user space looks up in the kernel object is there: the maps,
+    /// the globals, every program. (Not a build with AYA_BUILD_SKIP: it has
+    /// no object, and says so here.)
+    #[test]
+    fn the_kernel_object_has_every_name_user_space_uses() {
+        use object::{Object as _, ObjectSymbol as _};
+        assert!(!OBJECT.is_empty(), "built with AYA_BUILD_SKIP: no kernel programs to check");
+        let file = object::File::parse(OBJECT).expect("the kernel object parses");
+        let symbols: std::collections::HashSet<&str> = file.symbols().filter_map(|s| s.name().ok()).collect();
+        let programs = PROBES
+            .iter()
+            .flat_map(|p| std::iter::once(p.program).chain(p.btf_program))
+            .chain([names::GO_LOCK_PROGRAM, names::UPROBE_SELFTEST_PROGRAM]);
+        let wanted: Vec<&str> = names::MAPS.iter().chain(names::GLOBALS).copied().chain(programs).collect();
+        let missing: Vec<&&str> = wanted.iter().filter(|n| !symbols.contains(**n)).collect();
+        assert!(missing.is_empty(), "not in the kernel object: {missing:?}");
+        assert!(wanted.len() >= 30, "{wanted:?}");
+    }
 
     #[test]
     fn tracefs_is_found_where_mountinfo_says() {
