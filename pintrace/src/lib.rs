@@ -3,7 +3,10 @@
 //! The pipeline is source → decode → sink: `probe` loads and attaches the
 //! kernel programs, `source` reads their ring buffer and decodes each record
 //! once into an `event::Event`, and a sink either writes them to a `record`
-//! file or folds them into the pure aggregation `model`.
+//! file or hands them to the `analysis` stage, which folds them into the
+//! pure aggregation `model` and judges each interval (`findings`) for the
+//! screen (`tui`), batch output and the report.
+pub mod analysis;
 pub mod btf;
 pub mod cgroup;
 pub mod cli;

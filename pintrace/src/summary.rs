@@ -7,14 +7,15 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::{
+    analysis::Analyzer,
     cgroup::{CpuGroup, CpuStat},
     event::Event,
-    findings::{self, Capacity, Context, Finding, Thresholds},
+    findings::{Capacity, Finding, Thresholds},
     goruntime::GoInfo,
     model::{gosched::SchedView, pressure::OtherProcess},
     model::{
         live::{IntervalStats, LiveSnapshot, SenderRate, ThreadRow},
-        Model, ProcessStats, Snapshot, ThreadStats,
+        ProcessStats, Snapshot, ThreadStats,
     },
     record::{ProbeRecord, RecordHeader, Target, VERSION},
     run::{self, FileFeed, Flow, Options, Pace, Sink},
@@ -134,31 +135,29 @@ pub struct ReportFinding {
 
 /// Folds every event into a model and evaluates the findings once a
 /// second of the recording: the sink of `report`.
-struct Fold<'a> {
-    model: Model,
-    header: &'a RecordHeader,
-    thresholds: Thresholds,
+struct Fold {
+    analyzer: Analyzer,
     found: Vec<ReportFinding>,
     capacity: Option<Capacity>,
 }
 
-impl Sink for Fold<'_> {
+impl Sink for Fold {
     fn events(&mut self, events: &[Event]) -> Result<()> {
-        events.iter().for_each(|e| self.model.apply(e));
+        self.analyzer.apply(events);
         Ok(())
     }
 
     fn tick(&mut self, now_ns: u64, _: &run::Stats) -> Result<Flow> {
-        self.model.tick(now_ns);
-        let live = self.model.live(None);
         // The last, partial interval (the target's exit) says too little to judge by.
-        if live.interval.end_ns - live.interval.start_ns < REPORT_TICK.as_nanos() as u64 {
+        let whole = now_ns.saturating_sub(self.analyzer.last_tick()) >= REPORT_TICK.as_nanos() as u64;
+        self.analyzer.tick(now_ns);
+        if !whole {
             return Ok(Flow::Continue);
         }
-        let ctx = Context::of(self.header);
-        self.capacity = findings::capacity(&live, None, &self.thresholds);
-        let at = now_ns.saturating_sub(self.header.start_ns);
-        for f in findings::evaluate(&live, &ctx, &self.thresholds) {
+        let frame = self.analyzer.frame(None);
+        self.capacity = frame.capacity;
+        let at = now_ns.saturating_sub(self.analyzer.header().start_ns);
+        for f in frame.findings {
             match self.found.iter_mut().find(|r| r.finding.rule == f.rule) {
                 Some(r) => {
                     r.last_ns = at;
@@ -184,14 +183,13 @@ impl Sink for Fold<'_> {
 pub fn build(path: &Path, thresholds: Thresholds) -> Result<Report> {
     let mut feed = FileFeed::open(path)?;
     let header: RecordHeader = feed.header().clone();
-    let mut fold =
-        Fold { model: Model::new(header.start_ns), header: &header, thresholds, found: Vec::new(), capacity: None };
+    let mut fold = Fold { analyzer: Analyzer::new(&header, thresholds), found: Vec::new(), capacity: None };
     let opts = Options { interval: Some(REPORT_TICK), duration: None };
     let runtime = run::runtime()?;
     let _entered = runtime.enter();
     let mut signals = run::Signals::install(false)?;
     let outcome = runtime.block_on(run::replay(&mut feed, &mut fold, opts, Pace::Max, None, &mut signals))?;
-    let snap = fold.model.snapshot(outcome.end_ns.max(header.start_ns));
+    let snap = fold.analyzer.snapshot(outcome.end_ns.max(header.start_ns));
     let mut found = std::mem::take(&mut fold.found);
     found.sort_by(|a, b| b.finding.severity.cmp(&a.finding.severity).then(a.first_ns.cmp(&b.first_ns)));
     let problem = match (&feed.problem, &feed.trailer) {

@@ -5,10 +5,11 @@ use std::io::Write as _;
 use anyhow::{Context as _, Result};
 
 use crate::{
+    analysis::Analyzer,
     event::Event,
-    findings::{self, Context, Finding, Thresholds},
+    findings::{self, Finding, Thresholds},
     fmt::{self, clean},
-    model::{live::LiveSnapshot, Model},
+    model::live::LiveSnapshot,
     record::{RecordHeader, Target},
     run::{End, Flow, Sink, Stats},
     summary::IntervalReport,
@@ -18,49 +19,41 @@ use crate::{
 const ROWS: usize = 20;
 
 pub struct BatchSink {
-    model: Model,
-    header: RecordHeader,
+    analyzer: Analyzer,
     target: Target,
     json: bool,
     count: Option<u64>,
     printed: u64,
-    last_tick: u64,
-    thresholds: Thresholds,
 }
 
 impl BatchSink {
     pub fn new(header: &RecordHeader, json: bool, count: Option<u64>, thresholds: Thresholds) -> BatchSink {
         BatchSink {
-            model: Model::new(header.start_ns).retain_exited(crate::tui::RETAIN_EXITED_NS),
-            header: header.clone(),
+            analyzer: Analyzer::new(header, thresholds).retain_exited(crate::tui::RETAIN_EXITED_NS),
             target: header.target.clone(),
             json,
             count,
             printed: 0,
-            last_tick: header.start_ns,
-            thresholds,
         }
     }
 
     fn print(&mut self, now_ns: u64, stats: &Stats) -> Result<Flow> {
-        self.model.tick(now_ns);
-        self.last_tick = now_ns;
-        let live = self.model.live(None);
-        let found = findings::evaluate(&live, &Context::of(&self.header), &self.thresholds);
-        let capacity = findings::capacity(&live, None, &self.thresholds);
+        self.analyzer.tick(now_ns);
+        let frame = self.analyzer.frame(None);
+        let header = self.analyzer.header();
         let out = if self.json {
             let mut line = serde_json::to_string(&IntervalReport::new(
-                &self.header,
+                header,
                 &self.target,
-                &live,
-                &found,
-                capacity,
+                &frame.live,
+                &frame.findings,
+                frame.capacity,
                 stats,
             ))?;
             line.push('\n');
             line
         } else {
-            block(&self.header, &self.target, &live, &found, capacity, stats)
+            block(header, &self.target, &frame.live, &frame.findings, frame.capacity, stats)
         };
         let mut stdout = std::io::stdout().lock();
         stdout.write_all(out.as_bytes()).and_then(|()| stdout.flush()).context("writing to standard output")?;
@@ -71,7 +64,7 @@ impl BatchSink {
 
 impl Sink for BatchSink {
     fn events(&mut self, events: &[Event]) -> Result<()> {
-        events.iter().for_each(|e| self.model.apply(e));
+        self.analyzer.apply(events);
         Ok(())
     }
 
@@ -84,12 +77,12 @@ impl Sink for BatchSink {
     }
 
     fn go_changed(&mut self, go: Option<&crate::goruntime::GoInfo>) {
-        self.header.go = go.cloned();
+        self.analyzer.set_go(go);
     }
 
     fn ended(&mut self, end: End, end_ns: u64, stats: &Stats) -> Result<Flow> {
         // The last, partial interval, unless the sink itself asked to stop.
-        if end != End::Done && end_ns > self.last_tick && self.count.is_none_or(|n| self.printed < n) {
+        if end != End::Done && end_ns > self.analyzer.last_tick() && self.count.is_none_or(|n| self.printed < n) {
             self.print(end_ns, stats)?;
         }
         if !self.json {

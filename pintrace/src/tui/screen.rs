@@ -24,9 +24,9 @@ use super::{
     keymap, view,
 };
 use crate::{
+    analysis::Analyzer,
     event::Event,
     findings,
-    model::Model,
     record::{RecordHeader, Target},
     run::{Control, End, Flow, Sink, Stats},
 };
@@ -102,13 +102,10 @@ pub fn live_status(header: &RecordHeader, interval: Duration) -> Status {
 }
 
 pub struct TuiSink {
-    /// What is known of the target besides its events (cgroup, Go runtime).
-    header: RecordHeader,
-    thresholds: findings::Thresholds,
-    model: Model,
+    /// Events into frames (the model, findings, capacity).
+    analyzer: Analyzer,
     app: App,
     term: Terminal<CrosstermBackend<Stdout>>,
-    last_tick: u64,
     last_draw: Option<Instant>,
     /// Keys since the last draw changed what is shown (`keys_done` draws).
     dirty: bool,
@@ -133,29 +130,20 @@ impl TuiSink {
                 return Err(e).context("opening the screen");
             }
         };
-        let mut model = Model::new(header.start_ns).retain_exited(RETAIN_EXITED_NS);
-        initial.iter().for_each(|e| model.apply(e));
-        let mut sink = TuiSink {
-            header: header.clone(),
-            thresholds: findings::Thresholds::default(),
-            model,
-            app: App::new(status, color()),
-            term,
-            last_tick: header.start_ns,
-            last_draw: None,
-            dirty: false,
-            stale: false,
-        };
+        let mut analyzer = Analyzer::new(header, findings::Thresholds::default()).retain_exited(RETAIN_EXITED_NS);
+        analyzer.apply(initial);
+        let mut sink =
+            TuiSink { analyzer, app: App::new(status, color()), term, last_draw: None, dirty: false, stale: false };
         let size = sink.term.size().context("reading the terminal's size")?;
         sink.app.update(super::app::Msg::Resize(size.width, size.height));
-        sink.app.show(sink.model.live(None));
+        sink.app.show(sink.analyzer.frame(None).live);
         sink.draw(true)?;
         Ok(sink)
     }
 
     /// Judges findings by these thresholds.
     pub fn thresholds(mut self, t: findings::Thresholds) -> Self {
-        self.thresholds = t;
+        self.analyzer.set_thresholds(t);
         self.refresh();
         self
     }
@@ -171,8 +159,9 @@ impl TuiSink {
     }
 
     fn refresh(&mut self) {
-        let live = self.model.live(self.app.focus());
-        self.app.status.extra = extras(live.cgroup.as_ref().or(self.header.cgroup.as_ref()), &live);
+        let frame = self.analyzer.frame(self.app.focus());
+        let live = frame.live;
+        self.app.status.extra = extras(live.cgroup.as_ref().or(self.analyzer.header().cgroup.as_ref()), &live);
         let p = &live.interval.process;
         let by = &p.wait_by_cause_ns;
         if by.total() > 0 {
@@ -201,8 +190,8 @@ impl TuiSink {
         if let Some(g) = live.gomaxprocs {
             self.app.status.extra.insert(0, ("GOMAXPROCS".to_string(), g.to_string()));
         }
-        self.app.status.findings = findings::evaluate(&live, &findings::Context::of(&self.header), &self.thresholds);
-        self.app.status.capacity = findings::capacity(&live, None, &self.thresholds);
+        self.app.status.findings = frame.findings;
+        self.app.status.capacity = frame.capacity;
         self.app.show(live);
     }
 }
@@ -228,13 +217,12 @@ impl Drop for TuiSink {
 
 impl Sink for TuiSink {
     fn events(&mut self, events: &[Event]) -> Result<()> {
-        events.iter().for_each(|e| self.model.apply(e));
+        self.analyzer.apply(events);
         Ok(())
     }
 
     fn tick(&mut self, now_ns: u64, stats: &Stats) -> Result<Flow> {
-        self.model.tick(now_ns);
-        self.last_tick = now_ns;
+        self.analyzer.tick(now_ns);
         let s = &mut self.app.status;
         s.decode_errors = stats.decode_errors;
         s.self_cpu_pct = stats.self_cpu_pct;
@@ -249,7 +237,7 @@ impl Sink for TuiSink {
     }
 
     fn go_changed(&mut self, go: Option<&crate::goruntime::GoInfo>) {
-        self.header.go = go.cloned();
+        self.analyzer.set_go(go);
     }
 
     fn suspend(&mut self) -> Result<()> {
@@ -281,9 +269,8 @@ impl Sink for TuiSink {
         if end.by_user() {
             return Ok(Flow::Stop);
         }
-        if end_ns > self.last_tick {
-            self.model.tick(end_ns);
-            self.last_tick = end_ns;
+        if end_ns > self.analyzer.last_tick() {
+            self.analyzer.tick(end_ns);
         }
         self.app.status.ended = Some(end.to_string());
         self.app.status.decode_errors = stats.decode_errors;
@@ -306,7 +293,7 @@ impl Sink for TuiSink {
         let control = match self.app.update(msg) {
             Action::Quit => return Ok(Control::Quit),
             Action::Reset => {
-                self.model.reset(now_ns.max(self.last_tick));
+                self.analyzer.reset(now_ns);
                 self.refresh();
                 Control::None
             }
