@@ -11,7 +11,7 @@ use crate::{
     cgroup::CpuGroup,
     fmt::{clean, ns},
     goruntime::{GoRole, GoState},
-    model::live::{HistoryPoint, LiveSnapshot},
+    model::live::{HistoryPoint, IntervalStats, LiveSnapshot},
 };
 
 /// Rule names: stable, part of the JSON.
@@ -395,14 +395,60 @@ impl std::fmt::Display for Capacity {
     }
 }
 
+/// The findings of `live`'s last interval: every rule of `CHECKS` on the
+/// same judge, worst first. None until the history covers `sustain`.
 pub fn evaluate(live: &LiveSnapshot, ctx: &Context, t: &Thresholds) -> Vec<Finding> {
-    let mut out = Vec::new();
-    let Some(window) = recent(&live.history, t.sustain_ns) else { return out };
-    let iv = &live.interval;
-    // The cgroup as it is now: the target may have been moved, or its quota changed.
-    let cgroup = live.cgroup.as_ref().or(ctx.cgroup);
+    let Some(window) = recent(&live.history, t.sustain_ns) else { return Vec::new() };
+    let judge = Judge {
+        live,
+        window,
+        ctx,
+        t,
+        iv: &live.interval,
+        // The cgroup as it is now: the target may have been moved, or its quota changed.
+        cgroup: live.cgroup.as_ref().or(ctx.cgroup),
+        gomaxprocs: ctx.gomaxprocs.or(live.gomaxprocs),
+        waiting: go_waits(window, t),
+    };
+    let mut out: Vec<Finding> = CHECKS.iter().filter_map(|check| check(&judge)).collect();
+    out.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.rule.cmp(b.rule)));
+    out
+}
 
-    // runq_latency
+/// What every rule judges: the snapshot, the history points of the last
+/// `sustain` (a condition must hold at each), and what is known besides.
+#[derive(Clone, Copy)]
+struct Judge<'a> {
+    live: &'a LiveSnapshot,
+    window: &'a [HistoryPoint],
+    ctx: &'a Context<'a>,
+    t: &'a Thresholds,
+    iv: &'a IntervalStats,
+    cgroup: Option<&'a CpuGroup>,
+    /// GOMAXPROCS: the context's (tests), else the snapshot's.
+    gomaxprocs: Option<u32>,
+    /// Whether goroutines waited for a P through the window (None: the
+    /// scheduler was not read).
+    waiting: Option<bool>,
+}
+
+/// The rules, one function each: a finding or none.
+const CHECKS: &[fn(&Judge) -> Option<Finding>] = &[
+    runq_latency,
+    noisy_neighbor,
+    thread_churn,
+    sigurg_preemption,
+    gomaxprocs_over_quota,
+    gomaxprocs_below_cpus,
+    thread_growth,
+    pinned_starvation,
+    pinned_migration,
+];
+
+/// runq_latency: threads wait for a CPU longer than `runq_p99` (p99),
+/// and what they waited behind.
+fn runq_latency(j: &Judge) -> Option<Finding> {
+    let Judge { window, ctx, t, iv, cgroup, .. } = *j;
     if window.iter().all(|h| h.runq_p99_ns > t.runq_p99_ns) {
         let usable = cgroup.map_or(f64::from(ctx.nr_cpus), CpuGroup::cpus_usable);
         let mut evidence = BTreeMap::from([
@@ -440,9 +486,13 @@ pub fn evaluate(live: &LiveSnapshot, ctx: &Context, t: &Thresholds) -> Vec<Findi
                 share(by.kernel)
             )
         };
-        out.push(Finding {
+        return Some(Finding {
             rule: RUNQ_LATENCY,
-            severity: if iv.process.runq_latency_ns.p99 > 4 * t.runq_p99_ns { Severity::Critical } else { Severity::Warning },
+            severity: if iv.process.runq_latency_ns.p99 > 4 * t.runq_p99_ns {
+                Severity::Critical
+            } else {
+                Severity::Warning
+            },
             message: format!(
                 "threads wait {} (p99) for a CPU, over {}: {} ({:.2} in use of {usable:.2}){split}{}",
                 ns(iv.process.runq_latency_ns.p99),
@@ -462,8 +512,12 @@ pub fn evaluate(live: &LiveSnapshot, ctx: &Context, t: &Thresholds) -> Vec<Findi
             evidence,
         });
     }
+    None
+}
 
-    // noisy_neighbor: the threads lose CPU time to other processes.
+/// noisy_neighbor: the threads lose CPU time to other processes.
+fn noisy_neighbor(j: &Judge) -> Option<Finding> {
+    let Judge { live, window, t, iv, .. } = *j;
     if window
         .iter()
         .all(|h| h.other_processes_pct >= t.noisy_pct && h.other_cpus_lost >= t.noisy_cpus && h.top_other_pid != 0)
@@ -476,7 +530,7 @@ pub fn evaluate(live: &LiveSnapshot, ctx: &Context, t: &Thresholds) -> Vec<Findi
             Some(o) => format!("pid {}", o.pid),
             None => "other processes".to_string(),
         };
-        out.push(Finding {
+        return Some(Finding {
             rule: NOISY_NEIGHBOR,
             severity: if last.other_processes_pct >= 4.0 * t.noisy_pct { Severity::Critical } else { Severity::Warning },
             message: format!(
@@ -493,14 +547,19 @@ pub fn evaluate(live: &LiveSnapshot, ctx: &Context, t: &Thresholds) -> Vec<Findi
             ]),
         });
     }
+    None
+}
 
-    // thread_churn
+/// thread_churn: threads created and exited at `churn_per_sec` or more,
+/// living less than `churn_lifetime`.
+fn thread_churn(j: &Judge) -> Option<Finding> {
+    let Judge { window, ctx, t, iv, .. } = *j;
     let lifetime = iv.process.thread_lifetime_ns.p50;
     if window.iter().all(|h| h.created_per_sec >= t.churn_per_sec && h.exited_per_sec >= t.churn_per_sec)
         && iv.process.thread_lifetime_ns.count > 0
         && lifetime < t.churn_lifetime_ns
     {
-        out.push(Finding {
+        return Some(Finding {
             rule: THREAD_CHURN,
             severity: Severity::Warning,
             message: format!(
@@ -527,8 +586,12 @@ pub fn evaluate(live: &LiveSnapshot, ctx: &Context, t: &Thresholds) -> Vec<Findi
             ]),
         });
     }
+    None
+}
 
-    // sigurg_preemption: one thread (sysmon) preempting the same hot threads.
+/// sigurg_preemption: one thread (sysmon) preempting the same hot threads.
+fn sigurg_preemption(j: &Judge) -> Option<Finding> {
+    let Judge { live, window, t, waiting, .. } = *j;
     let total: u64 = live.sigurg_senders.iter().map(|s| s.sigurg_sent).sum();
     let role_of = |tid: u32| live.threads.iter().find(|r| r.tid == tid).and_then(|r| r.role);
     // With the M list the sender is sysmon for sure; without it, the busiest sender.
@@ -543,7 +606,6 @@ pub fn evaluate(live: &LiveSnapshot, ctx: &Context, t: &Thresholds) -> Vec<Findi
     // pinned goroutines whose thread has nothing else to run (a cost with no
     // scheduling benefit). Goroutines that hand each other work share one
     // time slice and are preempted in a healthy closed loop: neither.
-    let waiting = go_waits(window, t);
     if let Some(top) = top {
         let share = if total > 0 { top.sigurg_sent as f64 / total as f64 } else { 0.0 };
         let receives = live.threads.iter().find(|r| r.tid == top.tid).map_or(0, |r| r.sigurg_received);
@@ -565,7 +627,7 @@ pub fn evaluate(live: &LiveSnapshot, ctx: &Context, t: &Thresholds) -> Vec<Findi
         if preempting && waiting == Some(true) {
             let queued = live.go_sched.as_ref().map_or(0.0, |s| s.queued_mean);
             evidence.insert("goroutines_waiting", queued);
-            out.push(Finding {
+            return Some(Finding {
                 rule: SIGURG_PREEMPTION,
                 severity: Severity::Warning,
                 message: format!(
@@ -579,7 +641,7 @@ pub fn evaluate(live: &LiveSnapshot, ctx: &Context, t: &Thresholds) -> Vec<Findi
                 evidence,
             });
         } else if preempting && pinned_hot > 0 {
-            out.push(Finding {
+            return Some(Finding {
                 rule: SIGURG_PREEMPTION,
                 severity: Severity::Info,
                 message: format!(
@@ -593,9 +655,13 @@ pub fn evaluate(live: &LiveSnapshot, ctx: &Context, t: &Thresholds) -> Vec<Findi
             });
         }
     }
+    None
+}
 
-    let gomaxprocs = ctx.gomaxprocs.or(live.gomaxprocs);
-    // gomaxprocs_over_quota
+/// gomaxprocs_over_quota: more Ps than the CPU quota (or the CPUs
+/// allowed) gives, so the Ps' threads are throttled or wait.
+fn gomaxprocs_over_quota(j: &Judge) -> Option<Finding> {
+    let Judge { window, ctx, iv, cgroup, gomaxprocs, .. } = *j;
     if let (Some(g), Some(cg)) = (gomaxprocs, cgroup) {
         let usable = cg.cpus_usable();
         // GOMAXPROCS and the usable CPUs as they were at each point of the
@@ -625,7 +691,7 @@ pub fn evaluate(live: &LiveSnapshot, ctx: &Context, t: &Thresholds) -> Vec<Findi
                 }
                 None => "more Ps than CPUs: runnable goroutines' threads wait for each other".to_string(),
             };
-            out.push(Finding {
+            return Some(Finding {
                 rule: GOMAXPROCS_OVER_QUOTA,
                 severity: if throttled > 0.0 { Severity::Critical } else { Severity::Warning },
                 message: format!("GOMAXPROCS {g} > {limit}; {effect}"),
@@ -640,9 +706,13 @@ pub fn evaluate(live: &LiveSnapshot, ctx: &Context, t: &Thresholds) -> Vec<Findi
             });
         }
     }
+    None
+}
 
-    // gomaxprocs_below_cpus: fewer Ps than CPUs while goroutines wait for
-    // a P, and the process does not use the CPUs beyond its Ps.
+/// gomaxprocs_below_cpus: fewer Ps than CPUs while goroutines wait for
+/// a P, and the process does not use the CPUs beyond its Ps.
+fn gomaxprocs_below_cpus(j: &Judge) -> Option<Finding> {
+    let Judge { live, window, ctx, iv, cgroup, gomaxprocs, waiting, .. } = *j;
     if let Some(g) = gomaxprocs {
         let usable = cgroup.map_or(f64::from(ctx.nr_cpus), CpuGroup::cpus_usable).floor();
         let below = |h: &HistoryPoint| {
@@ -651,7 +721,7 @@ pub fn evaluate(live: &LiveSnapshot, ctx: &Context, t: &Thresholds) -> Vec<Findi
         };
         if f64::from(g) < usable && waiting == Some(true) && window.iter().all(below) {
             let queued = live.go_sched.as_ref().map_or(0.0, |s| s.queued_mean);
-            out.push(Finding {
+            return Some(Finding {
                 rule: GOMAXPROCS_BELOW_CPUS,
                 severity: Severity::Warning,
                 message: format!(
@@ -669,8 +739,13 @@ pub fn evaluate(live: &LiveSnapshot, ctx: &Context, t: &Thresholds) -> Vec<Findi
             });
         }
     }
+    None
+}
 
-    // thread_growth
+/// thread_growth: more threads than GOMAXPROCS, the long-pinned ones and
+/// `thread_baseline` explain, and what the extra threads do.
+fn thread_growth(j: &Judge) -> Option<Finding> {
+    let Judge { live, window, t, iv, gomaxprocs, .. } = *j;
     if let Some(cap) = capacity(live, gomaxprocs, t) {
         let (now, expected, g, pinned) = (cap.threads, cap.expected_max, cap.gomaxprocs, cap.pinned);
         if now > expected && window.iter().all(|h| h.threads > u64::from(g) + h.pinned + t.thread_baseline) {
@@ -716,7 +791,7 @@ pub fn evaluate(live: &LiveSnapshot, ctx: &Context, t: &Thresholds) -> Vec<Findi
                     "bound blocking syscalls and cgo calls with a worker pool, and lock a fixed pool of worker goroutines instead of one per request",
                 )
             };
-            out.push(Finding {
+            return Some(Finding {
                 rule: THREAD_GROWTH,
                 severity: if now > 2 * expected { Severity::Critical } else { Severity::Warning },
                 message: format!(
@@ -740,12 +815,16 @@ pub fn evaluate(live: &LiveSnapshot, ctx: &Context, t: &Thresholds) -> Vec<Findi
             });
         }
     }
+    None
+}
 
-    // pinned_starvation: one pinned worker saturated (on a CPU or waiting
-    // for one nearly all the time: it cannot take more work, so its queue
-    // grows) while the others idle between trickles of work.
-    // Busy is judged over the window as a whole: its part from the sampled
-    // Go states is an estimate from ten samples a second.
+/// pinned_starvation: one pinned worker saturated (on a CPU or waiting
+/// for one nearly all the time: it cannot take more work, so its queue
+/// grows) while the others idle between trickles of work.
+/// Busy is judged over the window as a whole: its part from the sampled
+/// Go states is an estimate from ten samples a second.
+fn pinned_starvation(j: &Judge) -> Option<Finding> {
+    let Judge { window, t, .. } = *j;
     let last = window.last().copied().unwrap_or_default();
     let busy = window.iter().map(|h| h.pinned_hot_busy_pct).sum::<f64>() / window.len().max(1) as f64;
     let same_hot = window.iter().all(|h| h.pinned_hot_tid == last.pinned_hot_tid);
@@ -769,7 +848,7 @@ pub fn evaluate(live: &LiveSnapshot, ctx: &Context, t: &Thresholds) -> Vec<Findi
         } else if let Some(rest) = waiting.strip_prefix(", ") {
             waiting = format!(" and {rest}");
         }
-        out.push(Finding {
+        return Some(Finding {
             rule: PINNED_STARVATION,
             severity: Severity::Warning,
             message: format!(
@@ -794,13 +873,19 @@ pub fn evaluate(live: &LiveSnapshot, ctx: &Context, t: &Thresholds) -> Vec<Findi
             ]),
         });
     }
+    None
+}
 
-    // pinned_migration
+/// pinned_migration: long-pinned threads moved between CPUs while
+/// running or runnable (`pinned_migrations` a second).
+fn pinned_migration(j: &Judge) -> Option<Finding> {
+    let Judge { window, t, .. } = *j;
+    let last = window.last().copied().unwrap_or_default();
     if window
         .iter()
         .all(|h| h.pinned >= 1 && h.pinned_migrations_per_sec / h.pinned as f64 >= t.pinned_migrations_per_sec)
     {
-        out.push(Finding {
+        return Some(Finding {
             rule: PINNED_MIGRATION,
             severity: Severity::Info,
             message: format!(
@@ -815,8 +900,7 @@ pub fn evaluate(live: &LiveSnapshot, ctx: &Context, t: &Thresholds) -> Vec<Findi
             ]),
         });
     }
-    out.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.rule.cmp(b.rule)));
-    out
+    None
 }
 
 #[cfg(test)]
