@@ -55,41 +55,11 @@ fn cgroup_lines(text: &str) -> Vec<(String, String)> {
 
 /// A cgroup mount from /proc/self/mountinfo: (root inside the hierarchy, mount point, v2?, super options).
 fn cgroup_mounts(mountinfo: &str) -> Vec<(String, PathBuf, bool, String)> {
-    mountinfo
-        .lines()
-        .filter_map(|l| {
-            let (left, right) = l.split_once(" - ")?;
-            let f: Vec<&str> = left.split_whitespace().collect();
-            let r: Vec<&str> = right.split_whitespace().collect();
-            let fstype = *r.first()?;
-            if fstype != "cgroup" && fstype != "cgroup2" {
-                return None;
-            }
-            Some((
-                f.get(3)?.to_string(),
-                PathBuf::from(unescape(f.get(4)?)),
-                fstype == "cgroup2",
-                r.get(2)?.to_string(),
-            ))
-        })
+    crate::mountinfo::parse(mountinfo)
+        .into_iter()
+        .filter(|m| m.fstype == "cgroup" || m.fstype == "cgroup2")
+        .map(|m| (m.root, m.point, m.fstype == "cgroup2", m.super_options))
         .collect()
-}
-
-/// mountinfo escapes spaces and the like as \ooo.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The directory of `path` (a group in a hierarchy mounted at `mount` with root `root`).
@@ -348,7 +318,6 @@ mod tests {
             Some(PathBuf::from("/sys/fs/cgroup/c1"))
         );
         assert_eq!(group_dir(Path::new("/m"), "/", "/"), Some(PathBuf::from("/m")));
-        assert_eq!(unescape("/a\\040b"), "/a b");
     }
 
     #[test]

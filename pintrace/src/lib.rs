@@ -17,6 +17,7 @@ pub mod goruntime;
 pub mod hist;
 pub mod launch;
 pub mod model;
+pub mod mountinfo;
 pub mod probe;
 pub mod record;
 pub mod run;

@@ -258,40 +258,14 @@ pub fn tracefs() -> Result<PathBuf> {
 /// Mount points of tracefs in a mountinfo text, and the `tracing` directory
 /// of each debugfs (where older systems find it), in order.
 fn tracefs_mounts(mountinfo: &str) -> Vec<PathBuf> {
-    let mut roots = Vec::new();
-    for line in mountinfo.lines() {
-        // "ID PARENT MAJ:MIN ROOT MOUNT_POINT OPTIONS [TAGS...] - FSTYPE SOURCE SUPER_OPTIONS"
-        let Some((left, right)) = line.split_once(" - ") else { continue };
-        let Some(point) = left.split(' ').nth(4) else { continue };
-        // Spaces and other bytes in mount points are octal escapes (\040).
-        let point = PathBuf::from(unescape_octal(point));
-        match right.split(' ').next() {
-            Some("tracefs") => roots.push(point),
-            Some("debugfs") => roots.push(point.join("tracing")),
-            _ => {}
-        }
-    }
-    roots
-}
-
-fn unescape_octal(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let octal = b.get(i + 1..i + 4).filter(|d| b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
-        match octal {
-            Some(d) => {
-                out.push(d.iter().fold(0u8, |v, c| v.wrapping_mul(8).wrapping_add(c - b'0')));
-                i += 4;
-            }
-            None => {
-                out.push(b[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    crate::mountinfo::parse(mountinfo)
+        .into_iter()
+        .filter_map(|m| match m.fstype.as_str() {
+            "tracefs" => Some(m.point),
+            "debugfs" => Some(m.point.join("tracing")),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The oldest kernel pintrace's programs load on: ring buffers (5.8) and
