@@ -18,16 +18,19 @@
 //! programs (bench_diagnosis.rs): `--only-diagnosis`.
 use std::{
     fmt::Write as _,
-    io::{BufRead, BufReader, Write},
+    io::{BufReader, Write},
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     thread,
     time::{Duration, Instant},
 };
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result};
 
-use crate::{build_pintrace, root, setup};
+use crate::{
+    bench_util::{bpftrace_script, median, read_until, signal, wait_rusage},
+    build_pintrace, root, setup,
+};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -105,70 +108,6 @@ const TRACEPOINTS: &[&str] = &[
     "sched:sched_process_exit",
     "task:task_rename",
 ];
-
-/// Counts what pintrace records, per thread, in kernel maps: bpftrace's
-/// cheapest way to see the same events for one process.
-pub(crate) fn bpftrace_script(pid: u32) -> String {
-    format!(
-        r#"BEGIN {{ @tids[{pid}] = 1; printf("attached\n"); }}
-tracepoint:sched:sched_switch /@tids[args->prev_pid] || @tids[args->next_pid]/ {{ @switch[args->prev_pid, args->prev_state] = count(); }}
-tracepoint:sched:sched_migrate_task /@tids[args->pid]/ {{ @migrate[args->pid] = count(); }}
-tracepoint:sched:sched_wakeup,tracepoint:sched:sched_wakeup_new /@tids[args->pid]/ {{ @wakeup[args->pid] = count(); }}
-tracepoint:signal:signal_generate /@tids[args->pid] || @tids[tid]/ {{ @signal[tid, args->pid, args->sig] = count(); }}
-tracepoint:task:task_newtask /@tids[tid]/ {{ @tids[args->pid] = 1; @new[tid] = count(); }}
-tracepoint:sched:sched_process_exit /@tids[args->pid]/ {{ @exit[args->pid] = count(); }}
-tracepoint:task:task_rename /@tids[args->pid]/ {{ @rename[args->pid] = count(); }}
-"#
-    )
-}
-
-pub(crate) fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
-/// Waits for a child and returns (user + system CPU seconds, peak RSS KiB).
-pub(crate) fn wait_rusage(child: &mut Child) -> Result<(f64, u64)> {
-    let mut status = 0;
-    // SAFETY: a zeroed rusage is valid for wait4 to fill.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waits for our own child; both pointers are valid.
-    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut ru) };
-    if pid < 0 {
-        bail!("wait4: {}", std::io::Error::last_os_error());
-    }
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
-        bail!("exited with status {status:#x}");
-    }
-    Ok((secs(ru.ru_utime) + secs(ru.ru_stime), ru.ru_maxrss as u64))
-}
-
-pub(crate) fn read_until(reader: &mut impl BufRead, prefix: &str, what: &str) -> Result<()> {
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if reader.read_line(&mut line)? == 0 {
-            bail!("{what} ended before saying {prefix:?}");
-        }
-        if line.starts_with(prefix) {
-            return Ok(());
-        }
-    }
-}
-
-pub(crate) fn signal(child: &Child, sig: libc::c_int) {
-    // SAFETY: kill on our own unreaped child.
-    unsafe { libc::kill(child.id() as libc::pid_t, sig) };
-}
 
 fn one_run(w: &Workload, tracer: Tracer, pintrace: &Path, scratch: &Path) -> Result<Sample> {
     let mut work = Command::new(&w.argv[0])

@@ -24,9 +24,9 @@
 //!   from each pintrace's program fdinfo.
 use std::{
     fmt::Write as _,
-    io::{BufRead, BufReader, Write as _},
+    io::{BufRead, BufReader},
     path::{Path, PathBuf},
-    process::{Child, ChildStdout, Command, ExitStatus, Stdio},
+    process::{Command, Stdio},
     thread,
     time::{Duration, Instant},
 };
@@ -34,8 +34,10 @@ use std::{
 use anyhow::{bail, Context as _, Result};
 
 use crate::{
-    bench::median,
-    bench_top::{clock_ticks_per_sec, cpu_ticks, on_cpu_ns},
+    bench_util::{
+        bpf_prog_stats, clock_ticks_per_sec, cpu_ticks, endless_pipe, finish, median, on_cpu_ns, recorded,
+        start_record, BpfStats, Workload,
+    },
     build_go, root, setup,
 };
 
@@ -85,139 +87,6 @@ pub fn prev_pintrace() -> Result<PathBuf> {
     Ok(target.join("release/pintrace"))
 }
 
-/// A workload that prints `ready ...` and works once it reads a line; killed on drop.
-pub(crate) struct Workload {
-    child: Child,
-    out: BufReader<ChildStdout>,
-    pub(crate) pid: u32,
-}
-
-impl Workload {
-    pub(crate) fn start(cmd: &mut Command) -> Result<Workload> {
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting {cmd:?}"))?;
-        let out = BufReader::new(child.stdout.take().context("stdout")?);
-        let pid = child.id();
-        let mut w = Workload { child, out, pid };
-        w.line("ready").with_context(|| format!("{cmd:?}"))?;
-        Ok(w)
-    }
-
-    pub(crate) fn go(&mut self) -> Result<()> {
-        writeln!(self.child.stdin.as_mut().context("stdin")?, "go").context("telling the workload to go")
-    }
-
-    /// The rest of the first line that starts with `prefix`.
-    fn line(&mut self, prefix: &str) -> Result<String> {
-        let mut line = String::new();
-        loop {
-            line.clear();
-            if self.out.read_line(&mut line)? == 0 {
-                bail!("the workload ended before saying {prefix:?}");
-            }
-            if let Some(rest) = line.strip_prefix(prefix) {
-                return Ok(rest.trim().to_string());
-            }
-        }
-    }
-
-    /// Waits for the exit; returns its rusage (the whole process: all its threads).
-    pub(crate) fn wait(&mut self) -> Result<libc::rusage> {
-        // What it still prints (e.g. a long list of TIDs) must not fill the pipe and block it.
-        std::io::copy(&mut self.out, &mut std::io::sink())?;
-        let mut status = 0;
-        // SAFETY: a zeroed rusage is valid for wait4 to fill.
-        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: waits for our own child; both pointers are valid.
-        if unsafe { libc::wait4(self.pid as libc::pid_t, &mut status, 0, &mut ru) } < 0 {
-            bail!("wait4: {}", std::io::Error::last_os_error());
-        }
-        if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
-            bail!("the workload exited with status {status:#x}");
-        }
-        Ok(ru)
-    }
-}
-
-impl Drop for Workload {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `pintrace record --pid PID -o FILE`, once it says that every probe is
-/// attached; returns it and its warnings.
-pub(crate) fn start_record(pintrace: &Path, pid: u32, file: &Path) -> Result<(Child, Vec<String>)> {
-    start_record_with(pintrace, pid, file, &[])
-}
-
-/// As [`start_record`], with more arguments for `record`.
-pub(crate) fn start_record_with(
-    pintrace: &Path,
-    pid: u32,
-    file: &Path,
-    extra: &[&str],
-) -> Result<(Child, Vec<String>)> {
-    let _ = std::fs::remove_file(file);
-    let mut c = Command::new(pintrace)
-        .args(["record", "--pid", &pid.to_string(), "-o"])
-        .arg(file)
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("starting {}", pintrace.display()))?;
-    let mut err = BufReader::new(c.stderr.take().context("stderr")?);
-    let (mut warnings, mut line) = (Vec::new(), String::new());
-    loop {
-        line.clear();
-        if err.read_line(&mut line)? == 0 {
-            let _ = c.wait();
-            bail!("pintrace record ended before recording: {}", warnings.join("; "));
-        }
-        if line.starts_with("pintrace: recording") {
-            break;
-        }
-        warnings.push(line.trim().trim_start_matches("pintrace: ").to_string());
-    }
-    thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
-    Ok((c, warnings))
-}
-
-/// Waits up to `timeout` for a tracer to exit, then interrupts it, then kills it.
-pub(crate) fn finish(child: &mut Child, timeout: Duration) -> Result<ExitStatus> {
-    let start = Instant::now();
-    let mut interrupted = false;
-    loop {
-        if let Some(status) = child.try_wait()? {
-            return Ok(status);
-        }
-        let waited = start.elapsed();
-        if waited > timeout + Duration::from_secs(3) {
-            let _ = child.kill();
-            bail!("pintrace did not exit: killed");
-        }
-        if waited > timeout && !interrupted {
-            // SAFETY: kill on our own unreaped child.
-            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
-            interrupted = true;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Events in a record file, from `pintrace report --json`: (events, lost).
-pub(crate) fn recorded(pintrace: &Path, file: &Path) -> Result<(u64, u64)> {
-    let out = Command::new(pintrace).args(["report", "--json"]).arg(file).output()?;
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).context("pintrace report --json")?;
-    Ok((report["events"].as_u64().unwrap_or(0), report["lost_events"].as_u64().unwrap_or(0)))
-}
-
 /// (voluntary, involuntary) context switches of a process's live threads.
 fn ctx_switches(pid: u32) -> Result<(u64, u64)> {
     let (mut vol, mut invol) = (0, 0);
@@ -238,42 +107,6 @@ fn ctx_switches(pid: u32) -> Result<(u64, u64)> {
 /// Run time (ns) summed over the BPF programs a process holds open (their fdinfo).
 fn bpf_prog_ns(pid: u32) -> Result<u64> {
     Ok(bpf_prog_stats(pid)?.0)
-}
-
-/// (run time ns, runs) summed over the BPF programs a process holds open (their fdinfo).
-pub(crate) fn bpf_prog_stats(pid: u32) -> Result<(u64, u64)> {
-    let (mut ns, mut runs) = (0, 0);
-    for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))? {
-        let fd = fd?;
-        if std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == "anon_inode:bpf-prog") {
-            let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", fd.file_name().to_string_lossy()))?;
-            let field = |key: &str| {
-                info.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(0)
-            };
-            ns += field("run_time_ns:");
-            runs += field("run_cnt:");
-        }
-    }
-    Ok((ns, runs))
-}
-
-/// `kernel.bpf_stats_enabled` on while this lives; the previous value is restored on drop.
-pub(crate) struct BpfStats(String);
-
-const BPF_STATS: &str = "/proc/sys/kernel/bpf_stats_enabled";
-
-impl BpfStats {
-    pub(crate) fn on() -> Result<BpfStats> {
-        let was = std::fs::read_to_string(BPF_STATS).context(BPF_STATS)?;
-        std::fs::write(BPF_STATS, "1").context(BPF_STATS)?;
-        Ok(BpfStats(was.trim().to_string()))
-    }
-}
-
-impl Drop for BpfStats {
-    fn drop(&mut self) {
-        let _ = std::fs::write(BPF_STATS, &self.0);
-    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -435,12 +268,6 @@ fn pipe_run(tracer: Option<&Path>, file: &Path) -> Result<(f64, u64, u64, u64)> 
     }
     let (invol, vol) = (ru.ru_nivcsw as u64, ru.ru_nvcsw as u64);
     Ok((wall, invol, invol + vol, lost))
-}
-
-/// `perf bench sched pipe -T` on CPU 0 that runs until killed, once told to go.
-pub(crate) fn endless_pipe() -> Result<Workload> {
-    let script = "echo ready && read go && exec taskset -c 0 perf bench sched pipe -T -l 1000000000";
-    Workload::start(Command::new("sh").args(["-c", script]))
 }
 
 /// While `pintrace` records an endless pipe ping-pong: the BPF run time (ns)

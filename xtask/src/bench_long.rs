@@ -13,8 +13,7 @@ use std::{
 use anyhow::{bail, Context as _, Result};
 
 use crate::{
-    bench::{read_until, wait_rusage},
-    bench_top::{on_cpu_ns, status_mib, Target},
+    bench_util::{on_cpu_ns, read_until, status_mib, wait_rusage, Target},
     root,
 };
 

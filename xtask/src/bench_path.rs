@@ -22,8 +22,10 @@ use std::{
 use anyhow::{Context as _, Result};
 
 use crate::{
-    bench::{bpftrace_script, median, read_until, signal, wait_rusage},
-    bench_go::{bpf_prog_stats, endless_pipe, finish, recorded, start_record_with, BpfStats, Workload},
+    bench_util::{
+        bpf_prog_stats, bpftrace_script, endless_pipe, finish, median, read_until, recorded, signal, start_record_with,
+        wait_rusage, BpfStats, Workload,
+    },
     empty_bpf::EmptyPrograms,
     root,
 };

@@ -17,16 +17,16 @@
 //! file) and are named `ptbench-*`; each is killed when done.
 use std::{
     fmt::Write as _,
-    io::{BufRead, BufReader, Write as _},
+    io::BufRead,
     path::Path,
-    process::{Child, ChildStdout, Command, Stdio},
+    process::{Command, Stdio},
     thread,
     time::{Duration, Instant},
 };
 
 use anyhow::{bail, Context as _, Result};
 
-use crate::bench::{median, read_until};
+use crate::bench_util::{clock_ticks_per_sec, cpu_ticks, median, on_cpu_ns, read_until, status_mib, Target};
 
 const SOCKET: &str = "ptbench";
 const SETTLE: Duration = Duration::from_secs(2);
@@ -124,67 +124,6 @@ impl Drop for Screen {
     }
 }
 
-/// A workload from tests/src/bin: says `ready PID`, works once told to go, killed on drop.
-pub(crate) struct Target {
-    child: Child,
-    out: BufReader<ChildStdout>,
-    pub(crate) pid: u32,
-}
-
-impl Target {
-    pub(crate) fn start(bin: &Path, args: &[u64]) -> Result<Target> {
-        let mut child = Command::new(bin)
-            .args(args.iter().map(u64::to_string))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        let out = BufReader::new(child.stdout.take().context("stdout")?);
-        let pid = child.id();
-        // Built before the handshake, so that a failure kills the workload.
-        let mut target = Target { child, out, pid };
-        read_until(&mut target.out, "ready", &bin.display().to_string())?;
-        Ok(target)
-    }
-
-    pub(crate) fn go(&mut self) -> Result<()> {
-        writeln!(self.child.stdin.as_mut().context("stdin")?, "go").context("telling the workload to go")
-    }
-}
-
-impl Drop for Target {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-pub(crate) fn clock_ticks_per_sec() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    unsafe { libc::sysconf(libc::_SC_CLK_TCK) as f64 }
-}
-
-/// utime + stime of a process (all its threads), in clock ticks.
-pub(crate) fn cpu_ticks(pid: u32) -> Result<u64> {
-    let stat =
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("pintrace {pid} is gone"))?;
-    // Fields after the command name, which ends at the last ')': state is field 3, utime 14, stime 15.
-    let rest = stat.rsplit_once(')').context("/proc/PID/stat")?.1;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    Ok(f.get(11).context("utime")?.parse::<u64>()? + f.get(12).context("stime")?.parse::<u64>()?)
-}
-
-/// On-CPU nanoseconds of a process's live threads (/proc/PID/task/*/schedstat): exact, unlike ticks.
-pub(crate) fn on_cpu_ns(pid: u32) -> Result<u64> {
-    let mut sum = 0;
-    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
-        let stat = std::fs::read_to_string(task?.path().join("schedstat")).unwrap_or_default();
-        sum += stat.split_whitespace().next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
-    }
-    Ok(sum)
-}
-
 /// Resident KiB of the process's mappings of BPF maps (the ring buffer's data pages are mapped twice).
 fn bpf_map_rss_kib(pid: u32) -> Result<u64> {
     let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps"))?;
@@ -205,13 +144,6 @@ fn bpf_map_rss_kib(pid: u32) -> Result<u64> {
 fn lost_on_screen(text: &str) -> Option<u64> {
     let after = text.split("lost ").nth(1)?;
     after.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
-}
-
-/// A KiB field of /proc/PID/status, as MiB: VmHWM (peak RSS), RssAnon.
-pub(crate) fn status_mib(pid: u32, field: &str) -> Result<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status.lines().find_map(|l| l.strip_prefix(field)?.strip_prefix(':')).context(field.to_string())?;
-    Ok(line.trim().trim_end_matches("kB").trim().parse::<f64>()? / 1024.0)
 }
 
 /// The target's events per second (median of 3 one-second intervals), lost

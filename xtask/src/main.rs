@@ -13,6 +13,7 @@ mod bench_go;
 mod bench_long;
 mod bench_path;
 mod bench_top;
+mod bench_util;
 mod empty_bpf;
 mod setup;
 
