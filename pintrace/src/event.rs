@@ -1,39 +1,9 @@
 //! Typed events, decoded once at the ring-buffer edge.
-use std::fmt;
 
 use pintrace_common as wire;
 
-/// A task name as the kernel keeps it: up to 16 bytes, NUL-padded.
-#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct Comm(pub [u8; wire::COMM_LEN]);
-
-impl Comm {
-    pub fn new(name: &str) -> Self {
-        let mut bytes = [0u8; wire::COMM_LEN];
-        let src = name.as_bytes();
-        let n = src.len().min(wire::COMM_LEN - 1);
-        bytes[..n].copy_from_slice(&src[..n]);
-        Comm(bytes)
-    }
-
-    /// The bytes before the first NUL.
-    pub fn as_bytes(&self) -> &[u8] {
-        let end = self.0.iter().position(|&b| b == 0).unwrap_or(self.0.len());
-        &self.0[..end]
-    }
-}
-
-impl fmt::Display for Comm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&String::from_utf8_lossy(self.as_bytes()))
-    }
-}
-
-impl fmt::Debug for Comm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", self.to_string())
-    }
-}
+/// Task names are the session's leaf type (`meta`), used by events too.
+pub use crate::meta::Comm;
 
 /// A function name in the Go target (interned, so events stay `Copy`).
 pub type FnName = ustr::Ustr;

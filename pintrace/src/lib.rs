@@ -16,6 +16,7 @@ pub mod fmt;
 pub mod goruntime;
 pub mod hist;
 pub mod launch;
+pub mod meta;
 pub mod model;
 pub mod mountinfo;
 pub mod probe;

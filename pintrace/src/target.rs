@@ -3,10 +3,7 @@ use std::{collections::BTreeSet, fs, io};
 
 use anyhow::{bail, Context as _, Result};
 
-use crate::{
-    event::Comm,
-    record::{ClockMapping, Target},
-};
+use crate::meta::{ClockMapping, Comm, Target};
 
 /// Resolves `pid` (a process or any of its threads) to its process.
 pub fn resolve(pid: u32) -> Result<Target> {

@@ -55,41 +55,9 @@ pub const MAX_NAMES: usize = 65_536;
 pub(crate) const TAG_EVENTS: u8 = b'E';
 pub(crate) const TAG_TRAILER: u8 = b'T';
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Target {
-    pub pid: u32,
-    pub comm: String,
-    #[serde(default)]
-    pub cmdline: String,
-    /// Its PID in its own PID namespace (a container), when that is not
-    /// pintrace's; absent otherwise.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ns_pid: Option<u32>,
-}
-
-impl Target {
-    /// "9100", or "9100 (1 in its PID namespace)" for a process in a container.
-    pub fn pid_label(&self) -> String {
-        match self.ns_pid {
-            Some(ns) => format!("{} ({ns} in its PID namespace)", self.pid),
-            None => self.pid.to_string(),
-        }
-    }
-}
-
-/// CLOCK_MONOTONIC and CLOCK_REALTIME read together, to map event times to wall time.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ClockMapping {
-    pub monotonic_ns: u64,
-    pub realtime_ns: u64,
-}
-
-impl ClockMapping {
-    /// Wall-clock nanoseconds since the Unix epoch for a CLOCK_MONOTONIC time.
-    pub fn to_realtime(&self, monotonic_ns: u64) -> u64 {
-        (i128::from(self.realtime_ns) + i128::from(monotonic_ns) - i128::from(self.monotonic_ns)).max(0) as u64
-    }
-}
+// The target and the clocks are the session's: their types live in
+// `meta` (a leaf), and the header contains them.
+pub use crate::meta::{ClockMapping, Target};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProbeRecord {

@@ -350,6 +350,9 @@ pub struct App {
     filter: String,
     editing_filter: bool,
     size: (u16, u16),
+    /// Table rows a page holds, as the view last laid the screen out
+    /// (`set_page_rows`): the app does not lay out the screen itself.
+    page_rows: usize,
 }
 
 impl App {
@@ -372,6 +375,7 @@ impl App {
             filter: String::new(),
             editing_filter: false,
             size: (0, 0),
+            page_rows: 0,
         }
     }
 
@@ -585,9 +589,15 @@ impl App {
         tid.is_some_and(|t| self.tids().contains(&t))
     }
 
-    /// Table rows that fit on a page, from the last known terminal size.
+    /// Table rows that fit on a page, as the view last laid them out.
     fn page(&self) -> usize {
-        super::view::table_capacity(self).max(1)
+        self.page_rows.max(1)
+    }
+
+    /// The table rows a page holds now (the screen sets it whenever it
+    /// lays the screen out: a draw, a resize).
+    pub fn set_page_rows(&mut self, rows: usize) {
+        self.page_rows = rows;
     }
 
     /// Keeps the selection on its thread, or on the nearest row when the
@@ -750,6 +760,9 @@ pub(crate) mod fixture {
         let m = model();
         let mut app = App::new(status(), false);
         app.update(Msg::Resize(120, 40));
+        // As the screen does after laying it out.
+        let rows = super::super::view::table_capacity(&app);
+        app.set_page_rows(rows);
         app.show(m.live(None));
         let focus = app.focus();
         app.show(m.live(focus));
@@ -972,6 +985,7 @@ mod tests {
         let (mut app, _) = app();
         app.update(Msg::Resize(120, 20)); // room for a few rows only
         let page = super::super::view::table_capacity(&app);
+        app.set_page_rows(page);
         assert!((1..7).contains(&page), "page of {page} rows");
         app.update(Msg::PageDown);
         assert_eq!(tids(&app).iter().position(|&t| Some(t) == app.selected()), Some(page));

@@ -155,6 +155,7 @@ impl TuiSink {
         let app = &self.app;
         self.term.draw(|f| view::draw(f, app)).context("drawing the screen")?;
         self.last_draw = Some(Instant::now());
+        self.app.set_page_rows(view::table_capacity(&self.app));
         Ok(())
     }
 
@@ -290,7 +291,13 @@ impl Sink for TuiSink {
         };
         let Some(msg) = msg else { return Ok(Control::None) };
         let focus = self.app.focus();
-        let control = match self.app.update(msg) {
+        let resized = matches!(msg, super::app::Msg::Resize(..));
+        let action = self.app.update(msg);
+        if resized {
+            // Paging keys in the same burst use the new size.
+            self.app.set_page_rows(view::table_capacity(&self.app));
+        }
+        let control = match action {
             Action::Quit => return Ok(Control::Quit),
             Action::Reset => {
                 self.analyzer.reset(now_ns);
