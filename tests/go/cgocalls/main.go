@@ -8,8 +8,15 @@
 package main
 
 /*
-#include <unistd.h>
-static void block_for(unsigned ms) { usleep(ms * 1000); }
+#include <errno.h>
+#include <time.h>
+// The whole time, even when a signal (the runtime's SIGURG) interrupts
+// the sleep: an early return would end the goroutine and free its thread.
+static void block_for(unsigned ms) {
+	struct timespec t = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	while (nanosleep(&t, &t) != 0 && errno == EINTR) {
+	}
+}
 */
 import "C"
 
