@@ -189,6 +189,10 @@ pub fn build(path: &Path, thresholds: Thresholds) -> Result<Report> {
     let _entered = runtime.enter();
     let mut signals = run::Signals::install(false)?;
     let outcome = runtime.block_on(run::replay(&mut feed, &mut fold, opts, Pace::Max, None, &mut signals))?;
+    if outcome.end.by_user() {
+        // Ctrl-C on a long report: say so, not a report of part of the file.
+        anyhow::bail!("{}: {} before the end: no report", path.display(), outcome.end);
+    }
     let snap = fold.analyzer.snapshot(outcome.end_ns.max(header.start_ns));
     let mut found = std::mem::take(&mut fold.found);
     found.sort_by(|a, b| b.finding.severity.cmp(&a.finding.severity).then(a.first_ns.cmp(&b.first_ns)));
