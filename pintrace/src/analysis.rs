@@ -93,25 +93,14 @@ mod tests {
     use super::*;
     use crate::{
         event::{Comm, EventKind, NO_CPU},
-        record::{ClockMapping, Target},
+        record::Target,
     };
 
     const MS: u64 = 1_000_000;
 
     fn header() -> RecordHeader {
-        RecordHeader {
-            pintrace_version: "0.1.0".into(),
-            host: "h".into(),
-            kernel: "6.18".into(),
-            nr_cpus: 2,
-            target: Target { pid: 100, comm: "app".into(), cmdline: "app".into(), ns_pid: None },
-            clock: ClockMapping { monotonic_ns: 0, realtime_ns: 0 },
-            start_ns: 0,
-            probes: Vec::new(),
-            syscalls: false,
-            cgroup: None,
-            go: None,
-        }
+        let target = Target { pid: 100, comm: "app".into(), cmdline: "app".into(), ns_pid: None };
+        RecordHeader { target, start_ns: 0, ..crate::record::tests::header() }
     }
 
     /// A second of threads created and exited every 10 ms: a frame at the

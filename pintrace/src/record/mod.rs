@@ -144,4 +144,4 @@ pub enum ReadError {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -2,7 +2,8 @@
 use super::*;
 use crate::event::{Comm, Event, EventKind, NO_CPU};
 
-fn header() -> RecordHeader {
+/// A header for the tests (the analysis stage's use it too).
+pub(crate) fn header() -> RecordHeader {
     RecordHeader {
         pintrace_version: "0.1.0".into(),
         host: "h".into(),
