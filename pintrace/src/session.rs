@@ -281,7 +281,8 @@ impl Session {
             Some((_, again)) => *again = true,
             None => {
                 let pid = self.target.pid;
-                let reader = std::thread::Builder::new().name("pintrace-go".into()).spawn(move || read_go_process(pid));
+                let reader =
+                    std::thread::Builder::new().name("pintrace-go".into()).spawn(move || GoProcess::attach(pid));
                 match reader {
                     Ok(h) => self.pending_go = Some((h, false)),
                     Err(e) => self.go_problem = Some(format!("reading the new program's Go runtime: {e}")),
@@ -308,11 +309,6 @@ impl Session {
         let (go, problem) = classify(result);
         self.install_go(go, problem);
         true
-    }
-
-    /// Whether the Go runtime of a new program is still being read.
-    pub fn go_pending(&self) -> bool {
-        self.pending_go.is_some()
     }
 
     /// Makes `go` the target's Go runtime, forgetting what the last one said.
@@ -350,10 +346,7 @@ impl Session {
             }
         };
         self.go_threads_problem = None;
-        // A process on its way out has its memory torn down while it is
-        // read (pages read back as zeros): its Ms would read as idle. Kept
-        // only while one of its threads runs on, not exiting.
-        if !ms.iter().any(|m| target::thread_running(self.target.pid, m.tid)) {
+        if !self.read_before_exit(ms.iter().map(|m| m.tid)) {
             return Vec::new();
         }
         let ts_ns = target::monotonic_ns();
@@ -393,6 +386,20 @@ impl Session {
         out
     }
 
+    /// Whether what was just read of the target's memory is the process's:
+    /// one of `tids` (its Go threads; the leader if none are known) still
+    /// runs, not exiting. A process on its way out has its memory torn down
+    /// while it is read, and pages read back as zeros (its Ms would read as
+    /// idle, its scheduler as empty).
+    fn read_before_exit(&self, tids: impl Iterator<Item = u32>) -> bool {
+        let pid = self.target.pid;
+        let mut tids = tids.peekable();
+        if tids.peek().is_none() {
+            return target::thread_running(pid, pid);
+        }
+        tids.any(|tid| target::thread_running(pid, tid))
+    }
+
     /// Whether the target is a Go program whose scheduler may be read.
     pub fn is_go(&self) -> bool {
         self.go.is_some()
@@ -411,6 +418,9 @@ impl Session {
             }
         };
         self.go_sched_problem = None;
+        if !self.read_before_exit(self.go_ms.keys().copied()) {
+            return Vec::new();
+        }
         let ts_ns = target::monotonic_ns();
         let mut out = Vec::new();
         for (i, p) in s.ps.iter().enumerate() {
@@ -544,11 +554,7 @@ impl Session {
 /// The Go runtime of process `pid`, or why a Go program's cannot be read
 /// (nothing for a program that is not Go).
 fn read_go(pid: u32) -> (Option<GoProcess>, Option<String>) {
-    classify(read_go_process(pid))
-}
-
-fn read_go_process(pid: u32) -> Result<GoProcess> {
-    GoProcess::attach(pid)
+    classify(GoProcess::attach(pid))
 }
 
 /// How long a program that has just exec'd may take to be mapped.
